@@ -1,0 +1,15 @@
+"""TensorFlow 1 graph-mode MNIST models on TensorFlow 2.21 (``tf.compat.v1``).
+
+Modules:
+  data: MNIST / Fashion-MNIST loading, validation, download and batching (numpy only).
+  layers: variable-scoped dense, conv and batch-norm building blocks.
+  mlp, cnn: the model builders ``(inputs, num_classes, is_training, scope) -> (logits,
+    end_points)``.
+  nets_factory: model names -> builders, and `ModelConfig`.
+  graphs: training and inference graphs with the stable tensor names.
+  run_config: the JSON contract between training and export.
+  train: `train_and_eval`, the Session training loop.
+  cli: the ``graph-models`` command.
+"""
+
+__version__ = '0.1.0'

@@ -1,0 +1,50 @@
+"""The convolutional network of the Keras seed, in low-level ops.
+
+conv 3x3x32 ReLU, max-pool 2, conv 3x3x64 ReLU, max-pool 2, conv 3x3x64 ReLU, flatten,
+dense 64 ReLU, dense ``num_classes``: 93,322 parameters for MNIST (VALID padding throughout).
+"""
+
+from typing import Dict, Tuple
+
+from graph_models import layers
+from graph_models._tf import tf, v1
+
+
+def cnn(inputs: tf.Tensor, num_classes: int = 10, is_training: bool = False,
+        scope: str = 'cnn', *, batch_norm: bool = False,
+        dropout_rate: float = 0.0) -> Tuple[tf.Tensor, Dict[str, tf.Tensor]]:
+    """Builds the CNN classifier.
+
+    Args:
+      inputs: float tensor ``[batch, 28, 28, 1]``, pixels in [0, 1].
+      num_classes: number of output classes.
+      is_training: whether this is the training graph (batch statistics, dropout).
+      scope: variable scope of the whole network.
+      batch_norm: batch norm after each convolution (in place of its bias); the quantization
+        rewrite folds it into the convolution weights.
+      dropout_rate: dropout rate after ``fc1`` in training; 0 for none.
+
+    Returns:
+      logits: float tensor ``[batch, num_classes]``.
+      end_points: layer name -> output tensor (``conv1``, ``pool1``, ``conv2``, ``pool2``,
+        ``conv3``, ``flatten``, ``fc1``, ``logits``).
+    """
+    end_points = {}
+    with v1.variable_scope(scope, values=[inputs]):
+        net = inputs
+        for name, filters, pool in (('conv1', 32, 'pool1'), ('conv2', 64, 'pool2'),
+                                    ('conv3', 64, None)):
+            net = layers.conv2d(net, filters, 3, scope=name, is_training=is_training,
+                                use_batch_norm=batch_norm)
+            end_points[name] = net
+            if pool:
+                net = layers.max_pool(net, scope=pool)
+                end_points[pool] = net
+        net = layers.flatten(net)
+        end_points['flatten'] = net
+        net = layers.dense(net, 64, scope='fc1')
+        end_points['fc1'] = net
+        net = layers.dropout(net, dropout_rate, is_training=is_training, scope='dropout1')
+        logits = layers.dense(net, num_classes, scope='logits', activation=None)
+        end_points['logits'] = logits
+    return logits, end_points

@@ -1,0 +1,153 @@
+"""Training and inference graphs with the stable tensor names users rely on.
+
+Every graph has:
+
+==========  =====================================  ==============================
+name        tensor                                 shape
+==========  =====================================  ==============================
+``Input``   float32 placeholder, pixels in [0, 1]  ``[batch] + input_shape``
+``Logits``  float32 identity of the last layer     ``[batch, num_classes]``
+``Output``  float32 softmax of ``Logits``          ``[batch, num_classes]``
+==========  =====================================  ==============================
+
+and the training graph adds ``Labels`` (int64 ``[batch]``), ``loss``, ``accuracy``,
+``learning_rate`` and the ``global_step`` variable. Training graphs have a dynamic batch; an
+inference graph has a fixed batch size (1 by default, as Edge TPU and TFLite want) and no dropout
+op.
+"""
+
+import dataclasses
+from typing import Callable, Dict, Optional, Tuple
+
+from graph_models._tf import tf, v1
+from graph_models.nets_factory import ModelConfig, get_network_fn
+
+INPUT = 'Input'
+LABELS = 'Labels'
+LOGITS = 'Logits'
+OUTPUT = 'Output'
+TENSOR_NAMES = {'input': INPUT, 'labels': LABELS, 'logits': LOGITS, 'output': OUTPUT}
+
+# A graph rewrite run in place on a finished forward graph (for example quantization); it gets
+# the graph being built.
+GraphRewrite = Callable[[tf.Graph], None]
+
+
+@dataclasses.dataclass
+class ModelTensors:
+    """The forward pass of a model in a graph.
+
+    Attributes:
+      inputs: the ``Input`` placeholder.
+      logits: the ``Logits`` tensor.
+      output: the ``Output`` softmax tensor.
+      end_points: layer name -> output tensor, from the builder.
+    """
+
+    inputs: tf.Tensor
+    logits: tf.Tensor
+    output: tf.Tensor
+    end_points: Dict[str, tf.Tensor]
+
+
+@dataclasses.dataclass
+class TrainingTensors:
+    """Everything the training loop runs.
+
+    Attributes:
+      model: the forward pass.
+      labels: the ``Labels`` placeholder.
+      loss: mean cross-entropy (scalar).
+      accuracy: batch accuracy (scalar).
+      learning_rate: the learning rate (scalar).
+      global_step: the global step variable (incremented once per training step).
+      train_op: one Adam step, after the batch-norm and other update ops.
+    """
+
+    model: ModelTensors
+    labels: tf.Tensor
+    loss: tf.Tensor
+    accuracy: tf.Tensor
+    learning_rate: tf.Tensor
+    global_step: tf.Variable
+    train_op: tf.Operation
+
+
+def build_model(config: ModelConfig, *, is_training: bool,
+                batch_size: Optional[int] = None) -> ModelTensors:
+    """Builds ``Input`` -> network -> ``Logits``, ``Output`` in the current default graph.
+
+    Args:
+      config: which network.
+      is_training: training variant (dropout, batch statistics) or inference variant.
+      batch_size: static batch size of ``Input``, or None for a dynamic batch.
+
+    Returns:
+      The `ModelTensors`.
+    """
+    inputs = v1.placeholder(tf.float32, [batch_size, *config.input_shape], name=INPUT)
+    logits, end_points = get_network_fn(config, is_training)(inputs)
+    logits = tf.identity(logits, name=LOGITS)
+    output = tf.nn.softmax(logits, name=OUTPUT)
+    return ModelTensors(inputs, logits, output, end_points)
+
+
+def build_training_graph(config: ModelConfig, *, learning_rate: float, seed: int,
+                         rewrite: Optional[GraphRewrite] = None
+                         ) -> Tuple[tf.Graph, TrainingTensors]:
+    """Builds the full training graph in a new `tf.Graph`.
+
+    The optional ``rewrite`` runs after the loss exists and before the optimizer, which is
+    where a quantization rewrite must happen.
+
+    Args:
+      config: which network.
+      learning_rate: Adam learning rate.
+      seed: graph-level random seed (initializers, dropout).
+      rewrite: in-place graph rewrite applied to the forward graph and loss.
+
+    Returns:
+      The graph and its `TrainingTensors`.
+    """
+    graph = tf.Graph()
+    with graph.as_default():
+        v1.set_random_seed(seed)
+        global_step = v1.train.get_or_create_global_step()
+        model = build_model(config, is_training=True)
+        labels = v1.placeholder(tf.int64, [None], name=LABELS)
+        loss = tf.reduce_mean(
+            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=model.logits),
+            name='loss')
+        correct = tf.equal(tf.argmax(model.logits, axis=1), labels)
+        accuracy = tf.reduce_mean(tf.cast(correct, tf.float32), name='accuracy')
+        if rewrite is not None:
+            rewrite(graph)
+        lr = tf.constant(learning_rate, tf.float32, name='learning_rate')
+        optimizer = v1.train.AdamOptimizer(lr)
+        # Batch-norm moving averages (and any rewrite's updates) run with every step.
+        with tf.control_dependencies(v1.get_collection(v1.GraphKeys.UPDATE_OPS)):
+            train_op = optimizer.minimize(loss, global_step=global_step, name='train_op')
+    return graph, TrainingTensors(model, labels, loss, accuracy, lr, global_step, train_op)
+
+
+def build_inference_graph(config: ModelConfig, *, batch_size: Optional[int] = 1,
+                          rewrite: Optional[GraphRewrite] = None
+                          ) -> Tuple[tf.Graph, ModelTensors]:
+    """Builds the inference graph in a new `tf.Graph`: no dropout, no labels, no optimizer.
+
+    Args:
+      config: which network.
+      batch_size: static batch size (1 for export), or None for a dynamic batch.
+      rewrite: in-place graph rewrite (for example the quantization eval rewrite).
+
+    Returns:
+      The graph and its `ModelTensors`. The graph also has the ``global_step`` variable so that
+      checkpoints restore into it unchanged.
+    """
+    graph = tf.Graph()
+    with graph.as_default():
+        v1.train.get_or_create_global_step()
+        model = build_model(config, is_training=False, batch_size=batch_size)
+        if rewrite is not None:
+            rewrite(graph)
+    return graph, model

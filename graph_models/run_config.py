@@ -1,0 +1,159 @@
+"""The run config: the JSON contract between training and export.
+
+Training writes ``run_config.json`` beside its checkpoints before the first step. It holds
+everything needed to rebuild the right graph from a checkpoint folder alone: the model and its
+options, the input shape, the tensor names, the training hyperparameters and dataset, and the
+package and TensorFlow versions that wrote it. Export never guesses.
+
+Example::
+
+    {
+      "format_version": 1,
+      "model": {"name": "mlp", "num_classes": 10, "hidden_sizes": [512],
+                "dropout_rate": 0.0, "batch_norm": false},
+      "input_shape": [784],
+      "tensor_names": {"input": "Input", "labels": "Labels", "logits": "Logits",
+                       "output": "Output"},
+      "dataset": "mnist", "data_source": "/data/mnist", "limit": null,
+      "epochs": 5, "batch_size": 100, "learning_rate": 0.001, "seed": 0,
+      "package_version": "0.1.0", "tensorflow_version": "2.21.0"
+    }
+"""
+
+import dataclasses
+import json
+import os
+from typing import Any, Dict, List, Optional
+
+from graph_models import __version__
+from graph_models._tf import tf
+from graph_models.fileio import atomic_open
+from graph_models.errors import CheckpointError, ConfigError
+from graph_models.graphs import TENSOR_NAMES
+from graph_models.nets_factory import ModelConfig
+
+RUN_CONFIG_FILE = 'run_config.json'
+FORMAT_VERSION = 1
+
+# Settings that may change when a run is resumed; everything else must match the checkpoint.
+RESUMABLE_CHANGES = ('epochs', 'data_source')
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """The settings of one training run.
+
+    Attributes:
+      model: the network.
+      dataset: ``mnist`` or ``fashion_mnist``.
+      epochs: number of passes over the training data.
+      batch_size: examples per training step.
+      learning_rate: Adam learning rate.
+      seed: seed of initialization, dropout and data order.
+      limit: number of training examples used (None: all).
+      data_source: folder or file the data came from (informational).
+    """
+
+    model: ModelConfig = ModelConfig()
+    dataset: str = 'mnist'
+    epochs: int = 5
+    batch_size: int = 100
+    learning_rate: float = 1e-3
+    seed: int = 0
+    limit: Optional[int] = None
+    data_source: Optional[str] = None
+
+    def __post_init__(self):
+        for name in ('epochs', 'batch_size'):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f'{name.replace("_", " ")} must be positive, got '
+                                  f'{getattr(self, name)}')
+        if not self.learning_rate > 0:
+            raise ConfigError(f'learning rate must be positive, got {self.learning_rate}')
+        if self.limit is not None and self.limit <= 0:
+            raise ConfigError(f'limit must be a positive number of examples, got {self.limit}')
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The JSON-ready dictionary, with the format and version fields."""
+        d = dataclasses.asdict(self)
+        d['model'] = self.model.to_dict()
+        return {
+            'format_version': FORMAT_VERSION,
+            **d,
+            'input_shape': list(self.model.input_shape),
+            'tensor_names': dict(TENSOR_NAMES),
+            'package_version': __version__,
+            'tensorflow_version': tf.__version__,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> 'RunConfig':
+        """Rebuilds a run config from `to_dict`'s output.
+
+        Raises:
+          ConfigError: if a field is missing, unknown or invalid.
+        """
+        version = d.get('format_version')
+        if version != FORMAT_VERSION:
+            raise ConfigError(f'run config format version {version!r} is not supported (this '
+                              f'is graph-models {__version__}, format {FORMAT_VERSION})')
+        fields = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in d.items() if k in fields}
+        if 'model' not in kwargs:
+            raise ConfigError('run config has no "model" entry')
+        kwargs['model'] = ModelConfig.from_dict(kwargs['model'])
+        return cls(**kwargs)
+
+    def differences(self, other: 'RunConfig') -> List[str]:
+        """Names of the fields (other than `RESUMABLE_CHANGES`) where two configs differ."""
+        return [f.name for f in dataclasses.fields(self)
+                if f.name not in RESUMABLE_CHANGES
+                and getattr(self, f.name) != getattr(other, f.name)]
+
+
+def run_config_path(folder: str) -> str:
+    return os.path.join(folder, RUN_CONFIG_FILE)
+
+
+def write_run_config(folder: str, config: RunConfig) -> str:
+    """Writes ``run_config.json`` into ``folder`` atomically; returns its path."""
+    os.makedirs(folder, exist_ok=True)
+    path = run_config_path(folder)
+    with atomic_open(path, 'w') as f:
+        json.dump(config.to_dict(), f, indent=2)
+        f.write('\n')
+    return path
+
+
+def read_run_config(path: str) -> RunConfig:
+    """Reads a run config from a checkpoint folder or a ``run_config.json`` path.
+
+    Args:
+      path: the checkpoint folder (or a checkpoint prefix inside it), or the JSON file.
+
+    Returns:
+      The `RunConfig`.
+
+    Raises:
+      CheckpointError: if there is no run config or it cannot be parsed.
+    """
+    if os.path.isdir(path):
+        json_path = run_config_path(path)
+    elif path.endswith('.json'):
+        json_path = path
+    else:  # A checkpoint prefix such as checkpoints/run/model.ckpt-100.
+        json_path = run_config_path(os.path.dirname(path) or '.')
+    if not os.path.isfile(json_path):
+        raise CheckpointError(f'no {RUN_CONFIG_FILE} at {json_path}: pass a checkpoint folder '
+                              'written by "graph-models train"')
+    try:
+        with open(json_path) as f:
+            data = json.load(f)
+        if not isinstance(data, dict):
+            raise ValueError('not a JSON object')
+        return RunConfig.from_dict(data)
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f'{json_path} is not a valid run config ({e}); re-run training '
+                              'or restore the file') from None
+    except ConfigError as e:
+        raise CheckpointError(f'{json_path}: {e}') from None
