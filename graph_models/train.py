@@ -27,7 +27,8 @@ from tqdm import tqdm
 from graph_models import data as data_lib
 from graph_models import graphs
 from graph_models._tf import tf, v1
-from graph_models.errors import CheckpointError, ConfigError, TrainingError, TrainingInterrupted
+from graph_models.errors import (CheckpointError, ConfigError, GraphModelsError, TrainingError,
+                                 TrainingInterrupted)
 from graph_models.nets_factory import ModelConfig
 from graph_models.run_config import RunConfig, read_run_config, write_run_config
 
@@ -133,15 +134,20 @@ class Evaluator:
 
 
 def _add_training_summaries(tensors: graphs.TrainingTensors) -> tf.Tensor:
-    """Scalar and histogram summaries of the training graph; returns the merged op."""
-    v1.summary.scalar('loss', tensors.loss)
-    v1.summary.scalar('accuracy', tensors.accuracy)
-    v1.summary.scalar('learning_rate', tensors.learning_rate)
-    for var in v1.trainable_variables():
-        v1.summary.histogram('weights/' + var.op.name, var)
-    for name, tensor in tensors.model.end_points.items():
-        v1.summary.histogram('activations/' + name, tensor)
-    return v1.summary.merge_all()
+    """Scalar and histogram summaries of the training graph; returns the merged op.
+
+    The legacy summary ops take their tag verbatim (``v1.summary.scalar('loss', ...)`` would
+    tag ``loss_1``, since the public ``loss`` tensor owns that name).
+    """
+    with tf.name_scope('summaries'):
+        summaries = [tf.raw_ops.ScalarSummary(tags=tag, values=value)
+                     for tag, value in (('loss', tensors.loss), ('accuracy', tensors.accuracy),
+                                        ('learning_rate', tensors.learning_rate))]
+        summaries += [tf.raw_ops.HistogramSummary(tag='weights/' + var.op.name, values=var)
+                      for var in v1.trainable_variables()]
+        summaries += [tf.raw_ops.HistogramSummary(tag='activations/' + name, values=tensor)
+                      for name, tensor in tensors.model.end_points.items()]
+        return v1.summary.merge(summaries)
 
 
 def _scalar_summary(**values: float) -> v1.Summary:
@@ -218,6 +224,16 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
     restore_from = _prepare_run_folders(ckpt_dir, run_log_dir, resume=resume,
                                         overwrite=overwrite, run=run)
 
+    # Fail on an unusable output folder now, not after the first epoch.
+    for folder, flag in ((ckpt_dir, '--checkpoint-dir'),
+                         (os.path.join(run_log_dir, 'train'), '--log-dir'),
+                         (os.path.join(run_log_dir, 'eval'), '--log-dir')):
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as e:
+            raise GraphModelsError(f'cannot create folder {folder} ({e.strerror}); choose '
+                                   f'another {flag}') from None
+
     input_shape = run.model.input_shape
     train_x = data_lib.to_float(data.train_images, input_shape)
     train_y = data.train_labels
@@ -264,8 +280,13 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
                     'nothing to do (raise --epochs to train further)')
 
             def save() -> str:
-                return saver.save(session, os.path.join(ckpt_dir, CHECKPOINT_PREFIX),
-                                  global_step=step, write_meta_graph=False)
+                try:
+                    return saver.save(session, os.path.join(ckpt_dir, CHECKPOINT_PREFIX),
+                                      global_step=step, write_meta_graph=False)
+                except tf.errors.OpError as e:
+                    raise CheckpointError(f'cannot write a checkpoint in {ckpt_dir} '
+                                          f'({e.message.splitlines()[0]}); free disk space '
+                                          'or choose another --checkpoint-dir') from None
 
             for epoch in range(step // spe, run.epochs):
                 start_step = step - epoch * spe

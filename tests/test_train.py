@@ -1,0 +1,160 @@
+"""Session training: learning, checkpoints, resume, determinism (tiny synthetic data)."""
+
+import os
+
+import numpy as np
+import pytest
+
+from graph_models import data as data_lib
+from graph_models._tf import tf
+from graph_models.errors import CheckpointError, ConfigError
+from graph_models.nets_factory import ModelConfig
+from graph_models.run_config import RunConfig, read_run_config
+from graph_models.train import Evaluator, train_and_eval
+
+
+def _train(tmp_path, data, run_name='run', **kwargs):
+    run_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in (
+        'model', 'epochs', 'batch_size', 'learning_rate', 'seed')}
+    run_kwargs.setdefault('batch_size', 50)
+    run_kwargs.setdefault('epochs', 2)
+    run = RunConfig(dataset=data.name, **run_kwargs)
+    return train_and_eval(run, data, run_name=run_name, log_dir=str(tmp_path / 'logs'),
+                          checkpoint_dir=str(tmp_path / 'ckpt'), progress=False,
+                          log=lambda line: None, **kwargs)
+
+
+@pytest.mark.parametrize('model', [ModelConfig('mlp_small'), ModelConfig('cnn'),
+                                   ModelConfig('mlp', dropout_rate=0.3)])
+def test_training_lowers_the_loss_and_learns(tmp_path, tiny_data, model):
+    result = _train(tmp_path, tiny_data, model=model, epochs=3)
+    first, last = result.history[0], result.history[-1]
+    assert last.train_loss < first.train_loss
+    assert last.test_loss < np.log(10)  # Better than chance.
+    assert last.test_accuracy >= 0.9
+    assert result.global_step == 3 * 8
+    assert last.examples_per_sec > 0
+
+
+def test_batch_norm_trains_and_evaluates_with_moving_statistics(tmp_path, tiny_data):
+    config = ModelConfig('cnn', batch_norm=True)
+    result = _train(tmp_path, tiny_data, model=config, epochs=3)
+    assert result.history[-1].train_loss < result.history[0].train_loss
+    reader = tf.train.load_checkpoint(result.checkpoint_path)
+    mean = reader.get_tensor('cnn/conv1/BatchNorm/moving_mean')
+    variance = reader.get_tensor('cnn/conv1/BatchNorm/moving_variance')
+    assert np.abs(mean).max() > 0 and not np.allclose(variance, 1.0)
+    # The inference graph normalizes conv1 with the moving statistics.
+    evaluator = Evaluator(config)
+    evaluator.restore(result.checkpoint_path)
+    images = data_lib.to_float(tiny_data.test_images[:4], (28, 28, 1))
+    conv = evaluator.graph.get_tensor_by_name('cnn/conv1/Conv2D:0')
+    conv1 = evaluator.model.end_points['conv1']
+    raw, got = evaluator.session.run([conv, conv1], {evaluator.model.inputs: images})
+    gamma = reader.get_tensor('cnn/conv1/BatchNorm/gamma')
+    beta = reader.get_tensor('cnn/conv1/BatchNorm/beta')
+    expected = np.maximum((raw - mean) / np.sqrt(variance + 1e-3) * gamma + beta, 0)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    evaluator.close()
+
+
+def test_checkpoint_restores_identical_logits(tmp_path, tiny_data):
+    result = _train(tmp_path, tiny_data, model=ModelConfig('mlp_small'), epochs=1)
+    images = data_lib.to_float(tiny_data.test_images[:5], (784,))
+    # A numpy forward pass with the variables read straight from the checkpoint file.
+    reader = tf.train.load_checkpoint(result.checkpoint_path)
+    w1, b1 = reader.get_tensor('mlp_small/fc1/weights'), reader.get_tensor('mlp_small/fc1/biases')
+    w2 = reader.get_tensor('mlp_small/logits/weights')
+    b2 = reader.get_tensor('mlp_small/logits/biases')
+    expected = np.maximum(images @ w1 + b1, 0) @ w2 + b2
+    for batch_size in (None, 1):  # Dynamic-batch and export-style graphs restore alike.
+        evaluator = Evaluator(ModelConfig('mlp_small'), batch_size=batch_size)
+        assert evaluator.restore(result.checkpoint_path) == result.global_step
+        np.testing.assert_allclose(evaluator.logits(images, batch_size=batch_size or 1000),
+                                   expected, rtol=1e-5, atol=1e-5)
+        evaluator.close()
+
+
+def test_same_seed_same_result(tmp_path, tiny_data):
+    a = _train(tmp_path / 'a', tiny_data, model=ModelConfig('mlp', dropout_rate=0.2), seed=7)
+    b = _train(tmp_path / 'b', tiny_data, model=ModelConfig('mlp', dropout_rate=0.2), seed=7)
+    c = _train(tmp_path / 'c', tiny_data, model=ModelConfig('mlp', dropout_rate=0.2), seed=8)
+    assert [h.test_loss for h in a.history] == [h.test_loss for h in b.history]
+    assert a.history[-1].test_accuracy == b.history[-1].test_accuracy
+    assert [h.test_loss for h in a.history] != [h.test_loss for h in c.history]
+
+
+def test_resume_continues_exactly(tmp_path, tiny_data):
+    straight = _train(tmp_path / 'straight', tiny_data, epochs=3, save_every_steps=3)
+    first = _train(tmp_path / 'split', tiny_data, epochs=1)
+    assert first.global_step == 8
+    resumed = _train(tmp_path / 'split', tiny_data, epochs=3, resume=True)
+    assert resumed.global_step == 24
+    assert [h.epoch for h in resumed.history] == [2, 3]
+    # Same optimizer state and data order: the same numbers as the uninterrupted run.
+    assert resumed.history[-1].test_loss == pytest.approx(straight.history[-1].test_loss,
+                                                          rel=1e-6)
+    again = _train(tmp_path / 'split', tiny_data, epochs=3, resume=True)
+    assert again.history == [] and again.global_step == 24
+
+
+def test_resume_mid_epoch(tmp_path, tiny_data):
+    straight = _train(tmp_path / 'straight', tiny_data, epochs=2)
+    ckpt = tmp_path / 'split' / 'ckpt' / 'run'
+    _train(tmp_path / 'split', tiny_data, epochs=2, save_every_steps=5)
+    # Drop everything after step 5, as if the process had died there.
+    state = tf.train.get_checkpoint_state(str(ckpt))
+    for path in state.all_model_checkpoint_paths:
+        if not path.endswith('-5'):
+            for f in os.listdir(ckpt):
+                if f.startswith(os.path.basename(path) + '.'):
+                    os.remove(ckpt / f)
+    tf.compat.v1.train.update_checkpoint_state(str(ckpt), str(ckpt / 'model.ckpt-5'))
+    resumed = _train(tmp_path / 'split', tiny_data, epochs=2, resume=True)
+    assert resumed.global_step == 16
+    assert resumed.history[-1].test_loss == pytest.approx(straight.history[-1].test_loss,
+                                                          rel=1e-6)
+
+
+def test_existing_run_needs_resume_or_overwrite(tmp_path, tiny_data):
+    _train(tmp_path, tiny_data, epochs=1)
+    with pytest.raises(ConfigError, match='already holds a checkpoint; pass --resume'):
+        _train(tmp_path, tiny_data, epochs=1)
+    with pytest.raises(ConfigError, match='batch_size differ'):
+        _train(tmp_path, tiny_data, epochs=2, batch_size=25, resume=True)
+    again = _train(tmp_path, tiny_data, epochs=1, overwrite=True)
+    assert again.global_step == 8
+
+
+def test_resume_without_checkpoint(tmp_path, tiny_data):
+    with pytest.raises(CheckpointError, match='no checkpoint to resume'):
+        _train(tmp_path, tiny_data, resume=True)
+
+
+def test_checkpoint_folder_contents(tmp_path, tiny_data):
+    result = _train(tmp_path, tiny_data, epochs=3, keep_checkpoints=2)
+    state = tf.train.get_checkpoint_state(result.checkpoint_dir)
+    assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == \
+        ['model.ckpt-16', 'model.ckpt-24']
+    assert result.checkpoint_path.endswith('model.ckpt-24')
+    config = read_run_config(result.checkpoint_dir)
+    assert config.model == ModelConfig('mlp') and config.epochs == 3
+    # Variables saved: model, global step and Adam's slots (so resume keeps optimizer state).
+    names = set(tf.train.load_checkpoint(result.checkpoint_path).get_variable_to_shape_map())
+    assert {'global_step', 'mlp/fc1/weights', 'mlp/fc1/weights/Adam',
+            'mlp/fc1/weights/Adam_1', 'beta1_power'} <= names
+
+
+def test_bad_arguments(tmp_path, tiny_data):
+    with pytest.raises(ConfigError, match='keep checkpoints must be positive'):
+        _train(tmp_path, tiny_data, keep_checkpoints=0)
+    with pytest.raises(ConfigError, match='epochs must be positive'):
+        RunConfig(epochs=0)
+    with pytest.raises(ConfigError, match="the data is 'mnist'"):
+        train_and_eval(RunConfig(dataset='fashion_mnist'), tiny_data, progress=False)
+
+
+def test_real_mnist_one_epoch(tmp_path, mnist_10k_dir):
+    data = data_lib.load_dataset('mnist', mnist_10k_dir)
+    result = _train(tmp_path, data, epochs=1, batch_size=100)
+    assert result.history[0].test_accuracy >= 0.90
