@@ -60,6 +60,17 @@ def rate(text: str) -> float:
     return value
 
 
+def bits(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a bit width from 2 to 16, got {text!r}') \
+            from None
+    if not 2 <= value <= 16:
+        raise argparse.ArgumentTypeError(f'must be from 2 to 16, got {value}')
+    return value
+
+
 def int_list(text: str) -> List[int]:
     try:
         values = [int(v) for v in text.split(',') if v.strip()]
@@ -108,6 +119,21 @@ def _add_train_parser(subparsers) -> None:
     g.add_argument('--learning-rate', type=positive_float, default=1e-3, metavar='LR',
                    help='Adam learning rate (default 0.001)')
     g.add_argument('--seed', type=non_negative_int, default=0)
+    g = p.add_argument_group('quantization-aware training')
+    g.add_argument('--quantize', action='store_true',
+                   help='rewrite the training graph with fake quantization '
+                        '(create_training_graph); evaluation uses create_eval_graph')
+    g.add_argument('--quant-delay', type=non_negative_int, default=0, metavar='N',
+                   help='global step from which fake quantization is active (default 0)')
+    g.add_argument('--weight-bits', type=bits, default=8, metavar='B', help='default 8')
+    g.add_argument('--activation-bits', type=bits, default=8, metavar='B', help='default 8')
+    g.add_argument('--symmetric', action='store_true', help='symmetric quantization ranges')
+    g.add_argument('--freeze-bn-delay', type=non_negative_int, metavar='N',
+                   help='CNN with --batch-norm: global step from which folded batch norm uses '
+                        'the moving statistics')
+    g.add_argument('--resume-from-float', metavar='CKPT',
+                   help='start a --quantize run from a float checkpoint (folder or prefix) of '
+                        'the same model')
     g = p.add_argument_group('outputs')
     g.add_argument('--run-name', metavar='NAME',
                    help='name of the run\'s folders (default: <model>-<dataset>)')
@@ -124,6 +150,7 @@ def _add_train_parser(subparsers) -> None:
     mode = g.add_mutually_exclusive_group()
     mode.add_argument('--resume', action='store_true',
                       help='continue the run from its latest checkpoint')
+    # (--resume-from-float is checked against --resume by the library, with a clear message.)
     mode.add_argument('--overwrite', action='store_true',
                       help='delete the run\'s checkpoints and logs and start again')
     g.add_argument('--no-progress', action='store_true', help='no progress bar')
@@ -132,17 +159,35 @@ def _add_train_parser(subparsers) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     from graph_models.data import load_dataset
+    from graph_models.errors import ConfigError
     from graph_models.nets_factory import ModelConfig
+    from graph_models.quantize import QuantizationConfig
     from graph_models.run_config import RunConfig
     from graph_models.train import train_and_eval
 
+    quantization = None
+    if args.quantize:
+        quantization = QuantizationConfig(
+            weight_bits=args.weight_bits, activation_bits=args.activation_bits,
+            symmetric=args.symmetric, quant_delay=args.quant_delay,
+            freeze_bn_delay=args.freeze_bn_delay)
+    else:
+        given = [flag for flag, value in (('--quant-delay', args.quant_delay),
+                                          ('--weight-bits', args.weight_bits != 8),
+                                          ('--activation-bits', args.activation_bits != 8),
+                                          ('--symmetric', args.symmetric),
+                                          ('--freeze-bn-delay', args.freeze_bn_delay is not None),
+                                          ('--resume-from-float', args.resume_from_float))
+                 if value]
+        if given:
+            raise ConfigError(f'{given[0]} only applies with --quantize')
     model = ModelConfig(name=args.model, hidden_sizes=args.hidden_sizes,
                         dropout_rate=args.dropout, batch_norm=args.batch_norm)
     data = load_dataset(args.dataset, args.data_dir, download=not args.no_download,
                         limit=args.limit)
     run = RunConfig(model=model, dataset=args.dataset, epochs=args.epochs,
                     batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
-                    limit=args.limit, data_source=data.source)
+                    limit=args.limit, data_source=data.source, quantization=quantization)
     print(f'{args.model} on {args.dataset}: {len(data.train_labels)} training and '
           f'{len(data.test_labels)} test examples from {data.source}', flush=True)
     result = train_and_eval(run, data, run_name=args.run_name, log_dir=args.log_dir,
@@ -150,7 +195,7 @@ def _run_train(args: argparse.Namespace) -> int:
                             keep_checkpoints=args.keep_checkpoints,
                             save_every_steps=args.save_every_steps,
                             summary_every_steps=args.summary_every_steps, resume=args.resume,
-                            overwrite=args.overwrite,
+                            overwrite=args.overwrite, resume_from_float=args.resume_from_float,
                             progress=not args.no_progress and sys.stderr.isatty(),
                             log=lambda line: print(line, flush=True))
     final = result.final

@@ -16,6 +16,8 @@ Example::
                        "output": "Output"},
       "dataset": "mnist", "data_source": "/data/mnist", "limit": null,
       "epochs": 5, "batch_size": 100, "learning_rate": 0.001, "seed": 0,
+      "quantization": {"weight_bits": 8, "activation_bits": 8, "symmetric": false,
+                       "quant_delay": 0, "freeze_bn_delay": null},
       "package_version": "0.1.0", "tensorflow_version": "2.21.0"
     }
 """
@@ -31,6 +33,7 @@ from graph_models.fileio import atomic_open
 from graph_models.errors import CheckpointError, ConfigError
 from graph_models.graphs import TENSOR_NAMES
 from graph_models.nets_factory import ModelConfig
+from graph_models.quantize import QuantizationConfig
 
 RUN_CONFIG_FILE = 'run_config.json'
 FORMAT_VERSION = 1
@@ -52,6 +55,7 @@ class RunConfig:
       seed: seed of initialization, dropout and data order.
       limit: number of training examples used (None: all).
       data_source: folder or file the data came from (informational).
+      quantization: quantization-aware training settings, or None for a float run.
     """
 
     model: ModelConfig = ModelConfig()
@@ -62,6 +66,7 @@ class RunConfig:
     seed: int = 0
     limit: Optional[int] = None
     data_source: Optional[str] = None
+    quantization: Optional[QuantizationConfig] = None
 
     def __post_init__(self):
         for name in ('epochs', 'batch_size'):
@@ -77,6 +82,7 @@ class RunConfig:
         """The JSON-ready dictionary, with the format and version fields."""
         d = dataclasses.asdict(self)
         d['model'] = self.model.to_dict()
+        d['quantization'] = self.quantization.to_dict() if self.quantization else None
         return {
             'format_version': FORMAT_VERSION,
             **d,
@@ -102,6 +108,8 @@ class RunConfig:
         if 'model' not in kwargs:
             raise ConfigError('run config has no "model" entry')
         kwargs['model'] = ModelConfig.from_dict(kwargs['model'])
+        if kwargs.get('quantization') is not None:
+            kwargs['quantization'] = QuantizationConfig.from_dict(kwargs['quantization'])
         return cls(**kwargs)
 
     def differences(self, other: 'RunConfig') -> List[str]:

@@ -24,6 +24,7 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 from tqdm import tqdm
 
+from graph_models import checkpoints
 from graph_models import data as data_lib
 from graph_models import graphs
 from graph_models._tf import tf, v1
@@ -104,6 +105,12 @@ class Evaluator:
         rewrite).
     """
 
+    @classmethod
+    def for_run(cls, run: RunConfig, batch_size: Optional[int] = None) -> 'Evaluator':
+        """The evaluator of a run: quantized (eval rewrite) when the run was."""
+        rewrite = run.quantization.eval_rewrite() if run.quantization else None
+        return cls(run.model, batch_size=batch_size, rewrite=rewrite)
+
     def __init__(self, model_config: ModelConfig, batch_size: Optional[int] = None,
                  rewrite: Optional[graphs.GraphRewrite] = None):
         self.graph, self.model = graphs.build_inference_graph(
@@ -182,8 +189,8 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
                    log_dir: str = 'logs', checkpoint_dir: str = 'checkpoints',
                    keep_checkpoints: int = 5, save_every_steps: Optional[int] = None,
                    summary_every_steps: int = 50, resume: bool = False,
-                   overwrite: bool = False, progress: bool = True,
-                   log: Callable[[str], None] = print) -> TrainResult:
+                   overwrite: bool = False, resume_from_float: Optional[str] = None,
+                   progress: bool = True, log: Callable[[str], None] = print) -> TrainResult:
     """Trains a model under a Session, evaluating and checkpointing after every epoch.
 
     Args:
@@ -199,6 +206,9 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
       resume: continue from the latest checkpoint of the run (same global step, optimizer
         state and data order); its settings must match ``run`` except ``epochs``.
       overwrite: delete the run's existing checkpoints and logs first.
+      resume_from_float: a float checkpoint (folder or prefix) of the same model to start a
+        quantized run from: its weights, biases and batch-norm statistics are restored; the
+        quantization ranges, global step and optimizer start fresh.
       progress: show a per-epoch progress bar (loss, examples per second) on stderr.
       log: where the per-epoch lines go.
 
@@ -218,7 +228,13 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
             raise ConfigError(f'{name.replace("_", " ")} must be positive, got {value}')
     if data.name != run.dataset:
         raise ConfigError(f'the data is {data.name!r} but the run config says {run.dataset!r}')
-    run_name = run_name or f'{run.model.name}-{run.dataset}'
+    if resume_from_float is not None:
+        if resume:
+            raise ConfigError('--resume and --resume-from-float exclude each other: resume '
+                              'continues this run, resume-from-float starts it')
+        float_checkpoint = checkpoints.resolve_checkpoint(resume_from_float)
+    run_name = run_name or f'{run.model.name}-{run.dataset}' + ('-qat' if run.quantization
+                                                                   else '')
     ckpt_dir = os.path.join(checkpoint_dir, run_name)
     run_log_dir = os.path.join(log_dir, run_name)
     restore_from = _prepare_run_folders(ckpt_dir, run_log_dir, resume=resume,
@@ -242,16 +258,22 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
     spe = data_lib.steps_per_epoch(len(train_x), run.batch_size)
     total_steps = run.epochs * spe
 
-    graph, t = graphs.build_training_graph(run.model, learning_rate=run.learning_rate,
-                                           seed=run.seed)
+    graph, t = graphs.build_training_graph(
+        run.model, learning_rate=run.learning_rate, seed=run.seed,
+        rewrite=run.quantization.training_rewrite() if run.quantization else None)
     with graph.as_default():
         summary_op = _add_training_summaries(t)
         saver = v1.train.Saver(v1.global_variables(), max_to_keep=keep_checkpoints,
                                save_relative_paths=True)
         init_op = v1.global_variables_initializer()
+        float_saver = None
+        if resume_from_float is not None and restore_from is None:
+            float_variables = checkpoints.model_variables(graph)
+            checkpoints.check_variables_fit(float_checkpoint, float_variables)
+            float_saver = v1.train.Saver(float_variables)
     graph.finalize()  # Nothing may add ops inside the loop (a classic TF1 slow-down).
 
-    evaluator = Evaluator(run.model)
+    evaluator = Evaluator.for_run(run)
     session = v1.Session(graph=graph)
     train_writer = eval_writer = None
     history: List[EpochResult] = []
@@ -268,6 +290,9 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
                                           f'{e.message.splitlines()[0]}') from None
             else:
                 session.run(init_op)
+                if float_saver is not None:
+                    float_saver.restore(session, float_checkpoint)
+                    log(f'initialized the model from {float_checkpoint}')
             write_run_config(ckpt_dir, run)
             train_writer = v1.summary.FileWriter(os.path.join(run_log_dir, 'train'), graph)
             with evaluator.graph.as_default():

@@ -1,0 +1,62 @@
+"""Finding checkpoints and restoring model variables from them."""
+
+import os
+from typing import List
+
+from graph_models._tf import tf, v1
+from graph_models.errors import CheckpointError
+
+
+def resolve_checkpoint(path: str) -> str:
+    """Turns a checkpoint folder (its latest checkpoint) or prefix into a checkpoint prefix.
+
+    Args:
+      path: a folder written by training, or a prefix such as ``.../model.ckpt-500``.
+
+    Returns:
+      The checkpoint prefix.
+
+    Raises:
+      CheckpointError: if there is no readable checkpoint there.
+    """
+    if os.path.isdir(path):
+        latest = tf.train.latest_checkpoint(path)
+        if latest is None:
+            raise CheckpointError(f'{path} holds no checkpoint (no "checkpoint" state file '
+                                  'naming one); pass a folder written by "graph-models train" '
+                                  'or a prefix such as model.ckpt-500')
+        return latest
+    if os.path.isfile(path + '.index'):
+        return path
+    raise CheckpointError(f'no checkpoint at {path}; pass a checkpoint folder or a prefix such '
+                          'as checkpoints/mlp-mnist/model.ckpt-500')
+
+
+def model_variables(graph: tf.Graph) -> List[tf.Variable]:
+    """The variables that define a trained model: weights, biases, batch-norm statistics.
+
+    Excludes the global step, optimizer slots and quantization ranges.
+    """
+    with graph.as_default():
+        variables = v1.trainable_variables() + v1.get_collection(
+            v1.GraphKeys.MOVING_AVERAGE_VARIABLES)
+    return list({v.op.name: v for v in variables}.values())
+
+
+def check_variables_fit(checkpoint: str, variables: List[tf.Variable]) -> None:
+    """Raises `CheckpointError` unless ``checkpoint`` has every variable, with its shape."""
+    try:
+        shapes = tf.train.load_checkpoint(checkpoint).get_variable_to_shape_map()
+    except (tf.errors.OpError, ValueError) as e:
+        message = getattr(e, 'message', str(e)).splitlines()[0]
+        raise CheckpointError(f'cannot read checkpoint {checkpoint} ({message}); it is corrupt '
+                              'or incomplete') from None
+    for var in variables:
+        name, shape = var.op.name, var.shape.as_list()
+        if name not in shapes:
+            raise CheckpointError(f'checkpoint {checkpoint} has no variable {name}: it was '
+                                  'written for a different model')
+        if shapes[name] != shape:
+            raise CheckpointError(f'checkpoint {checkpoint} has {name} with shape '
+                                  f'{shapes[name]}, the model needs {shape}: it was written '
+                                  'for a different model')
