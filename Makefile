@@ -1,5 +1,5 @@
 # Two commands do all set-up on a fresh machine:
-#   make demo [DATA_DIR=../shared/data/mnist-10k]   train (then export and evaluate)
+#   make demo [DATA_DIR=../shared/data/mnist-10k]   train with QAT, export int8, evaluate
 #   make test                                       run the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -20,9 +20,16 @@ $(BIN)/graph-models: setup.cfg pyproject.toml
 
 install: $(BIN)/graph-models
 
+RUN := checkpoints/$(MODEL)-$(DATASET)-qat
+
 demo: install
 	$(BIN)/graph-models train --model $(MODEL) --dataset $(DATASET) --epochs $(EPOCHS) \
-		$(DATA_FLAG) --overwrite
+		$(DATA_FLAG) --quantize --overwrite --no-progress
+	$(BIN)/graph-models export $(RUN) --quantize float
+	$(BIN)/graph-models export $(RUN) --quantize int8
+	$(BIN)/graph-models eval $(RUN)/model_float.tflite $(DATA_FLAG) --latency
+	$(BIN)/graph-models eval $(RUN)/model_int8.tflite $(DATA_FLAG) --latency
+	$(BIN)/graph-models inspect $(RUN)/model_int8.tflite --edgetpu
 
 test: install
 	$(BIN)/python -m pytest

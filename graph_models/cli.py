@@ -207,6 +207,226 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_freeze_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        'freeze', help='checkpoint -> frozen GraphDef (.pb)',
+        description='Rebuild the inference graph of a checkpoint (fixed batch, no dropout, '
+                    'the quantization eval rewrite for QAT runs), restore it and freeze it.')
+    p.add_argument('checkpoint', metavar='CHECKPOINT', help='checkpoint folder or prefix')
+    p.add_argument('-o', '--output', metavar='PATH',
+                   help='default: CHECKPOINT_DIR/frozen_graph.pb')
+    p.add_argument('--batch-size', type=positive_int, default=1, help='static batch (1)')
+    p.add_argument('--pbtxt', action='store_true', help='also write a text .pbtxt beside it')
+    p.add_argument('--float', action='store_true',
+                   help='for a QAT checkpoint: freeze its float graph instead of the eval graph')
+    p.set_defaults(handler=_run_freeze)
+
+
+def _checkpoint_folder(path: str) -> str:
+    import os
+    return path if os.path.isdir(path) else os.path.dirname(path) or '.'
+
+
+def _run_freeze(args) -> int:
+    import os
+    from freeze.freeze_graph import FROZEN_GRAPH_FILE, freeze_checkpoint, write_graph_def
+    frozen = freeze_checkpoint(args.checkpoint, batch_size=args.batch_size,
+                               quantized=False if args.float else None)
+    output = args.output or os.path.join(_checkpoint_folder(args.checkpoint), FROZEN_GRAPH_FILE)
+    _ensure_parent(output)
+    write_graph_def(frozen.graph_def, output)
+    if args.pbtxt:
+        write_graph_def(frozen.graph_def, os.path.splitext(output)[0] + '.pbtxt', as_text=True)
+    kind = 'QAT eval' if frozen.quantized else 'float'
+    print(f'{output}: {kind} graph of {frozen.checkpoint}, {len(frozen.graph_def.node)} nodes, '
+          f'input Input {[args.batch_size, *frozen.run.model.input_shape]}, outputs Output, '
+          'Logits')
+    return 0
+
+
+def _ensure_parent(path: str) -> None:
+    import os
+    from graph_models.errors import GraphModelsError
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise GraphModelsError(f'cannot create folder {folder} ({e.strerror}); choose another '
+                               'output path') from None
+
+
+def shape(text: str) -> List[int]:
+    values = int_list(text)
+    return values
+
+
+def _add_export_parser(subparsers) -> None:
+    from graph_models.data import DATASET_NAMES
+    p = subparsers.add_parser(
+        'export', help='checkpoint or frozen .pb -> .tflite (TFLiteConverter v1)',
+        description='Convert a checkpoint folder (or a frozen .pb) to TensorFlow Lite.')
+    p.add_argument('source', metavar='CHECKPOINT_DIR_OR_FROZEN_PB')
+    p.add_argument('--quantize', choices=['float', 'dynamic', 'int8', 'uint8'], default='float',
+                   help='float; dynamic (int8 weights); int8/uint8 fully integer (from a QAT '
+                        'checkpoint, or post-training int8 from a float one)')
+    p.add_argument('-o', '--output', metavar='PATH',
+                   help='default: model_<mode>.tflite beside the checkpoint or .pb')
+    p.add_argument('--batch-size', type=positive_int, default=1, help='static batch (1)')
+    p.add_argument('--input-arrays', nargs='+', default=['Input'], metavar='NAME')
+    p.add_argument('--output-arrays', nargs='+', default=['Output'], metavar='NAME')
+    p.add_argument('--input-shapes', type=shape, metavar='D,D,...',
+                   help='.pb: static shape of the input, for example 1,784')
+    p.add_argument('--dataset', choices=list(DATASET_NAMES),
+                   help='post-training int8: representative data (default: the run\'s)')
+    p.add_argument('--data-dir', metavar='DIR', help='where that dataset is')
+    p.set_defaults(handler=_run_export)
+
+
+def _run_export(args) -> int:
+    import os
+    from freeze.export import export_checkpoint, export_frozen_graph, write_export
+    from graph_models.errors import ConfigError
+    if args.source.endswith(('.pb', '.pbtxt')) and os.path.isfile(args.source):
+        images = None
+        if args.quantize in ('int8', 'uint8') and args.dataset:
+            from graph_models.data import load_dataset, to_float
+            data = load_dataset(args.dataset, args.data_dir, download=False)
+            images = to_float(data.train_images[:1000], (784,))
+        shapes = {args.input_arrays[0]: args.input_shapes} if args.input_shapes else None
+        record = export_frozen_graph(args.source, args.quantize, input_arrays=args.input_arrays,
+                                     output_arrays=args.output_arrays, input_shapes=shapes,
+                                     representative_images=images)
+        folder = os.path.dirname(os.path.abspath(args.source))
+    else:
+        if args.input_arrays != ['Input'] or args.output_arrays != ['Output'] or \
+                args.input_shapes:
+            raise ConfigError('--input-arrays, --output-arrays and --input-shapes apply to a '
+                              'frozen .pb; a checkpoint always exports Input -> Output')
+        record = export_checkpoint(args.source, args.quantize, batch_size=args.batch_size,
+                                   data_dir=args.data_dir)
+        folder = _checkpoint_folder(args.source)
+    output = args.output or os.path.join(folder, f'model_{args.quantize}.tflite')
+    _ensure_parent(output)
+    write_export(record, output)
+    print(f'{output}: {len(record.model):,} bytes, {args.quantize} ({record.quantization}, '
+          f'{record.graph} graph), exported in {record.seconds:.2f} s')
+    return 0
+
+
+def _add_eval_parser(subparsers) -> None:
+    from graph_models.data import DATASET_NAMES
+    p = subparsers.add_parser(
+        'eval', help='test accuracy of a .tflite, frozen .pb or checkpoint',
+        description='Score a model on the test set; a .tflite runs in the LiteRT interpreter '
+                    'and, when exported from a checkpoint, is compared with its TF graph.')
+    p.add_argument('model', metavar='MODEL', help='.tflite, frozen .pb, or checkpoint')
+    p.add_argument('--dataset', choices=list(DATASET_NAMES),
+                   help='default: the checkpoint\'s, else mnist')
+    p.add_argument('--data-dir', metavar='DIR')
+    p.add_argument('--limit', type=positive_int, metavar='N', help='first N test examples')
+    p.add_argument('--latency', action='store_true',
+                   help='.tflite: also the median batch latency (LiteRT, one thread)')
+    p.set_defaults(handler=_run_eval)
+
+
+def _run_eval(args) -> int:
+    import os
+    from graph_models.data import load_dataset, to_float
+    from graph_models import evaluate
+    record, run = None, None
+    path = args.model
+    if path.endswith('.tflite'):
+        from freeze.export import read_export_record
+        record = read_export_record(path)
+        model = evaluate.LiteModel(evaluate.read_tflite(path))
+    elif not path.endswith(('.pb', '.pbtxt')):
+        from graph_models.checkpoints import resolve_checkpoint
+        from graph_models.run_config import read_run_config
+        prefix = resolve_checkpoint(path)
+        run = read_run_config(path if os.path.isdir(path) else prefix)
+    dataset = args.dataset or (run.dataset if run else None)
+    if dataset is None and record and record.get('source_kind') == 'checkpoint':
+        from graph_models.run_config import read_run_config
+        dataset = read_run_config(record['source']).dataset
+    data = load_dataset(dataset or 'mnist', args.data_dir, download=args.data_dir is None)
+    count = args.limit or len(data.test_labels)
+    images = to_float(data.test_images[:count], (784,))
+    labels = data.test_labels[:count]
+    lines = []
+    if path.endswith('.tflite'):
+        reference = evaluate.reference_probabilities(record, images) if record else None
+        result = evaluate.score(model.probabilities(images), labels, reference)
+        if args.latency:
+            lines.append(f'latency (batch {model.batch_size}, 1 thread, median): '
+                         f'{model.latency(images[:model.batch_size]) * 1e6:,.1f} us')
+    elif path.endswith(('.pb', '.pbtxt')):
+        from freeze.freeze_graph import read_graph_def
+        probs = evaluate.frozen_graph_probabilities(read_graph_def(path), images)
+        result = evaluate.score(probs, labels)
+    else:
+        from graph_models.train import Evaluator
+        evaluator = Evaluator.for_run(run)
+        evaluator.restore(prefix)
+        logits = evaluator.logits(images.reshape((count,) + run.model.input_shape))
+        evaluator.close()
+        result = evaluate.score(logits, labels)
+    print(f'{path}: accuracy {result.accuracy:.4f} on {result.examples} {data.name} test '
+          'examples')
+    if result.agreement is not None:
+        print(f'agreement with the TF graph: {result.agreement:.4f} top-1, mean |prob diff| '
+              f'{result.mean_abs_diff:.5f}')
+    for line in lines:
+        print(line)
+    return 0
+
+
+def _add_predict_parser(subparsers) -> None:
+    p = subparsers.add_parser('predict', help='classify digit images with a .tflite',
+                              description='Grayscale, resize to 28x28, invert light '
+                                          'backgrounds, normalize, and classify.')
+    p.add_argument('images', metavar='IMAGE_OR_DIR')
+    p.add_argument('--model', required=True, metavar='MODEL.tflite')
+    p.set_defaults(handler=_run_predict)
+
+
+def _run_predict(args) -> int:
+    import numpy as np
+    from graph_models import evaluate
+    from graph_models.predict import image_paths, load_digit
+    paths = image_paths(args.images)
+    model = evaluate.LiteModel(evaluate.read_tflite(args.model))
+    probs = model.probabilities(np.stack([load_digit(p) for p in paths]))
+    for path, p in zip(paths, probs):
+        print(f'{path}: {int(p.argmax())} (confidence {float(p.max()):.3f})')
+    return 0
+
+
+def _add_inspect_parser(subparsers) -> None:
+    p = subparsers.add_parser('inspect', help='inputs, outputs, ops of a .tflite; Edge TPU check',
+                              description='Describe a .tflite; --edgetpu checks it against the '
+                                          'Coral Edge TPU model requirements (exit 1 if not '
+                                          'ready).')
+    p.add_argument('model', metavar='MODEL.tflite')
+    p.add_argument('--edgetpu', action='store_true')
+    p.set_defaults(handler=_run_inspect)
+
+
+def _run_inspect(args) -> int:
+    from graph_models.inspect_tflite import edgetpu_blockers, format_info, inspect_file
+    info = inspect_file(args.model)
+    print(format_info(info, args.model))
+    if not args.edgetpu:
+        return 0
+    blockers = edgetpu_blockers(info)
+    if not blockers:
+        print('Edge TPU: ready (every tensor 8-bit, static shapes, all ops supported)')
+        return 0
+    print(f'Edge TPU: not ready ({len(blockers)} blockers)')
+    for line in blockers:
+        print(f'  {line}')
+    return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description='TensorFlow 1 graph-mode MNIST models on TF 2.21: train, '
@@ -216,6 +436,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help='show the full traceback of errors')
     subparsers = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
     _add_train_parser(subparsers)
+    _add_freeze_parser(subparsers)
+    _add_export_parser(subparsers)
+    _add_eval_parser(subparsers)
+    _add_predict_parser(subparsers)
+    _add_inspect_parser(subparsers)
     return parser
 
 

@@ -1,0 +1,177 @@
+"""One call from a checkpoint folder (or a frozen ``.pb``) to a ``.tflite``.
+
+`export_checkpoint` picks the right graph for the mode (float graph for ``float``/``dynamic``
+and post-training ``int8``; the QAT eval graph for ``int8``/``uint8`` of a quantized run), with a
+fixed batch size. `export_frozen_graph` converts a ``.pb`` from elsewhere. Both return an
+`ExportRecord`; `write_export` writes the model atomically, with a ``.json`` record beside it that
+``graph-models eval`` reads to compare the model with its TF graph.
+"""
+
+import dataclasses
+import json
+import os
+import time
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from freeze import freeze_graph, tflite
+from graph_models import __version__, checkpoints, graphs
+from graph_models import data as data_lib
+from graph_models.errors import ConfigError
+from graph_models.fileio import atomic_write
+from graph_models.run_config import read_run_config
+
+
+@dataclasses.dataclass
+class ExportRecord:
+    """What was exported, from what, and how.
+
+    Attributes:
+      model: the ``.tflite`` bytes (not written to the JSON record).
+      mode: ``float``, ``dynamic``, ``int8`` or ``uint8``.
+      source: checkpoint prefix or ``.pb`` path.
+      source_kind: ``checkpoint`` or ``frozen_graph``.
+      graph: which TF graph was converted: ``float`` or ``qat_eval``.
+      quantization: ``none``, ``dynamic``, ``qat`` or ``post_training``.
+      batch_size: static batch size of the input.
+      input_arrays: input op names.
+      output_arrays: output op names.
+      seconds: wall time of the whole export (graph rebuild, restore, conversion).
+    """
+
+    model: bytes
+    mode: str
+    source: str
+    source_kind: str
+    graph: str
+    quantization: str
+    batch_size: int
+    input_arrays: List[str]
+    output_arrays: List[str]
+    seconds: float
+
+    def to_json(self) -> Dict:
+        d = dataclasses.asdict(self)
+        del d['model']
+        d['size_bytes'] = len(self.model)
+        d['package_version'] = __version__
+        return d
+
+
+def _representative(run, data_dir: Optional[str], count: int) -> tflite.RepresentativeData:
+    data = data_lib.load_dataset(run.dataset, data_dir or run.data_source, download=False,
+                                 limit=run.limit)
+    images = data_lib.to_float(data.train_images, run.model.input_shape)
+    return tflite.representative_from_images(images, count=count, seed=run.seed)
+
+
+def export_checkpoint(checkpoint: str, mode: str = 'float', *, batch_size: int = 1,
+                      data_dir: Optional[str] = None,
+                      representative_examples: int = tflite.REPRESENTATIVE_EXAMPLES
+                      ) -> ExportRecord:
+    """Exports a training checkpoint to TFLite through ``TFLiteConverter.from_session``.
+
+    Args:
+      checkpoint: checkpoint folder (latest checkpoint) or prefix, with ``run_config.json``.
+      mode: one of `freeze.tflite.MODES`.
+      batch_size: static batch size of ``Input`` (1 for Edge TPU).
+      data_dir: where the training data is, for post-training int8 (default: the run's data
+        source).
+      representative_examples: how many training examples calibrate post-training int8.
+
+    Returns:
+      The `ExportRecord`.
+
+    Raises:
+      CheckpointError: missing or unfitting checkpoint.
+      ConfigError: a mode the checkpoint cannot give (uint8 from a float run).
+      ExportError: the converter failed.
+    """
+    if mode not in tflite.MODES:
+        raise ConfigError(f'unknown export mode {mode!r}; choose one of '
+                          f'{", ".join(tflite.MODES)}')
+    if batch_size <= 0:
+        raise ConfigError(f'batch size must be positive, got {batch_size}')
+    began = time.perf_counter()
+    prefix = checkpoints.resolve_checkpoint(checkpoint)
+    run = read_run_config(checkpoint if os.path.isdir(checkpoint) else prefix)
+    qat = bool(run.quantization) and mode in ('int8', 'uint8')
+    representative = None
+    if mode in ('int8', 'uint8') and not qat:
+        if mode == 'uint8':
+            raise ConfigError('uint8 export needs a quantization-aware checkpoint (train with '
+                              '--quantize); for a float checkpoint use --quantize int8 '
+                              '(post-training quantization)')
+        representative = _representative(run, data_dir, representative_examples)
+    session, model = freeze_graph.build_restored_inference_graph(
+        run, prefix, batch_size=batch_size, quantized=qat)
+    try:
+        flatbuffer = tflite.convert_session(session, [model.inputs], [model.output], mode,
+                                            fake_quantized=qat,
+                                            representative_data=representative)
+    finally:
+        session.close()
+    quantization = {'float': 'none', 'dynamic': 'dynamic'}.get(
+        mode, 'qat' if qat else 'post_training')
+    return ExportRecord(flatbuffer, mode, prefix, 'checkpoint', 'qat_eval' if qat else 'float',
+                        quantization, batch_size, [graphs.INPUT], [graphs.OUTPUT],
+                        time.perf_counter() - began)
+
+
+def export_frozen_graph(path: str, mode: str = 'float', *,
+                        input_arrays: Sequence[str] = (graphs.INPUT,),
+                        output_arrays: Sequence[str] = (graphs.OUTPUT,),
+                        input_shapes: Optional[Dict[str, Sequence[int]]] = None,
+                        representative_images: Optional[np.ndarray] = None) -> ExportRecord:
+    """Exports a frozen ``.pb`` (ours or from elsewhere) via ``from_frozen_graph``.
+
+    Args:
+      path: the frozen GraphDef.
+      mode: one of `freeze.tflite.MODES`.
+      input_arrays: input op names.
+      output_arrays: output op names.
+      input_shapes: input name -> static shape (needed when the graph's batch is ``None``).
+      representative_images: float inputs for post-training int8/uint8 of a graph without
+        fake quantization.
+
+    Returns:
+      The `ExportRecord`.
+    """
+    began = time.perf_counter()
+    graph_def = freeze_graph.read_graph_def(path)
+    freeze_graph.check_output_names(graph_def, list(input_arrays) + list(output_arrays))
+    fake_quantized = any(n.op.startswith('FakeQuantWithMinMax') for n in graph_def.node)
+    representative = None
+    if representative_images is not None and mode in ('int8', 'uint8') and not fake_quantized:
+        representative = tflite.representative_from_images(representative_images)
+    flatbuffer = tflite.convert_frozen_graph(path, input_arrays, output_arrays, input_shapes,
+                                             mode, fake_quantized=fake_quantized,
+                                             representative_data=representative)
+    batch = 1
+    if input_shapes:
+        batch = int(list(input_shapes.values())[0][0])
+    quantization = {'float': 'none', 'dynamic': 'dynamic'}.get(
+        mode, 'qat' if fake_quantized else 'post_training')
+    return ExportRecord(flatbuffer, mode, os.path.abspath(path), 'frozen_graph',
+                        'qat_eval' if fake_quantized else 'float', quantization, batch,
+                        list(input_arrays), list(output_arrays), time.perf_counter() - began)
+
+
+def write_export(record: ExportRecord, path: str) -> str:
+    """Writes the ``.tflite`` and its ``.json`` record atomically; returns the record path."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    atomic_write(path, record.model)
+    record_path = path + '.json'
+    atomic_write(record_path, (json.dumps(record.to_json(), indent=2) + '\n').encode())
+    return record_path
+
+
+def read_export_record(tflite_path: str) -> Optional[Dict]:
+    """The ``.json`` record written beside a ``.tflite`` by `write_export`, or None."""
+    try:
+        with open(tflite_path + '.json') as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None

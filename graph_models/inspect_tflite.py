@@ -1,0 +1,149 @@
+"""What is inside a ``.tflite``, and whether the Coral Edge TPU compiler can take it.
+
+The model's FlatBuffer is read with LiteRT's own schema (``ai_edge_litert.schema_py_generated``),
+not by running it. The Edge TPU check follows Coral's published model requirements:
+
+- tensor parameters quantized to 8 bits (int8 or uint8; int32 is allowed for biases);
+- tensor sizes constant at compile time (no dynamic dimension, so batch 1 rather than None);
+- data tensors of at most 3 dimensions larger than 1 (only the 3 innermost may exceed 1;
+  constant convolution filters are exempt);
+- only operations on the compiler's supported list. The compiler maps ops to the Edge TPU until
+  the first unsupported one; it and everything after it run on the CPU.
+"""
+
+import collections
+import dataclasses
+from typing import Dict, List
+
+from graph_models.evaluate import read_tflite
+
+# Coral's "Supported operations" list (Edge TPU compiler), as TFLite builtin operator names.
+EDGETPU_SUPPORTED_OPS = frozenset({
+    'ADD', 'AVERAGE_POOL_2D', 'CONCATENATION', 'CONV_2D', 'DEPTHWISE_CONV_2D', 'EXPAND_DIMS',
+    'FULLY_CONNECTED', 'L2_NORMALIZATION', 'LOGISTIC', 'LSTM', 'MAX_POOL_2D', 'MAXIMUM', 'MEAN',
+    'MINIMUM', 'MUL', 'PACK', 'PAD', 'PRELU', 'QUANTIZE', 'REDUCE_MAX', 'REDUCE_MIN', 'RELU',
+    'RELU6', 'RELU_N1_TO_1', 'RESHAPE', 'RESIZE_BILINEAR', 'RESIZE_NEAREST_NEIGHBOR', 'RSQRT',
+    'SLICE', 'SOFTMAX', 'SPACE_TO_DEPTH', 'SPLIT', 'SQUARED_DIFFERENCE', 'SQUEEZE',
+    'STRIDED_SLICE', 'SUB', 'SUM', 'TANH', 'TRANSPOSE', 'TRANSPOSE_CONV',
+})
+_EIGHT_BIT = {'INT8', 'UINT8'}
+
+
+@dataclasses.dataclass
+class TensorInfo:
+    name: str
+    shape: List[int]
+    shape_signature: List[int]
+    dtype: str
+    scale: List[float]
+    zero_point: List[int]
+    is_constant: bool
+
+
+@dataclasses.dataclass
+class ModelInfo:
+    """A ``.tflite``'s inputs, outputs, ops and tensors.
+
+    Attributes:
+      size_bytes: file size.
+      inputs, outputs: the subgraph's input and output tensors.
+      ops: operator names in execution order (first subgraph).
+      tensors: every tensor of the first subgraph.
+    """
+
+    size_bytes: int
+    inputs: List[TensorInfo]
+    outputs: List[TensorInfo]
+    ops: List[str]
+    tensors: List[TensorInfo]
+
+    def op_counts(self) -> Dict[str, int]:
+        return dict(collections.Counter(self.ops))
+
+    def dtype_counts(self) -> Dict[str, int]:
+        return dict(collections.Counter(t.dtype for t in self.tensors))
+
+
+def _names(enum_class) -> Dict[int, str]:
+    return {v: k for k, v in vars(enum_class).items() if not k.startswith('_')}
+
+
+def read_model_info(model: bytes) -> ModelInfo:
+    """Parses a TFLite FlatBuffer (already checked for the ``TFL3`` identifier)."""
+    from ai_edge_litert import schema_py_generated as schema
+    op_names = _names(schema.BuiltinOperator)
+    type_names = _names(schema.TensorType)
+    root = schema.Model.GetRootAs(model, 0)
+    graph = root.Subgraphs(0)
+    buffers_with_data = {i for i in range(root.BuffersLength())
+                         if root.Buffers(i).DataLength() > 0 or root.Buffers(i).Size() > 0}
+    tensors = []
+    for i in range(graph.TensorsLength()):
+        t = graph.Tensors(i)
+        q = t.Quantization()
+        scale = [float(x) for x in q.ScaleAsNumpy()] if q and q.ScaleLength() else []
+        zero = [int(x) for x in q.ZeroPointAsNumpy()] if q and q.ZeroPointLength() else []
+        shape = [int(x) for x in t.ShapeAsNumpy()] if t.ShapeLength() else []
+        signature = ([int(x) for x in t.ShapeSignatureAsNumpy()] if t.ShapeSignatureLength()
+                     else shape)
+        tensors.append(TensorInfo(t.Name().decode(), shape, signature,
+                                  type_names.get(t.Type(), str(t.Type())), scale, zero,
+                                  t.Buffer() in buffers_with_data))
+    ops = []
+    for i in range(graph.OperatorsLength()):
+        code = root.OperatorCodes(graph.Operators(i).OpcodeIndex())
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        name = op_names.get(builtin, str(builtin))
+        if name == 'CUSTOM':
+            name = 'CUSTOM:' + (code.CustomCode() or b'').decode()
+        ops.append(name)
+    inputs = [tensors[int(i)] for i in graph.InputsAsNumpy()]
+    outputs = [tensors[int(i)] for i in graph.OutputsAsNumpy()]
+    return ModelInfo(len(model), inputs, outputs, ops, tensors)
+
+
+def inspect_file(path: str) -> ModelInfo:
+    """Reads and parses a ``.tflite`` file (see `read_model_info`)."""
+    return read_model_info(read_tflite(path))
+
+
+def edgetpu_blockers(info: ModelInfo) -> List[str]:
+    """One line per reason the Edge TPU compiler would not map the whole model; [] if ready."""
+    blockers = []
+    for t in info.tensors:
+        allowed = _EIGHT_BIT | ({'INT32'} if t.is_constant else set())
+        if t.dtype not in allowed:
+            blockers.append(f'tensor {t.name!r} is {t.dtype}, not 8-bit quantized')
+    for t in info.tensors:
+        if any(d < 0 for d in t.shape_signature):
+            blockers.append(f'tensor {t.name!r} has a dynamic shape {t.shape_signature} '
+                            '(export with a fixed --batch-size 1)')
+        # Constant filters are exempt: every convolution has 4-D weights.
+        if not t.is_constant and sum(d > 1 for d in t.shape) > 3:
+            blockers.append(f'tensor {t.name!r} has shape {t.shape}: more than 3 dimensions '
+                            'larger than 1')
+    unsupported = [(i, op) for i, op in enumerate(info.ops) if op not in EDGETPU_SUPPORTED_OPS]
+    for i, op in unsupported:
+        blockers.append(f'op {i} {op} is not supported by the Edge TPU compiler')
+    if unsupported:
+        first = unsupported[0][0]
+        blockers.append(f'the graph would be cut at op {first} ({unsupported[0][1]}): '
+                        f'{first} of {len(info.ops)} ops on the Edge TPU, the rest on the CPU')
+    return blockers
+
+
+def format_info(info: ModelInfo, path: str) -> str:
+    """The human-readable report of ``graph-models inspect``."""
+    def tensor_line(t):
+        quant = (f' scale {t.scale[0]:.6g} zero point {t.zero_point[0]}' if t.scale
+                 else '')
+        return f'  {t.name}: shape {t.shape} {t.dtype.lower()}{quant}'
+    lines = [f'{path}: {info.size_bytes:,} bytes, {len(info.ops)} ops, '
+             f'{len(info.tensors)} tensors', 'inputs:']
+    lines += [tensor_line(t) for t in info.inputs]
+    lines += ['outputs:'] + [tensor_line(t) for t in info.outputs]
+    lines += ['ops: ' + ', '.join(f'{k} x{v}' for k, v in sorted(info.op_counts().items()))]
+    lines += ['tensor dtypes: ' + ', '.join(f'{k.lower()} x{v}'
+                                            for k, v in sorted(info.dtype_counts().items()))]
+    return '\n'.join(lines)
+
