@@ -38,6 +38,8 @@ class ExportRecord:
       input_arrays: input op names.
       output_arrays: output op names.
       seconds: wall time of the whole export (graph rebuild, restore, conversion).
+      symmetrized_weights: whether asymmetric QAT weight ranges were widened to symmetric
+        ones for the int8 spec (weights with zero point 0).
     """
 
     model: bytes
@@ -50,6 +52,7 @@ class ExportRecord:
     input_arrays: List[str]
     output_arrays: List[str]
     seconds: float
+    symmetrized_weights: bool = False
 
     def to_json(self) -> Dict:
         d = dataclasses.asdict(self)
@@ -106,7 +109,10 @@ def export_checkpoint(checkpoint: str, mode: str = 'float', *, batch_size: int =
         representative = _representative(run, data_dir, representative_examples)
     session, model = freeze_graph.build_restored_inference_graph(
         run, prefix, batch_size=batch_size, quantized=qat)
+    symmetrize = qat and mode == 'int8' and not run.quantization.symmetric
     try:
+        if symmetrize:
+            symmetrize_weight_ranges(session)
         flatbuffer = tflite.convert_session(session, [model.inputs], [model.output], mode,
                                             fake_quantized=qat,
                                             representative_data=representative)
@@ -116,7 +122,37 @@ def export_checkpoint(checkpoint: str, mode: str = 'float', *, batch_size: int =
         mode, 'qat' if qat else 'post_training')
     return ExportRecord(flatbuffer, mode, prefix, 'checkpoint', 'qat_eval' if qat else 'float',
                         quantization, batch_size, [graphs.INPUT], [graphs.OUTPUT],
-                        time.perf_counter() - began)
+                        time.perf_counter() - began, symmetrized_weights=symmetrize)
+
+
+def symmetrize_weight_ranges(session) -> int:
+    """Widens every ``weights_quant`` range of a QAT eval graph to ``[-r, r]``.
+
+    TFLite's int8 spec (and XNNPACK, and the Edge TPU) need weights with zero point 0. The
+    asymmetric ranges of a default QAT run give other zero points, so for int8 export each
+    range becomes symmetric around 0 with ``r = max(|min|, |max|)``. That clips nothing; the
+    quantization step grows by at most 2x. Runs trained with ``--symmetric`` need none of this.
+
+    Args:
+      session: a session holding a restored QAT eval graph.
+
+    Returns:
+      The number of weight ranges changed.
+    """
+    from graph_models.quantize import QUANTIZATION_VARIABLES, WEIGHTS_QUANT
+    graph = session.graph
+    ranges = {}
+    for var in graph.get_collection(QUANTIZATION_VARIABLES):
+        scope, end = var.op.name.rsplit('/', 1)
+        if scope.endswith('/' + WEIGHTS_QUANT):
+            ranges.setdefault(scope, {})[end] = var
+    with graph.as_default():
+        for pair in ranges.values():
+            low, high = session.run([pair['min'], pair['max']])
+            bound = max(abs(float(low)), abs(float(high)))
+            pair['min'].load(-bound, session)
+            pair['max'].load(bound, session)
+    return len(ranges)
 
 
 def export_frozen_graph(path: str, mode: str = 'float', *,

@@ -3,7 +3,8 @@
 The model's FlatBuffer is read with LiteRT's own schema (``ai_edge_litert.schema_py_generated``),
 not by running it. The Edge TPU check follows Coral's published model requirements:
 
-- tensor parameters quantized to 8 bits (int8 or uint8; int32 is allowed for biases);
+- tensor parameters quantized to 8 bits (int8 or uint8; int32 is allowed for biases), int8
+  weights with zero point 0 (TFLite's int8 spec);
 - tensor sizes constant at compile time (no dynamic dimension, so batch 1 rather than None);
 - data tensors of at most 3 dimensions larger than 1 (only the 3 innermost may exceed 1;
   constant convolution filters are exempt);
@@ -122,6 +123,10 @@ def edgetpu_blockers(info: ModelInfo) -> List[str]:
         if not t.is_constant and sum(d > 1 for d in t.shape) > 3:
             blockers.append(f'tensor {t.name!r} has shape {t.shape}: more than 3 dimensions '
                             'larger than 1')
+    for t in info.tensors:
+        if t.is_constant and t.dtype == 'INT8' and any(z != 0 for z in t.zero_point):
+            blockers.append(f'int8 weights {t.name!r} have zero point {t.zero_point[0]}, the '
+                            'int8 spec needs 0 (export int8 with symmetric weight ranges)')
     unsupported = [(i, op) for i, op in enumerate(info.ops) if op not in EDGETPU_SUPPORTED_OPS]
     for i, op in unsupported:
         blockers.append(f'op {i} {op} is not supported by the Edge TPU compiler')

@@ -13,7 +13,7 @@ from graph_models.errors import CheckpointError, ConfigError
 from graph_models.inspect_tflite import edgetpu_blockers, read_model_info
 from graph_models.nets_factory import ModelConfig
 from graph_models.quantize import QuantizationConfig
-from graph_models.run_config import RunConfig
+from graph_models.run_config import RunConfig, read_run_config
 from graph_models.train import train_and_eval
 
 from conftest import synthetic_dataset, write_idx_folder
@@ -97,6 +97,19 @@ def test_float_tflite_matches_the_graph_on_all_three_paths(trained, tmp_path):
         assert 'FAKE_QUANT' not in read_model_info(record.model).ops
 
 
+def _converted_graph(checkpoint, record):
+    """The frozen TF graph exactly as the converter saw it (symmetrized ranges included)."""
+    run = read_run_config(checkpoint)
+    session, _ = freeze_graph.build_restored_inference_graph(
+        run, tf.train.latest_checkpoint(checkpoint), quantized=record.graph == 'qat_eval')
+    if record.symmetrized_weights:
+        layers = {'mlp_small': 2, 'cnn': 5}[run.model.name]  # One weight range per layer.
+        assert export.symmetrize_weight_ranges(session) == layers
+    graph_def = freeze_graph.freeze_session(session)
+    session.close()
+    return graph_def
+
+
 @pytest.mark.parametrize('name,mode,shape', [
     ('mlp_qat', 'int8', [1, 784]), ('mlp_qat', 'uint8', [1, 784]),
     ('cnn_qat', 'int8', [1, 28, 28, 1]), ('cnn_qat', 'uint8', [1, 28, 28, 1]),
@@ -105,17 +118,17 @@ def test_full_integer_models(trained, name, mode, shape):
     runs, data, _ = trained
     record = export.export_checkpoint(runs[name], mode)
     assert record.quantization == ('qat' if name.endswith('qat') else 'post_training')
+    assert record.symmetrized_weights == (name.endswith('qat') and mode == 'int8')
     info = read_model_info(record.model)
     assert info.inputs[0].dtype == mode.upper() and info.outputs[0].dtype == mode.upper()
     assert info.inputs[0].shape == shape and info.inputs[0].shape_signature == shape
     assert info.inputs[0].name == 'Input' and info.outputs[0].name == 'Output'
     assert set(info.dtype_counts()) <= {'INT8', 'UINT8', 'INT32'}
-    assert edgetpu_blockers(info) == []
+    assert edgetpu_blockers(info) == []  # Includes: int8 weights have zero point 0.
     # The integer model computes what its TF graph computes (QAT eval graph, or float graph).
     lite = evaluate.LiteModel(record.model)
     images = _images(data, tuple(shape[1:]), n=100)
-    frozen = freeze_graph.freeze_checkpoint(runs[name], quantized=record.graph == 'qat_eval')
-    reference = evaluate.frozen_graph_probabilities(frozen.graph_def, images)
+    reference = evaluate.frozen_graph_probabilities(_converted_graph(runs[name], record), images)
     result = evaluate.score(lite.probabilities(images), data.test_labels[:100], reference)
     assert result.agreement >= 0.95
     assert result.mean_abs_diff < 0.05
