@@ -255,11 +255,6 @@ def _ensure_parent(path: str) -> None:
                                'output path') from None
 
 
-def shape(text: str) -> List[int]:
-    values = int_list(text)
-    return values
-
-
 def _add_export_parser(subparsers) -> None:
     from graph_models.data import DATASET_NAMES
     p = subparsers.add_parser(
@@ -274,7 +269,7 @@ def _add_export_parser(subparsers) -> None:
     p.add_argument('--batch-size', type=positive_int, default=1, help='static batch (1)')
     p.add_argument('--input-arrays', nargs='+', default=['Input'], metavar='NAME')
     p.add_argument('--output-arrays', nargs='+', default=['Output'], metavar='NAME')
-    p.add_argument('--input-shapes', type=shape, metavar='D,D,...',
+    p.add_argument('--input-shapes', type=int_list, metavar='D,D,...',
                    help='.pb: static shape of the input, for example 1,784')
     p.add_argument('--dataset', choices=list(DATASET_NAMES),
                    help='post-training int8: representative data (default: the run\'s)')
