@@ -422,6 +422,54 @@ def _run_inspect(args) -> int:
     return 1
 
 
+def _add_compare_parser(subparsers) -> None:
+    from graph_models.data import DATASET_NAMES
+    p = subparsers.add_parser(
+        'compare', help='train the graph model and its Keras twin side by side',
+        description='Train a graph model and its Keras twin from the same initial weights on '
+                    'the same batches; export both; report accuracy, speed, size and latency.')
+    p.add_argument('--model', default='mlp', choices=['mlp_small', 'mlp', 'mlp_deep', 'cnn'])
+    p.add_argument('--dataset', default='mnist', choices=list(DATASET_NAMES))
+    p.add_argument('--data-dir', metavar='DIR')
+    p.add_argument('--epochs', type=positive_int, default=5)
+    p.add_argument('--batch-size', type=positive_int, default=100)
+    p.add_argument('--seed', type=non_negative_int, default=0)
+    p.add_argument('--out', metavar='DIR', help='run folder (default runs/compare-MODEL-DATASET)')
+    p.add_argument('--quick', action='store_true',
+                   help='500 training examples, 1 epoch, 500 test examples')
+    p.set_defaults(handler=_run_compare)
+
+
+def _run_compare(args) -> int:
+    from graph_models.compare import compare, default_out_dir, markdown_table
+    from graph_models.data import load_dataset
+    data = load_dataset(args.dataset, args.data_dir)
+    out = args.out or default_out_dir(args.model, args.dataset)
+    _ensure_parent(out + '/report.json')
+    report = compare(args.model, data, out, epochs=args.epochs, batch_size=args.batch_size,
+                     seed=args.seed, quick=args.quick, log=lambda line: print(line, flush=True))
+    print(markdown_table(report))
+    print(f'reports: {out}/report.json, report.md, report.png')
+    return 0
+
+
+def _add_summary_parser(subparsers) -> None:
+    from graph_models.nets_factory import MODELS
+    p = subparsers.add_parser('summary', help='Keras-like layer table of a graph model')
+    p.add_argument('--model', default='mlp', choices=list(MODELS))
+    p.add_argument('--hidden-sizes', type=int_list, metavar='N[,N...]')
+    p.add_argument('--batch-norm', action='store_true')
+    p.set_defaults(handler=_run_summary)
+
+
+def _run_summary(args) -> int:
+    from graph_models.nets_factory import ModelConfig
+    from graph_models.summary import format_table
+    print(format_table(ModelConfig(args.model, hidden_sizes=args.hidden_sizes,
+                                   batch_norm=args.batch_norm)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description='TensorFlow 1 graph-mode MNIST models on TF 2.21: train, '
@@ -436,6 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval_parser(subparsers)
     _add_predict_parser(subparsers)
     _add_inspect_parser(subparsers)
+    _add_compare_parser(subparsers)
+    _add_summary_parser(subparsers)
     return parser
 
 
