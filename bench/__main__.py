@@ -1,11 +1,76 @@
-"""``python -m bench [--quick]``: runs the benchmarks, writes bench/results/<date>.{json,md}."""
+"""``python -m bench [--quick]``: runs the benchmarks, writes bench/results/<date>.{json,md}.
+
+Every figure is measured in this run; comparisons are ratios within the run (alternating
+rounds, medians), so machine noise hits both sides alike.
+"""
 
 import argparse
 import sys
 
-from bench import common, qat_cost
+from bench import common, flops, latency, qat_cost, throughput
 
-TARGETS = {'qat_over_float': 1.5}
+TARGETS = {
+    'mlp graph / Keras training throughput': ('>=', 3.0),
+    'cnn graph / Keras training throughput': ('>=', 1.5),
+    'mlp QAT / float training step time': ('<=', 1.5),
+    'cnn QAT / float training step time': ('<=', 1.5),
+    'mlp int8 .tflite batch-1 latency (us)': ('<=', 4.0),
+    'mlp training FLOP rate / matmul FLOP rate': ('>=', 0.5),
+}
+
+
+def headline(results) -> dict:
+    """The figures the targets speak of."""
+    t, q, lat, f = (results['throughput'], results['qat_cost'], results['latency'],
+                    results['flops'])
+    return {
+        'mlp graph / Keras training throughput': t['mlp']['graph_best_over_keras'],
+        'cnn graph / Keras training throughput': t['cnn']['graph_best_over_keras'],
+        'mlp QAT / float training step time': q['mlp']['qat_over_float'],
+        'cnn QAT / float training step time': q['cnn']['qat_over_float'],
+        'mlp int8 .tflite batch-1 latency (us)': lat['mlp']['tflite_int8_batch1_us'],
+        'mlp training FLOP rate / matmul FLOP rate': f['mlp_training_over_matmul'],
+    }
+
+
+def markdown(results) -> str:
+    m = results['machine']
+    lines = ['# Benchmarks', '', f"Machine: {m['cpu']}, {m['cores']} cores, TensorFlow "
+             f"{m['tensorflow']}, Python {m['python']}" + (' (quick mode: figures are only '
+                                                            'smoke values)' if results['quick']
+                                                            else ''), '',
+             '| figure | measured | target | met |', '| --- | --- | --- | --- |']
+    for name, value in results['headline'].items():
+        op, target = TARGETS[name]
+        met = value >= target if op == '>=' else value <= target
+        lines.append(f'| {name} | {value:,.2f} | {op} {target} | {"yes" if met else "no"} |')
+    lines += ['', '## Training throughput (examples/s, batch 100, steady state)', '',
+              '| model | graph, feed_dict | graph, in-graph tf.data | Keras fit |',
+              '| --- | --- | --- | --- |']
+    for model, r in results['throughput'].items():
+        lines.append(f"| {model} | {r['graph_feed_dict_examples_per_s']:,.0f} | "
+                     f"{r['graph_in_graph_data_examples_per_s']:,.0f} | "
+                     f"{r['keras_fit_examples_per_s']:,.0f} |")
+    lines += ['', '## QAT vs float training step', '',
+              '| model | float examples/s | QAT examples/s | QAT / float |',
+              '| --- | --- | --- | --- |']
+    for model, r in results['qat_cost'].items():
+        lines.append(f"| {model} | {r['float_examples_per_s']:,.0f} | "
+                     f"{r['qat_examples_per_s']:,.0f} | {r['qat_over_float']:.2f}x |")
+    lines += ['', '## Batch-1 inference latency (median, us) and export time', '',
+              '| model | TF Session | float .tflite | int8 .tflite | checkpoint -> int8 export (s) |',
+              '| --- | --- | --- | --- | --- |']
+    for model, r in results['latency'].items():
+        lines.append(f"| {model} | {r['session_batch1_us']:.1f} | "
+                     f"{r['tflite_float_batch1_us']:.1f} | {r['tflite_int8_batch1_us']:.1f} | "
+                     f"{r['checkpoint_to_int8_export_s']:.2f} |")
+    f = results['flops']
+    lines += ['', '## MLP training FLOP rate', '',
+              f"- matmul micro-benchmark, same shapes: TF {f['tf_matmul_flops'] / 1e9:.1f} "
+              f"GFLOP/s, numpy {f['numpy_matmul_flops'] / 1e9:.1f} GFLOP/s",
+              f"- MLP training (best graph variant): {f['mlp_training_flops'] / 1e9:.1f} "
+              f"GFLOP/s = {f['mlp_training_over_matmul']:.0%} of the matmul rate"]
+    return '\n'.join(lines) + '\n'
 
 
 def main(argv=None) -> int:
@@ -15,21 +80,20 @@ def main(argv=None) -> int:
     parser.add_argument('--out', default=common.RESULTS_DIR, help='results folder')
     args = parser.parse_args(argv)
 
-    results = {'machine': common.machine_info(), 'quick': args.quick,
-               'qat_cost': qat_cost.measure(quick=args.quick)}
-    lines = ['# Benchmarks', '', f"Machine: {results['machine']['cpu']}, "
-             f"{results['machine']['cores']} cores, TensorFlow "
-             f"{results['machine']['tensorflow']}" + (' (quick mode)' if args.quick else ''),
-             '', '## QAT vs float training step (batch 100, median of interleaved rounds)', '',
-             '| model | float examples/s | QAT examples/s | QAT / float step time | target |',
-             '| --- | --- | --- | --- | --- |']
-    for model, r in results['qat_cost'].items():
-        lines.append(f"| {model} | {r['float_examples_per_s']:,.0f} | "
-                     f"{r['qat_examples_per_s']:,.0f} | {r['qat_over_float']:.2f}x | "
-                     f"<= {TARGETS['qat_over_float']}x |")
-    markdown = '\n'.join(lines) + '\n'
-    path = common.write_results(results, markdown, args.out)
-    print(markdown)
+    results = {'machine': common.machine_info(), 'quick': args.quick}
+    results['throughput'] = throughput.measure(quick=args.quick)
+    results['qat_cost'] = qat_cost.measure(quick=args.quick)
+    results['latency'] = latency.measure(quick=args.quick)
+    results['flops'] = flops.matmul_rate(quick=args.quick)
+    t = results['throughput']['mlp']
+    best = max(t['graph_feed_dict_examples_per_s'], t['graph_in_graph_data_examples_per_s'])
+    results['flops']['mlp_training_flops'] = best / 100 * flops.step_flops(100)
+    results['flops']['mlp_training_over_matmul'] = (results['flops']['mlp_training_flops'] /
+                                                    results['flops']['machine_matmul_flops'])
+    results['headline'] = headline(results)
+    text = markdown(results)
+    path = common.write_results(results, text, args.out)
+    print(text)
     print(f'written: {path}')
     return 0
 

@@ -73,19 +73,25 @@ class TrainingTensors:
     train_op: tf.Operation
 
 
-def build_model(config: ModelConfig, *, is_training: bool,
-                batch_size: Optional[int] = None) -> ModelTensors:
+def build_model(config: ModelConfig, *, is_training: bool, batch_size: Optional[int] = None,
+                input_default: Optional[tf.Tensor] = None) -> ModelTensors:
     """Builds ``Input`` -> network -> ``Logits``, ``Output`` in the current default graph.
 
     Args:
       config: which network.
       is_training: training variant (dropout, batch statistics) or inference variant.
       batch_size: static batch size of ``Input``, or None for a dynamic batch.
+      input_default: a tensor (for example an in-graph data pipeline's batch) that ``Input``
+        yields when nothing is fed; ``Input`` is then a ``PlaceholderWithDefault``.
 
     Returns:
       The `ModelTensors`.
     """
-    inputs = v1.placeholder(tf.float32, [batch_size, *config.input_shape], name=INPUT)
+    shape = [batch_size, *config.input_shape]
+    if input_default is None:
+        inputs = v1.placeholder(tf.float32, shape, name=INPUT)
+    else:
+        inputs = v1.placeholder_with_default(input_default, shape, name=INPUT)
     logits, end_points = get_network_fn(config, is_training)(inputs)
     logits = tf.identity(logits, name=LOGITS)
     output = tf.nn.softmax(logits, name=OUTPUT)
@@ -93,8 +99,9 @@ def build_model(config: ModelConfig, *, is_training: bool,
 
 
 def build_training_graph(config: ModelConfig, *, learning_rate: float, seed: int,
-                         rewrite: Optional[GraphRewrite] = None
-                         ) -> Tuple[tf.Graph, TrainingTensors]:
+                         rewrite: Optional[GraphRewrite] = None,
+                         input_pipeline: Optional[Callable[[], Tuple[tf.Tensor, tf.Tensor]]]
+                         = None) -> Tuple[tf.Graph, TrainingTensors]:
     """Builds the full training graph in a new `tf.Graph`.
 
     The optional ``rewrite`` runs after the loss exists and before the optimizer, which is
@@ -105,6 +112,9 @@ def build_training_graph(config: ModelConfig, *, learning_rate: float, seed: int
       learning_rate: Adam learning rate.
       seed: graph-level random seed (initializers, dropout).
       rewrite: in-place graph rewrite applied to the forward graph and loss.
+      input_pipeline: builds ``(images, labels)`` batch tensors inside the graph (for example
+        from a ``tf.data`` iterator); ``Input`` and ``Labels`` then default to them, so a
+        step needs no ``feed_dict``.
 
     Returns:
       The graph and its `TrainingTensors`.
@@ -113,8 +123,14 @@ def build_training_graph(config: ModelConfig, *, learning_rate: float, seed: int
     with graph.as_default():
         v1.set_random_seed(seed)
         global_step = v1.train.get_or_create_global_step()
-        model = build_model(config, is_training=True)
-        labels = v1.placeholder(tf.int64, [None], name=LABELS)
+        if input_pipeline is None:
+            model = build_model(config, is_training=True)
+            labels = v1.placeholder(tf.int64, [None], name=LABELS)
+        else:
+            batch_images, batch_labels = input_pipeline()
+            model = build_model(config, is_training=True, input_default=batch_images)
+            labels = v1.placeholder_with_default(tf.cast(batch_labels, tf.int64), [None],
+                                                 name=LABELS)
         loss = tf.reduce_mean(
             tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=model.logits),
             name='loss')

@@ -263,7 +263,7 @@ def _rewrite(input_graph, *, is_training, weight_bits, activation_bits, symmetri
                              moving_average=True, bits=activation_bits, narrow_range=False,
                              init_range=(0.0, 6.0) if after_relu else (-6.0, 6.0))
         inputs = [op for op in graph.get_operations()
-                  if op.type == 'Placeholder' and op.name == INPUT]
+                  if op.type in ('Placeholder', 'PlaceholderWithDefault') and op.name == INPUT]
         if inputs and (scope is None or INPUT.startswith(scope)):
             quantizer.insert_fixed(inputs[0].outputs[0], INPUT_QUANT, 0.0, 1.0, activation_bits)
 

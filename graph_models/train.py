@@ -140,6 +140,35 @@ class Evaluator:
         self.session.close()
 
 
+class EpochPipeline:
+    """An in-graph input pipeline, fed once per epoch instead of once per step.
+
+    The epoch's examples, already in the run's seeded order, go into a ``tf.data`` iterator;
+    training steps then run with no ``feed_dict``. Batches are exactly those of
+    `graph_models.data.iterate_batches`, so results and resumption are unchanged, and the
+    per-step copy and feed overhead is gone. ``Input`` and ``Labels`` default to the iterator's
+    batch and can still be fed.
+
+    Args:
+      input_shape: shape of one example.
+      batch_size: examples per batch (the epoch's last batch may be smaller).
+    """
+
+    def __init__(self, input_shape, batch_size: int):
+        self.images = v1.placeholder(tf.float32, [None, *input_shape], name='epoch_images')
+        self.labels = v1.placeholder(tf.int64, [None], name='epoch_labels')
+        dataset = tf.data.Dataset.from_tensor_slices((self.images, self.labels))
+        dataset = dataset.batch(batch_size).prefetch(2)
+        self.iterator = v1.data.make_initializable_iterator(dataset)
+
+    def next_batch(self):
+        return self.iterator.get_next()
+
+    def start(self, session, images: np.ndarray, labels: np.ndarray) -> None:
+        """Loads one epoch's examples (in training order) into the pipeline."""
+        session.run(self.iterator.initializer, {self.images: images, self.labels: labels})
+
+
 def _add_training_summaries(tensors: graphs.TrainingTensors) -> tf.Tensor:
     """Scalar and histogram summaries of the training graph; returns the merged op.
 
@@ -258,9 +287,17 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
     spe = data_lib.steps_per_epoch(len(train_x), run.batch_size)
     total_steps = run.epochs * spe
 
+    pipelines: List[EpochPipeline] = []
+
+    def input_pipeline():
+        pipelines.append(EpochPipeline(input_shape, run.batch_size))
+        return pipelines[0].next_batch()
+
     graph, t = graphs.build_training_graph(
         run.model, learning_rate=run.learning_rate, seed=run.seed,
-        rewrite=run.quantization.training_rewrite() if run.quantization else None)
+        rewrite=run.quantization.training_rewrite() if run.quantization else None,
+        input_pipeline=input_pipeline)
+    pipeline = pipelines[0]
     with graph.as_default():
         summary_op = _add_training_summaries(t)
         saver = v1.train.Saver(v1.global_variables(), max_to_keep=keep_checkpoints,
@@ -315,21 +352,21 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
 
             for epoch in range(step // spe, run.epochs):
                 start_step = step - epoch * spe
-                batches = data_lib.iterate_batches(train_x, train_y, run.batch_size, seed=run.seed,
-                                                   epoch=epoch, start_step=start_step)
+                order = data_lib.epoch_order(len(train_x), run.seed, epoch)
+                order = order[start_step * run.batch_size:]
+                pipeline.start(session, train_x[order], train_y[order])
                 bar = tqdm(total=spe, initial=start_step, desc=f'epoch {epoch + 1}/{run.epochs}',
                            unit='batch', disable=not progress, file=sys.stderr, leave=False)
                 loss_sum = acc_sum = 0.0
                 seen = 0
                 train_seconds = 0.0
                 try:
-                    for images, labels in batches:
-                        feed = {t.model.inputs: images, t.labels: labels}
+                    for first in range(0, len(order), run.batch_size):
                         want_summary = (step + 1) % summary_every_steps == 0
                         fetches = [t.train_op, t.loss, t.accuracy] + ([summary_op] if want_summary
                                                                       else [])
                         began = time.perf_counter()
-                        results = session.run(fetches, feed)
+                        results = session.run(fetches)
                         train_seconds += time.perf_counter() - began
                         loss, acc = float(results[1]), float(results[2])
                         if not math.isfinite(loss):
@@ -338,7 +375,7 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
                                 f'is {checkpoint_path or "none (no checkpoint yet)"}; lower the '
                                 'learning rate and resume or start again')
                         step += 1
-                        n = len(labels)
+                        n = min(run.batch_size, len(order) - first)
                         loss_sum += loss * n
                         acc_sum += acc * n
                         seen += n

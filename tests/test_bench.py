@@ -14,9 +14,13 @@ def test_bench_quick_writes_every_figure(tmp_path, capsys):
     (json_file,) = [f for f in os.listdir(tmp_path) if f.endswith('.json')]
     results = json.loads((tmp_path / json_file).read_text())
     assert results['machine']['cores'] > 0 and results['machine']['tensorflow']
-    for model in ('mlp', 'cnn'):
-        figures = results['qat_cost'][model]
-        assert set(figures) == {'float_step_s', 'qat_step_s', 'qat_over_float',
-                                'float_examples_per_s', 'qat_examples_per_s'}
-        assert all(value > 0 for value in figures.values())
-    assert '| mlp |' in (tmp_path / json_file.replace('.json', '.md')).read_text()
+    for section in ('throughput', 'qat_cost', 'latency'):
+        for model in ('mlp', 'cnn'):
+            figures = results[section][model]
+            assert figures and all(value > 0 for value in figures.values()), (section, model)
+    assert set(results['qat_cost']['mlp']) == {'float_step_s', 'qat_step_s', 'qat_over_float',
+                                               'float_examples_per_s', 'qat_examples_per_s'}
+    assert all(value > 0 for value in results['flops'].values())
+    assert len(results['headline']) == 6 and all(v > 0 for v in results['headline'].values())
+    markdown = (tmp_path / json_file.replace('.json', '.md')).read_text()
+    assert '| mlp |' in markdown and 'quick mode' in markdown
