@@ -10,7 +10,6 @@ from typing import Dict
 import numpy as np
 
 from bench.common import interleaved_medians
-from graph_models import data as data_lib
 from graph_models import graphs
 from graph_models._tf import v1
 from graph_models.nets_factory import ModelConfig

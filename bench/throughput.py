@@ -18,14 +18,14 @@ EXAMPLES = 2000
 
 
 def _graph_session(config, batch_size, images=None, labels=None):
-    pipeline = None
-    if images is not None:
-        def pipeline():
-            dataset = tf.data.Dataset.from_tensor_slices((images, labels)).repeat()
-            dataset = dataset.batch(batch_size, drop_remainder=True).prefetch(4)
-            return v1.data.make_one_shot_iterator(dataset).get_next()
+    def pipeline():
+        dataset = tf.data.Dataset.from_tensor_slices((images, labels)).repeat()
+        dataset = dataset.batch(batch_size, drop_remainder=True).prefetch(4)
+        return v1.data.make_one_shot_iterator(dataset).get_next()
+
     graph, t = graphs.build_training_graph(config, learning_rate=1e-3, seed=0,
-                                           input_pipeline=pipeline)
+                                           input_pipeline=pipeline if images is not None
+                                           else None)
     with graph.as_default():
         init = v1.global_variables_initializer()
     session = v1.Session(graph=graph)

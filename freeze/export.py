@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from freeze import freeze_graph, tflite
+from freeze import freeze_graph, safety, tflite
 from graph_models import __version__, checkpoints, graphs
 from graph_models import data as data_lib
 from graph_models.errors import ConfigError
@@ -159,7 +159,8 @@ def export_frozen_graph(path: str, mode: str = 'float', *,
                         input_arrays: Sequence[str] = (graphs.INPUT,),
                         output_arrays: Sequence[str] = (graphs.OUTPUT,),
                         input_shapes: Optional[Dict[str, Sequence[int]]] = None,
-                        representative_images: Optional[np.ndarray] = None) -> ExportRecord:
+                        representative_images: Optional[np.ndarray] = None,
+                        allow_unsafe_ops: bool = False) -> ExportRecord:
     """Exports a frozen ``.pb`` (ours or from elsewhere) via ``from_frozen_graph``.
 
     Args:
@@ -170,12 +171,14 @@ def export_frozen_graph(path: str, mode: str = 'float', *,
       input_shapes: input name -> static shape (needed when the graph's batch is ``None``).
       representative_images: float inputs for post-training int8/uint8 of a graph without
         fake quantization.
+      allow_unsafe_ops: skip the allow-list check of `freeze.safety` (trusted graphs only).
 
     Returns:
       The `ExportRecord`.
     """
     began = time.perf_counter()
     graph_def = freeze_graph.read_graph_def(path)
+    safety.check_graph_safety(graph_def, path, allow_unsafe_ops)
     freeze_graph.check_output_names(graph_def, list(input_arrays) + list(output_arrays))
     fake_quantized = any(n.op.startswith('FakeQuantWithMinMax') for n in graph_def.node)
     representative = None

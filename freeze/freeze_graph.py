@@ -14,7 +14,7 @@ from typing import Iterable, List, Optional, Sequence
 
 from graph_models import checkpoints, graphs
 from graph_models._tf import tf, v1
-from graph_models.errors import CheckpointError, GraphModelsError
+from graph_models.errors import CheckpointError, GraphModelsError, tf_error_reason
 from graph_models.fileio import atomic_write
 from graph_models.run_config import RunConfig, read_run_config
 
@@ -160,7 +160,7 @@ def build_restored_inference_graph(run: RunConfig, checkpoint: str, *, batch_siz
             saver.restore(session, checkpoint)
     except tf.errors.OpError as e:
         session.close()
-        raise CheckpointError(f'cannot restore {checkpoint}: {e.message.splitlines()[0]}') \
+        raise CheckpointError(f'cannot restore {checkpoint}: {tf_error_reason(e.message)}') \
             from None
     return session, model
 

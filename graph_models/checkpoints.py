@@ -4,7 +4,7 @@ import os
 from typing import List
 
 from graph_models._tf import tf, v1
-from graph_models.errors import CheckpointError
+from graph_models.errors import CheckpointError, tf_error_reason
 
 
 def resolve_checkpoint(path: str) -> str:
@@ -48,7 +48,7 @@ def check_variables_fit(checkpoint: str, variables: List[tf.Variable]) -> None:
     try:
         shapes = tf.train.load_checkpoint(checkpoint).get_variable_to_shape_map()
     except (tf.errors.OpError, ValueError) as e:
-        message = getattr(e, 'message', str(e)).splitlines()[0]
+        message = tf_error_reason(getattr(e, 'message', str(e)))
         raise CheckpointError(f'cannot read checkpoint {checkpoint} ({message}); it is corrupt '
                               'or incomplete') from None
     for var in variables:

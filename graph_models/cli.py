@@ -6,6 +6,7 @@ traceback of a user error.
 """
 
 import argparse
+import os
 import sys
 import traceback
 from typing import Callable, List, Optional
@@ -14,6 +15,8 @@ from graph_models import __version__
 from graph_models.errors import GraphModelsError
 
 PROG = 'graph-models'
+UNSAFE_HELP = ('.pb only: accept ops outside the pure math/NN allow-list (file access, Python '
+               'calls); only for graphs you trust')
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,6 +137,13 @@ def _add_train_parser(subparsers) -> None:
     g.add_argument('--resume-from-float', metavar='CKPT',
                    help='start a --quantize run from a float checkpoint (folder or prefix) of '
                         'the same model')
+    g = p.add_argument_group('cluster (TensorFlow distributed runtime)')
+    g.add_argument('--cluster-spec', metavar='FILE',
+                   help='JSON {"ps": ["host:port", ...], "worker": [...]} (or set TF_CONFIG)')
+    g.add_argument('--job-name', choices=['ps', 'worker'])
+    g.add_argument('--task-index', type=non_negative_int, metavar='N')
+    g.add_argument('--sync-replicas', action='store_true',
+                   help='synchronous updates (SyncReplicasOptimizer); default asynchronous')
     g = p.add_argument_group('outputs')
     g.add_argument('--run-name', metavar='NAME',
                    help='name of the run\'s folders (default: <model>-<dataset>)')
@@ -158,6 +168,17 @@ def _add_train_parser(subparsers) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    import os
+    from graph_models.distributed import ClusterConfig, run_parameter_server
+    cluster = ClusterConfig.from_sources(args.cluster_spec, args.job_name, args.task_index,
+                                         os.environ)
+    if cluster is not None:
+        args.hard_exit = True  # See main(): TF's gRPC server can hang at interpreter exit.
+    if cluster is not None and cluster.job_name == 'ps':
+        return run_parameter_server(cluster, log=lambda line: print(line, flush=True))
+    if cluster is None and args.sync_replicas:
+        from graph_models.errors import ConfigError
+        raise ConfigError('--sync-replicas applies to cluster training (--cluster-spec)')
     from graph_models.data import load_dataset
     from graph_models.errors import ConfigError
     from graph_models.nets_factory import ModelConfig
@@ -190,6 +211,8 @@ def _run_train(args: argparse.Namespace) -> int:
                     limit=args.limit, data_source=data.source, quantization=quantization)
     print(f'{args.model} on {args.dataset}: {len(data.train_labels)} training and '
           f'{len(data.test_labels)} test examples from {data.source}', flush=True)
+    if cluster is not None:
+        return _run_cluster_worker(args, run, data, cluster)
     result = train_and_eval(run, data, run_name=args.run_name, log_dir=args.log_dir,
                             checkpoint_dir=args.checkpoint_dir,
                             keep_checkpoints=args.keep_checkpoints,
@@ -205,6 +228,53 @@ def _run_train(args: argparse.Namespace) -> int:
     print(f'checkpoint: {result.checkpoint_path}')
     print(f'TensorBoard: tensorboard --logdir {args.log_dir}')
     return 0
+
+
+def _run_cluster_worker(args, run, data, cluster) -> int:
+    import os
+    import shutil
+    from graph_models.distributed import train_worker
+    from graph_models.errors import ConfigError
+    if args.resume or args.resume_from_float:
+        raise ConfigError('--resume and --resume-from-float are for single-process training')
+    run_name = args.run_name or f'{run.model.name}-{run.dataset}' + (
+        '-qat' if run.quantization else '')
+    if args.overwrite and cluster.is_chief:
+        shutil.rmtree(os.path.join(args.checkpoint_dir, run_name), ignore_errors=True)
+        shutil.rmtree(os.path.join(args.log_dir, run_name), ignore_errors=True)
+    result = train_worker(run, data, cluster, run_name=run_name, log_dir=args.log_dir,
+                          checkpoint_dir=args.checkpoint_dir, sync_replicas=args.sync_replicas,
+                          save_every_steps=args.save_every_steps,
+                          summary_every_steps=args.summary_every_steps,
+                          keep_checkpoints=args.keep_checkpoints,
+                          log=lambda line: print(line, flush=True))
+    print(f'{result.task}: {result.local_steps} local steps on {result.shard_examples} '
+          f'examples in {result.seconds:.1f} s, global step {result.global_step}')
+    if result.test_accuracy is not None:
+        print(f'test accuracy {result.test_accuracy:.4f}; checkpoint folder '
+              f'{result.checkpoint_dir}')
+    return 0
+
+
+def _add_cluster_local_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        'cluster-local', help='run "train" as a ps/worker cluster on 127.0.0.1',
+        description='Start ps and worker tasks of "graph-models train" as local subprocesses '
+                    'on free loopback ports; stop them all when the chief ends or any task '
+                    'fails. Example: graph-models cluster-local --workers 2 --ps 1 -- train '
+                    '--model mlp --epochs 5')
+    p.add_argument('--workers', type=positive_int, default=2)
+    p.add_argument('--ps', type=positive_int, default=1)
+    p.add_argument('--timeout', type=positive_float, metavar='SECONDS')
+    p.add_argument('train_args', nargs=argparse.REMAINDER,
+                   help='-- train [train flags]')
+    p.set_defaults(handler=_run_cluster_local)
+
+
+def _run_cluster_local(args) -> int:
+    from graph_models.cluster_local import run_cluster_local
+    return run_cluster_local(args.train_args, workers=args.workers, ps=args.ps,
+                             timeout=args.timeout)
 
 
 def _add_freeze_parser(subparsers) -> None:
@@ -274,6 +344,7 @@ def _add_export_parser(subparsers) -> None:
     p.add_argument('--dataset', choices=list(DATASET_NAMES),
                    help='post-training int8: representative data (default: the run\'s)')
     p.add_argument('--data-dir', metavar='DIR', help='where that dataset is')
+    p.add_argument('--allow-unsafe-ops', action='store_true', help=UNSAFE_HELP)
     p.set_defaults(handler=_run_export)
 
 
@@ -290,7 +361,8 @@ def _run_export(args) -> int:
         shapes = {args.input_arrays[0]: args.input_shapes} if args.input_shapes else None
         record = export_frozen_graph(args.source, args.quantize, input_arrays=args.input_arrays,
                                      output_arrays=args.output_arrays, input_shapes=shapes,
-                                     representative_images=images)
+                                     representative_images=images,
+                                     allow_unsafe_ops=args.allow_unsafe_ops)
         folder = os.path.dirname(os.path.abspath(args.source))
     else:
         if args.input_arrays != ['Input'] or args.output_arrays != ['Output'] or \
@@ -321,6 +393,7 @@ def _add_eval_parser(subparsers) -> None:
     p.add_argument('--limit', type=positive_int, metavar='N', help='first N test examples')
     p.add_argument('--latency', action='store_true',
                    help='.tflite: also the median batch latency (LiteRT, one thread)')
+    p.add_argument('--allow-unsafe-ops', action='store_true', help=UNSAFE_HELP)
     p.set_defaults(handler=_run_eval)
 
 
@@ -356,7 +429,10 @@ def _run_eval(args) -> int:
                          f'{model.latency(images[:model.batch_size]) * 1e6:,.1f} us')
     elif path.endswith(('.pb', '.pbtxt')):
         from freeze.freeze_graph import read_graph_def
-        probs = evaluate.frozen_graph_probabilities(read_graph_def(path), images)
+        from freeze.safety import check_graph_safety
+        graph_def = read_graph_def(path)
+        check_graph_safety(graph_def, path, args.allow_unsafe_ops)
+        probs = evaluate.frozen_graph_probabilities(graph_def, images)
         result = evaluate.score(probs, labels)
     else:
         from graph_models.train import Evaluator
@@ -401,13 +477,30 @@ def _add_inspect_parser(subparsers) -> None:
                               description='Describe a .tflite; --edgetpu checks it against the '
                                           'Coral Edge TPU model requirements (exit 1 if not '
                                           'ready).')
-    p.add_argument('model', metavar='MODEL.tflite')
+    p.add_argument('model', metavar='MODEL', help='.tflite (or a frozen .pb: its ops)')
     p.add_argument('--edgetpu', action='store_true')
+    p.add_argument('--allow-unsafe-ops', action='store_true', help=UNSAFE_HELP)
     p.set_defaults(handler=_run_inspect)
+
+
+def _inspect_graph_def(args) -> int:
+    import collections
+    from freeze.freeze_graph import read_graph_def
+    from freeze.safety import check_graph_safety
+    graph_def = read_graph_def(args.model)
+    check_graph_safety(graph_def, args.model, args.allow_unsafe_ops)
+    placeholders = [n.name for n in graph_def.node if n.op.startswith('Placeholder')]
+    counts = collections.Counter(n.op for n in graph_def.node)
+    print(f'{args.model}: frozen GraphDef, {len(graph_def.node)} nodes')
+    print(f'inputs: {", ".join(placeholders) or "none"}')
+    print('ops: ' + ', '.join(f'{k} x{v}' for k, v in sorted(counts.items())))
+    return 0
 
 
 def _run_inspect(args) -> int:
     from graph_models.inspect_tflite import edgetpu_blockers, format_info, inspect_file
+    if args.model.endswith(('.pb', '.pbtxt')):
+        return _inspect_graph_def(args)
     info = inspect_file(args.model)
     print(format_info(info, args.model))
     if not args.edgetpu:
@@ -486,6 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_inspect_parser(subparsers)
     _add_compare_parser(subparsers)
     _add_summary_parser(subparsers)
+    _add_cluster_local_parser(subparsers)
     return parser
 
 
@@ -495,7 +589,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        return handler(args)
+        status = handler(args)
+        if argv is None and getattr(args, 'hard_exit', False):
+            # A cluster task is done, but the tf.distribute.Server it started can block
+            # interpreter shutdown once its peers are gone: flush and leave now.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
+        return status
     except GraphModelsError as e:
         if args.debug:
             traceback.print_exc()

@@ -21,7 +21,6 @@ import hashlib
 import os
 import urllib.error
 import urllib.request
-import zipfile
 import zlib
 from typing import Dict, Iterator, Optional, Sequence, Tuple
 
@@ -306,9 +305,12 @@ def load_npz(path: str, name: str = 'mnist') -> Dataset:
             arrays = {k: archive[k] for k in _NPZ_KEYS}
     except DataError:
         raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as e:
-        raise DataError(f'{path} is not a readable .npz archive ({e}); download it again') \
-            from None
+    except Exception as e:  # pylint: disable=broad-except
+        # Everything in the try parses an untrusted archive: zipfile and numpy raise
+        # BadZipFile, NotImplementedError (unknown zip version), struct.error, Unicode,
+        # memory and value errors on damaged files (found by tests/fuzz_parsers.py).
+        raise DataError(f'{path} is not a readable .npz archive ({type(e).__name__}: {e}); '
+                        'download it again') from None
     for key in ('x_train', 'x_test'):
         a = arrays[key]
         if a.dtype != np.uint8:

@@ -35,6 +35,33 @@ class TrainingError(GraphModelsError):
 
 
 class TrainingInterrupted(GraphModelsError):
-    """Training was stopped by Ctrl-C after saving a checkpoint (exit status 130)."""
+    """Training was stopped by a signal after saving a checkpoint.
 
-    exit_code = 130
+    Exit status 130 for SIGINT (Ctrl-C), 143 for SIGTERM, as shells report them.
+    """
+
+    def __init__(self, message: str, exit_code: int = 130):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Terminated(BaseException):
+    """Raised in the main thread by the SIGTERM handler that training installs."""
+
+
+def tf_error_reason(message: str) -> str:
+    """The informative part of a TensorFlow op error's multi-line message.
+
+    TF 2 prefixes the cause with "Graph execution error:" and a node trace; the cause itself is
+    the line before ``[[{{node ...}}]]``, for example ``...ckpt.data...; No space left on
+    device``.
+    """
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    for index, line in enumerate(lines):
+        if line.startswith('[[') and index > 0:
+            cause = lines[index - 1]
+            return cause.split('; ', 1)[-1] if '; ' in cause else cause
+    meaningful = [line for line in lines if not line.startswith(('Graph execution error',
+                                                                  'Detected at node', 'File ',
+                                                                  'Node:'))]
+    return (meaningful or lines or ['unknown TensorFlow error'])[0]

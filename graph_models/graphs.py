@@ -101,7 +101,9 @@ def build_model(config: ModelConfig, *, is_training: bool, batch_size: Optional[
 def build_training_graph(config: ModelConfig, *, learning_rate: float, seed: int,
                          rewrite: Optional[GraphRewrite] = None,
                          input_pipeline: Optional[Callable[[], Tuple[tf.Tensor, tf.Tensor]]]
-                         = None) -> Tuple[tf.Graph, TrainingTensors]:
+                         = None, device=None,
+                         wrap_optimizer: Optional[Callable] = None
+                         ) -> Tuple[tf.Graph, TrainingTensors]:
     """Builds the full training graph in a new `tf.Graph`.
 
     The optional ``rewrite`` runs after the loss exists and before the optimizer, which is
@@ -115,12 +117,16 @@ def build_training_graph(config: ModelConfig, *, learning_rate: float, seed: int
       input_pipeline: builds ``(images, labels)`` batch tensors inside the graph (for example
         from a ``tf.data`` iterator); ``Input`` and ``Labels`` then default to them, so a
         step needs no ``feed_dict``.
+      device: a device name or function for every op (for example
+        ``tf.compat.v1.train.replica_device_setter`` in a cluster).
+      wrap_optimizer: takes the Adam optimizer and returns the one to use (for example a
+        ``SyncReplicasOptimizer`` around it).
 
     Returns:
       The graph and its `TrainingTensors`.
     """
     graph = tf.Graph()
-    with graph.as_default():
+    with graph.as_default(), v1.device(device):
         v1.set_random_seed(seed)
         global_step = v1.train.get_or_create_global_step()
         if input_pipeline is None:
@@ -140,6 +146,8 @@ def build_training_graph(config: ModelConfig, *, learning_rate: float, seed: int
             rewrite(graph)
         lr = tf.constant(learning_rate, tf.float32, name='learning_rate')
         optimizer = v1.train.AdamOptimizer(lr)
+        if wrap_optimizer is not None:
+            optimizer = wrap_optimizer(optimizer)
         # Batch-norm moving averages (and any rewrite's updates) run with every step.
         with tf.control_dependencies(v1.get_collection(v1.GraphKeys.UPDATE_OPS)):
             train_op = optimizer.minimize(loss, global_step=global_step, name='train_op')

@@ -17,7 +17,9 @@ import dataclasses
 import math
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from typing import Callable, List, Optional, Tuple
 
@@ -28,8 +30,8 @@ from graph_models import checkpoints
 from graph_models import data as data_lib
 from graph_models import graphs
 from graph_models._tf import tf, v1
-from graph_models.errors import (CheckpointError, ConfigError, GraphModelsError, TrainingError,
-                                 TrainingInterrupted)
+from graph_models.errors import (CheckpointError, ConfigError, GraphModelsError, Terminated,
+                                 TrainingError, TrainingInterrupted, tf_error_reason)
 from graph_models.nets_factory import ModelConfig
 from graph_models.run_config import RunConfig, read_run_config, write_run_config
 
@@ -169,7 +171,7 @@ class EpochPipeline:
         session.run(self.iterator.initializer, {self.images: images, self.labels: labels})
 
 
-def _add_training_summaries(tensors: graphs.TrainingTensors) -> tf.Tensor:
+def add_training_summaries(tensors: graphs.TrainingTensors) -> tf.Tensor:
     """Scalar and histogram summaries of the training graph; returns the merged op.
 
     The legacy summary ops take their tag verbatim (``v1.summary.scalar('loss', ...)`` would
@@ -184,6 +186,17 @@ def _add_training_summaries(tensors: graphs.TrainingTensors) -> tf.Tensor:
         summaries += [tf.raw_ops.HistogramSummary(tag='activations/' + name, values=tensor)
                       for name, tensor in tensors.model.end_points.items()]
         return v1.summary.merge(summaries)
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _install_sigterm_handler():
+    """Makes SIGTERM interrupt training like Ctrl-C; returns the previous handler (or None)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None  # Signal handlers can only be set from the main thread.
+    return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 def _scalar_summary(**values: float) -> v1.Summary:
@@ -257,6 +270,7 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
             raise ConfigError(f'{name.replace("_", " ")} must be positive, got {value}')
     if data.name != run.dataset:
         raise ConfigError(f'the data is {data.name!r} but the run config says {run.dataset!r}')
+    float_checkpoint = None
     if resume_from_float is not None:
         if resume:
             raise ConfigError('--resume and --resume-from-float exclude each other: resume '
@@ -287,137 +301,182 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
     spe = data_lib.steps_per_epoch(len(train_x), run.batch_size)
     total_steps = run.epochs * spe
 
-    pipelines: List[EpochPipeline] = []
-
-    def input_pipeline():
-        pipelines.append(EpochPipeline(input_shape, run.batch_size))
-        return pipelines[0].next_batch()
-
-    graph, t = graphs.build_training_graph(
-        run.model, learning_rate=run.learning_rate, seed=run.seed,
-        rewrite=run.quantization.training_rewrite() if run.quantization else None,
-        input_pipeline=input_pipeline)
-    pipeline = pipelines[0]
-    with graph.as_default():
-        summary_op = _add_training_summaries(t)
-        saver = v1.train.Saver(v1.global_variables(), max_to_keep=keep_checkpoints,
-                               save_relative_paths=True)
-        init_op = v1.global_variables_initializer()
-        float_saver = None
-        if resume_from_float is not None and restore_from is None:
-            float_variables = checkpoints.model_variables(graph)
-            checkpoints.check_variables_fit(float_checkpoint, float_variables)
-            float_saver = v1.train.Saver(float_variables)
-    graph.finalize()  # Nothing may add ops inside the loop (a classic TF1 slow-down).
-
-    evaluator = Evaluator.for_run(run)
-    session = v1.Session(graph=graph)
-    train_writer = eval_writer = None
+    training = _TrainingRun(run, ckpt_dir, keep_checkpoints=keep_checkpoints,
+                            float_checkpoint=float_checkpoint,
+                            restoring=bool(restore_from))
+    previous_handler = _install_sigterm_handler()
     history: List[EpochResult] = []
-    checkpoint_path = restore_from or ''
     try:
+        training.start(restore_from, run_log_dir, log)
+        if training.step >= total_steps:
+            log(f'{ckpt_dir} is already trained to step {training.step} ({run.epochs} epochs); '
+                'nothing to do (raise --epochs to train further)')
+        try:
+            for epoch in range(training.step // spe, run.epochs):
+                result = training.train_epoch(
+                    epoch, train_x, train_y, spe=spe, summary_every_steps=summary_every_steps,
+                    save_every_steps=save_every_steps, progress=progress)
+                result.test_loss, result.test_accuracy = training.evaluate(test_x, test_y)
+                history.append(result)
+                log(f'epoch {result.epoch}/{run.epochs}  step {result.global_step}  '
+                    f'train loss {result.train_loss:.4f} acc {result.train_accuracy:.4f}  '
+                    f'test loss {result.test_loss:.4f} acc {result.test_accuracy:.4f}  '
+                    f'{result.examples_per_sec:,.0f} examples/s')
+        except (KeyboardInterrupt, Terminated) as e:
+            path = training.save()
+            name = 'SIGTERM' if isinstance(e, Terminated) else 'SIGINT'
+            raise TrainingInterrupted(
+                f'{name} at step {training.step}: saved {path}; run the same command with '
+                '--resume to continue', exit_code=143 if isinstance(e, Terminated) else 130) \
+                from None
+    finally:
+        training.close()
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
+    checkpoint_path = training.checkpoint_path or tf.train.latest_checkpoint(ckpt_dir)
+    return TrainResult(run_name=run_name, checkpoint_dir=ckpt_dir, log_dir=run_log_dir,
+                       checkpoint_path=checkpoint_path, global_step=training.step,
+                       history=history)
+
+
+class _TrainingRun:
+    """The training graph, its session, saver, summary writers and evaluator for one run.
+
+    Args:
+      run: the run config.
+      ckpt_dir: the run's checkpoint folder.
+      keep_checkpoints: checkpoints to keep.
+      float_checkpoint: a float checkpoint to initialize the model variables from.
+      restoring: whether `start` will restore a checkpoint of this run.
+    """
+
+    def __init__(self, run: RunConfig, ckpt_dir: str, *, keep_checkpoints: int,
+                 float_checkpoint: Optional[str], restoring: bool):
+        self.run = run
+        self.ckpt_dir = ckpt_dir
+        self.checkpoint_path = ''
+        self.step = 0
+        pipelines: List[EpochPipeline] = []
+
+        def input_pipeline():
+            pipelines.append(EpochPipeline(run.model.input_shape, run.batch_size))
+            return pipelines[0].next_batch()
+
+        self.graph, self.tensors = graphs.build_training_graph(
+            run.model, learning_rate=run.learning_rate, seed=run.seed,
+            rewrite=run.quantization.training_rewrite() if run.quantization else None,
+            input_pipeline=input_pipeline)
+        self.pipeline = pipelines[0]
+        with self.graph.as_default():
+            self.summary_op = add_training_summaries(self.tensors)
+            self.saver = v1.train.Saver(v1.global_variables(), max_to_keep=keep_checkpoints,
+                                        save_relative_paths=True)
+            self.init_op = v1.global_variables_initializer()
+            self.float_checkpoint = float_checkpoint if not restoring else None
+            self.float_saver = None
+            if self.float_checkpoint:
+                float_variables = checkpoints.model_variables(self.graph)
+                checkpoints.check_variables_fit(self.float_checkpoint, float_variables)
+                self.float_saver = v1.train.Saver(float_variables)
+        self.graph.finalize()  # Nothing may add ops inside the loop (a classic TF1 slow-down).
+        self.evaluator = Evaluator.for_run(run)
+        self.session = v1.Session(graph=self.graph)
+        self.train_writer = self.eval_writer = None
+
+    def start(self, restore_from: Optional[str], run_log_dir: str,
+              log: Callable[[str], None]) -> None:
+        """Initializes or restores the variables, writes the run config, opens the writers."""
         # Saver and FileWriter insist on their graph being the default one.
-        with graph.as_default():
+        with self.graph.as_default():
             if restore_from:
                 try:
-                    saver.restore(session, restore_from)
+                    self.saver.restore(self.session, restore_from)
                 except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError,
                         tf.errors.DataLossError) as e:
                     raise CheckpointError(f'cannot restore {restore_from}: '
-                                          f'{e.message.splitlines()[0]}') from None
+                                          f'{tf_error_reason(e.message)}') from None
+                self.checkpoint_path = restore_from
             else:
-                session.run(init_op)
-                if float_saver is not None:
-                    float_saver.restore(session, float_checkpoint)
-                    log(f'initialized the model from {float_checkpoint}')
-            write_run_config(ckpt_dir, run)
-            train_writer = v1.summary.FileWriter(os.path.join(run_log_dir, 'train'), graph)
-            with evaluator.graph.as_default():
-                eval_writer = v1.summary.FileWriter(os.path.join(run_log_dir, 'eval'),
-                                                    evaluator.graph)
+                self.session.run(self.init_op)
+                if self.float_saver is not None:
+                    self.float_saver.restore(self.session, self.float_checkpoint)
+                    log(f'initialized the model from {self.float_checkpoint}')
+            write_run_config(self.ckpt_dir, self.run)
+            self.train_writer = v1.summary.FileWriter(os.path.join(run_log_dir, 'train'),
+                                                      self.graph)
+        with self.evaluator.graph.as_default():
+            self.eval_writer = v1.summary.FileWriter(os.path.join(run_log_dir, 'eval'),
+                                                     self.evaluator.graph)
+        self.step = int(self.session.run(self.tensors.global_step))
 
-            step = int(session.run(t.global_step))
-            if step >= total_steps:
-                log(f'{ckpt_dir} is already trained to step {step} ({run.epochs} epochs); '
-                    'nothing to do (raise --epochs to train further)')
+    def save(self) -> str:
+        """Writes a checkpoint at the current step; returns its path."""
+        try:
+            with self.graph.as_default():
+                self.checkpoint_path = self.saver.save(
+                    self.session, os.path.join(self.ckpt_dir, CHECKPOINT_PREFIX),
+                    global_step=self.step, write_meta_graph=False)
+        except tf.errors.OpError as e:
+            raise CheckpointError(f'cannot write a checkpoint in {self.ckpt_dir} '
+                                  f'({tf_error_reason(e.message)}); free disk space or choose '
+                                  'another --checkpoint-dir') from None
+        return self.checkpoint_path
 
-            def save() -> str:
-                try:
-                    return saver.save(session, os.path.join(ckpt_dir, CHECKPOINT_PREFIX),
-                                      global_step=step, write_meta_graph=False)
-                except tf.errors.OpError as e:
-                    raise CheckpointError(f'cannot write a checkpoint in {ckpt_dir} '
-                                          f'({e.message.splitlines()[0]}); free disk space '
-                                          'or choose another --checkpoint-dir') from None
+    def train_epoch(self, epoch: int, train_x: np.ndarray, train_y: np.ndarray, *, spe: int,
+                    summary_every_steps: int, save_every_steps: Optional[int],
+                    progress: bool) -> EpochResult:
+        """Trains the rest of one epoch (from the current step) and checkpoints at its end."""
+        run, t = self.run, self.tensors
+        start_step = self.step - epoch * spe
+        order = data_lib.epoch_order(len(train_x), run.seed, epoch)[start_step * run.batch_size:]
+        self.pipeline.start(self.session, train_x[order], train_y[order])
+        loss_sum = acc_sum = seconds = 0.0
+        seen = 0
+        with tqdm(total=spe, initial=start_step, desc=f'epoch {epoch + 1}/{run.epochs}',
+                  unit='batch', disable=not progress, file=sys.stderr, leave=False) as bar:
+            for first in range(0, len(order), run.batch_size):
+                want_summary = (self.step + 1) % summary_every_steps == 0
+                fetches = [t.train_op, t.loss, t.accuracy] + ([self.summary_op]
+                                                              if want_summary else [])
+                began = time.perf_counter()
+                results = self.session.run(fetches)
+                seconds += time.perf_counter() - began
+                loss, acc = float(results[1]), float(results[2])
+                if not math.isfinite(loss):
+                    raise TrainingError(
+                        f'loss became {loss} at step {self.step + 1}; the last good checkpoint '
+                        f'is {self.checkpoint_path or "none (no checkpoint yet)"}; lower the '
+                        'learning rate and resume or start again')
+                self.step += 1
+                n = min(run.batch_size, len(order) - first)
+                loss_sum += loss * n
+                acc_sum += acc * n
+                seen += n
+                if want_summary:
+                    self.train_writer.add_summary(results[3], self.step)
+                if save_every_steps and self.step % save_every_steps == 0:
+                    self.save()
+                bar.set_postfix(loss=f'{loss:.4f}', ex_s=f'{seen / max(seconds, 1e-9):,.0f}')
+                bar.update(1)
+        self.save()
+        return EpochResult(epoch=epoch + 1, global_step=self.step,
+                           train_loss=loss_sum / max(seen, 1),
+                           train_accuracy=acc_sum / max(seen, 1), test_loss=float('nan'),
+                           test_accuracy=float('nan'),
+                           examples_per_sec=seen / max(seconds, 1e-9), seconds=seconds)
 
-            for epoch in range(step // spe, run.epochs):
-                start_step = step - epoch * spe
-                order = data_lib.epoch_order(len(train_x), run.seed, epoch)
-                order = order[start_step * run.batch_size:]
-                pipeline.start(session, train_x[order], train_y[order])
-                bar = tqdm(total=spe, initial=start_step, desc=f'epoch {epoch + 1}/{run.epochs}',
-                           unit='batch', disable=not progress, file=sys.stderr, leave=False)
-                loss_sum = acc_sum = 0.0
-                seen = 0
-                train_seconds = 0.0
-                try:
-                    for first in range(0, len(order), run.batch_size):
-                        want_summary = (step + 1) % summary_every_steps == 0
-                        fetches = [t.train_op, t.loss, t.accuracy] + ([summary_op] if want_summary
-                                                                      else [])
-                        began = time.perf_counter()
-                        results = session.run(fetches)
-                        train_seconds += time.perf_counter() - began
-                        loss, acc = float(results[1]), float(results[2])
-                        if not math.isfinite(loss):
-                            raise TrainingError(
-                                f'loss became {loss} at step {step + 1}; the last good checkpoint '
-                                f'is {checkpoint_path or "none (no checkpoint yet)"}; lower the '
-                                'learning rate and resume or start again')
-                        step += 1
-                        n = min(run.batch_size, len(order) - first)
-                        loss_sum += loss * n
-                        acc_sum += acc * n
-                        seen += n
-                        if want_summary:
-                            train_writer.add_summary(results[3], step)
-                        if save_every_steps and step % save_every_steps == 0:
-                            checkpoint_path = save()
-                        bar.set_postfix(loss=f'{loss:.4f}',
-                                        ex_s=f'{seen / max(train_seconds, 1e-9):,.0f}')
-                        bar.update(1)
-                except KeyboardInterrupt:
-                    checkpoint_path = save()
-                    raise TrainingInterrupted(
-                        f'interrupted at step {step}; saved {checkpoint_path}; run the same '
-                        'command with --resume to continue') from None
-                finally:
-                    bar.close()
+    def evaluate(self, test_x: np.ndarray, test_y: np.ndarray) -> Tuple[float, float]:
+        """Test loss and accuracy of the latest checkpoint in the inference graph; logged."""
+        self.evaluator.restore(self.checkpoint_path)
+        loss, accuracy = self.evaluator.evaluate(test_x, test_y)
+        self.eval_writer.add_summary(_scalar_summary(loss=loss, accuracy=accuracy), self.step)
+        self.train_writer.flush()
+        self.eval_writer.flush()
+        return loss, accuracy
 
-                checkpoint_path = save()
-                evaluator.restore(checkpoint_path)
-                test_loss, test_acc = evaluator.evaluate(test_x, test_y)
-                eval_writer.add_summary(_scalar_summary(loss=test_loss, accuracy=test_acc), step)
-                train_writer.flush()
-                eval_writer.flush()
-                result = EpochResult(epoch=epoch + 1, global_step=step,
-                                     train_loss=loss_sum / max(seen, 1),
-                                     train_accuracy=acc_sum / max(seen, 1), test_loss=test_loss,
-                                     test_accuracy=test_acc,
-                                     examples_per_sec=seen / max(train_seconds, 1e-9),
-                                     seconds=train_seconds)
-                history.append(result)
-                log(f'epoch {result.epoch}/{run.epochs}  step {step}  '
-                    f'train loss {result.train_loss:.4f} acc {result.train_accuracy:.4f}  '
-                    f'test loss {test_loss:.4f} acc {test_acc:.4f}  '
-                    f'{result.examples_per_sec:,.0f} examples/s')
-            if not checkpoint_path:
-                checkpoint_path = tf.train.latest_checkpoint(ckpt_dir)
-    finally:
-        for writer in (train_writer, eval_writer):
+    def close(self) -> None:
+        for writer in (self.train_writer, self.eval_writer):
             if writer is not None:
-                writer.close()
-        session.close()
-        evaluator.close()
-    return TrainResult(run_name=run_name, checkpoint_dir=ckpt_dir, log_dir=run_log_dir,
-                       checkpoint_path=checkpoint_path, global_step=step, history=history)
+                writer.close()  # Flushes pending summaries, on success and on every error.
+        self.session.close()
+        self.evaluator.close()

@@ -1,0 +1,357 @@
+"""Scale-out on TensorFlow's own distributed runtime: parameter servers, between-graph replication.
+
+Each process of a cluster starts a ``tf.distribute.Server`` for its task of a
+``tf.compat.v1.train.ClusterSpec`` (from ``--cluster-spec cluster.json`` or the standard
+``TF_CONFIG`` variable):
+
+- **ps** tasks hold the variables and serve until every worker has reported that it is done
+  (through a shared ``FIFOQueue`` on each ps), then exit.
+- **workers** build the same training graph under ``replica_device_setter`` (variables on the
+  ps tasks, computation local) and train with ``MonitoredTrainingSession``. Worker 0 is the
+  chief: it initializes the variables and writes the checkpoints, ``run_config.json`` and the
+  TensorBoard summaries, so its checkpoints are ordinary ones that ``freeze`` and ``export``
+  take unchanged. Each worker reads its own shard of the training data (every
+  ``num_workers``-th example). Updates are asynchronous by default; ``sync_replicas`` wraps Adam
+  in ``SyncReplicasOptimizer`` (one update per round of all workers' gradients).
+
+Global step: asynchronous training ends when the global step, which every worker's update
+increments, reaches the sum of all workers' steps (``epochs`` passes over each shard).
+Synchronous training ends after ``epochs`` passes over a shard counted in aggregated updates;
+since stale gradients are dropped, workers go on past their ``epochs`` passes until then.
+
+When a task dies, TF's runtime does not recover it. With asynchronous updates the other workers
+carry on with their shards, and the chief saves its checkpoints as usual. With synchronous
+updates the chief waits for gradients that never come. ``graph-models cluster-local`` therefore
+stops the whole cluster, with an error naming the task, as soon as any task fails.
+"""
+
+import dataclasses
+import itertools
+import json
+import math
+import os
+import time
+from typing import Callable, Dict, List, Mapping, Optional
+
+from graph_models import data as data_lib
+from graph_models import graphs
+from graph_models._tf import tf, v1
+from graph_models.errors import ConfigError, TrainingError
+from graph_models.run_config import RunConfig, write_run_config
+
+JOBS = ('ps', 'worker')
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterConfig:
+    """This process's place in a cluster.
+
+    Attributes:
+      cluster: job name -> list of ``host:port`` addresses (``ps`` and ``worker``).
+      job_name: ``ps`` or ``worker``.
+      task_index: index of this task within its job.
+    """
+
+    cluster: Mapping[str, List[str]]
+    job_name: str
+    task_index: int
+
+    def __post_init__(self):
+        for job in JOBS:
+            addresses = self.cluster.get(job)
+            if not addresses or not isinstance(addresses, list):
+                raise ConfigError(f'the cluster spec needs a non-empty "{job}" list of '
+                                  'host:port addresses')
+        unknown = set(self.cluster) - set(JOBS)
+        if unknown:
+            raise ConfigError(f'the cluster spec has jobs {sorted(unknown)}; only ps and worker '
+                              'are used')
+        if self.job_name not in JOBS:
+            raise ConfigError(f'job name must be ps or worker, got {self.job_name!r}')
+        if not 0 <= self.task_index < len(self.cluster[self.job_name]):
+            raise ConfigError(f'task index {self.task_index} is out of range: the cluster has '
+                              f'{len(self.cluster[self.job_name])} {self.job_name} task(s)')
+
+    @property
+    def num_workers(self) -> int:
+        return len(self.cluster['worker'])
+
+    @property
+    def num_ps(self) -> int:
+        return len(self.cluster['ps'])
+
+    @property
+    def is_chief(self) -> bool:
+        return self.job_name == 'worker' and self.task_index == 0
+
+    @property
+    def name(self) -> str:
+        return f'{self.job_name}{self.task_index}'
+
+    def spec(self) -> v1.train.ClusterSpec:
+        return v1.train.ClusterSpec(dict(self.cluster))
+
+    @classmethod
+    def from_sources(cls, cluster_spec: Optional[str], job_name: Optional[str],
+                     task_index: Optional[int],
+                     environ: Mapping[str, str]) -> Optional['ClusterConfig']:
+        """From ``--cluster-spec``/``--job-name``/``--task-index``, else ``TF_CONFIG``.
+
+        Returns:
+          The `ClusterConfig`, or None when neither is given (single-process training).
+
+        Raises:
+          ConfigError: on a missing, unreadable or inconsistent cluster description.
+        """
+        if cluster_spec is not None:
+            if job_name is None or task_index is None:
+                raise ConfigError('--cluster-spec needs --job-name {ps,worker} and --task-index')
+            try:
+                with open(cluster_spec) as f:
+                    cluster = json.load(f)
+            except OSError as e:
+                raise ConfigError(f'cannot read cluster spec {cluster_spec}: {e.strerror}') \
+                    from None
+            except ValueError as e:
+                raise ConfigError(f'cluster spec {cluster_spec} is not JSON ({e})') from None
+            if isinstance(cluster, dict) and 'cluster' in cluster:
+                cluster = cluster['cluster']  # A TF_CONFIG-style file.
+            if not isinstance(cluster, dict):
+                raise ConfigError(f'cluster spec {cluster_spec} must be a JSON object such as '
+                                  '{"ps": ["host:port"], "worker": ["host:port", ...]}')
+            return cls(cluster, job_name, task_index)
+        if job_name is not None or task_index is not None:
+            raise ConfigError('--job-name and --task-index need --cluster-spec (or TF_CONFIG)')
+        if not environ.get('TF_CONFIG'):
+            return None
+        try:
+            config = json.loads(environ['TF_CONFIG'])
+            return cls(config['cluster'], config['task']['type'], int(config['task']['index']))
+        except (ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f'TF_CONFIG is not a valid cluster description ({e}); expected '
+                              '{"cluster": {...}, "task": {"type": "worker", "index": 0}}') \
+                from None
+
+
+def _server(cluster: ClusterConfig):
+    return tf.distribute.Server(cluster.spec(), job_name=cluster.job_name,
+                                task_index=cluster.task_index, start=True)
+
+
+def _done_queue(cluster: ClusterConfig, ps_index: int):
+    with v1.device(f'/job:ps/task:{ps_index}'):
+        return v1.FIFOQueue(cluster.num_workers, tf.int32, shapes=[[]],
+                            shared_name=f'graph_models_done_{ps_index}',
+                            name=f'done_queue_{ps_index}')
+
+
+def run_parameter_server(cluster: ClusterConfig, log: Callable[[str], None] = print) -> int:
+    """Serves variables until every worker has reported done; returns 0.
+
+    Args:
+      cluster: a ``ps`` task's `ClusterConfig`.
+      log: progress lines.
+    """
+    server = _server(cluster)
+    log(f'{cluster.name}: serving at {cluster.cluster["ps"][cluster.task_index]}, waiting for '
+        f'{cluster.num_workers} worker(s)')
+    graph = tf.Graph()
+    with graph.as_default():
+        wait = _done_queue(cluster, cluster.task_index).dequeue_many(cluster.num_workers)
+    with v1.Session(server.target, graph=graph) as session:
+        session.run(wait)
+    log(f'{cluster.name}: all {cluster.num_workers} worker(s) finished')
+    return 0
+
+
+@dataclasses.dataclass
+class WorkerResult:
+    """What one worker did.
+
+    Attributes:
+      task: ``worker0``, ``worker1``, ...
+      local_steps: training steps this worker ran.
+      global_step: the global step when it stopped.
+      shard_examples: size of its training shard.
+      checkpoint_dir: the chief's checkpoint folder (None on other workers).
+      test_accuracy: the chief's test accuracy of the final checkpoint (None elsewhere).
+      seconds: wall time of the training loop.
+    """
+
+    task: str
+    local_steps: int
+    global_step: int
+    shard_examples: int
+    checkpoint_dir: Optional[str] = None
+    test_accuracy: Optional[float] = None
+    seconds: float = 0.0
+
+
+def train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig, *,
+                 run_name: Optional[str] = None, log_dir: str = 'logs',
+                 checkpoint_dir: str = 'checkpoints', sync_replicas: bool = False,
+                 save_every_steps: Optional[int] = None, summary_every_steps: int = 50,
+                 keep_checkpoints: int = 5,
+                 log: Callable[[str], None] = print) -> WorkerResult:
+    """Trains as one worker of a cluster (between-graph replication).
+
+    Args:
+      run: model and hyperparameters (the chief writes them to ``run_config.json``).
+      data: the full dataset; this worker takes examples ``task_index::num_workers``.
+      cluster: a ``worker`` task's `ClusterConfig`.
+      run_name, log_dir, checkpoint_dir: as in `graph_models.train.train_and_eval`.
+      sync_replicas: synchronous updates with ``SyncReplicasOptimizer``.
+      save_every_steps: chief checkpoint interval in global steps (default: one shard epoch).
+      summary_every_steps: chief summary interval in global steps.
+      keep_checkpoints: checkpoints the chief keeps.
+      log: progress lines.
+
+    Returns:
+      The `WorkerResult`.
+
+    Raises:
+      ConfigError: if the chief's checkpoint folder already holds a checkpoint.
+      TrainingError: if the loss becomes NaN or infinite.
+    """
+    from graph_models.train import Evaluator, add_training_summaries
+    if cluster.job_name != 'worker':
+        raise ConfigError('train_worker runs on worker tasks; ps tasks run run_parameter_server')
+    run_name = run_name or f'{run.model.name}-{run.dataset}' + ('-qat' if run.quantization
+                                                                   else '')
+    ckpt_dir = os.path.join(checkpoint_dir, run_name)
+    if cluster.is_chief:
+        if tf.train.latest_checkpoint(ckpt_dir) if os.path.isdir(ckpt_dir) else None:
+            raise ConfigError(f'{ckpt_dir} already holds a checkpoint; remove it or choose '
+                              'another --run-name for a cluster run')
+        write_run_config(ckpt_dir, run)
+    n, i = cluster.num_workers, cluster.task_index
+    shape = run.model.input_shape
+    shard_x = data_lib.to_float(data.train_images[i::n], shape)
+    shard_y = data.train_labels[i::n]
+    shard_steps = [data_lib.steps_per_epoch(len(data.train_labels[w::n]), run.batch_size)
+                   for w in range(n)]
+    last_step = (run.epochs * shard_steps[0] if sync_replicas
+                 else run.epochs * sum(shard_steps))
+
+    server = _server(cluster)
+    sync_optimizers = []
+
+    def wrap(optimizer):
+        sync = v1.train.SyncReplicasOptimizer(optimizer, replicas_to_aggregate=n,
+                                              total_num_replicas=n)
+        sync_optimizers.append(sync)
+        return sync
+
+    device = v1.train.replica_device_setter(cluster=cluster.spec(),
+                                            worker_device=f'/job:worker/task:{i}')
+    graph, t = graphs.build_training_graph(
+        run.model, learning_rate=run.learning_rate, seed=run.seed,
+        rewrite=run.quantization.training_rewrite() if run.quantization else None,
+        device=device, wrap_optimizer=wrap if sync_replicas else None)
+    with graph.as_default():
+        summary_op = add_training_summaries(t)
+        saver = v1.train.Saver(max_to_keep=keep_checkpoints, save_relative_paths=True)
+        done = [_done_queue(cluster, p).enqueue(1) for p in range(cluster.num_ps)]
+        # Global variables only: SyncReplicasOptimizer's local_step is a local variable that
+        # this worker's own session initializes later.
+        uninitialized = v1.report_uninitialized_variables(v1.global_variables())
+    hooks = [v1.train.StopAtStepHook(last_step=last_step)]
+    if sync_replicas:
+        hooks.append(sync_optimizers[0].make_session_run_hook(cluster.is_chief))
+    config = v1.ConfigProto(device_filters=['/job:ps', f'/job:worker/task:{i}'])
+    if not cluster.is_chief:
+        # MonitoredTrainingSession re-checks the chief's initialization only every 30 s;
+        # poll for it here instead so that workers start as soon as the variables exist.
+        with v1.Session(server.target, graph=graph, config=config) as session:
+            while len(session.run(uninitialized)):
+                time.sleep(0.1)
+    local_steps = global_step = 0
+    began = time.perf_counter()
+    try:
+        with graph.as_default(), v1.train.MonitoredTrainingSession(
+                master=server.target, is_chief=cluster.is_chief,
+                checkpoint_dir=ckpt_dir if cluster.is_chief else None,
+                scaffold=v1.train.Scaffold(saver=saver, summary_op=summary_op), hooks=hooks,
+                save_checkpoint_steps=save_every_steps or shard_steps[0],
+                save_summaries_steps=summary_every_steps,
+                summary_dir=os.path.join(log_dir, run_name, 'train') if cluster.is_chief else None,
+                log_step_count_steps=None, config=config,
+                stop_grace_period_secs=10) as session:
+            # Asynchronous: each worker makes exactly its shard's passes. Synchronous: stale
+            # gradients are dropped, so workers keep contributing until the global step reaches
+            # the target; stopping early would leave the others waiting for a partner gradient.
+            epochs = itertools.count() if sync_replicas else range(run.epochs)
+            for epoch in epochs:
+                for images, labels in data_lib.iterate_batches(shard_x, shard_y, run.batch_size,
+                                                               seed=run.seed + i, epoch=epoch):
+                    if session.should_stop():
+                        break
+                    _, loss, global_step = session.run(
+                        [t.train_op, t.loss, t.global_step],
+                        {t.model.inputs: images, t.labels: labels})
+                    local_steps += 1
+                    if not math.isfinite(loss):
+                        raise TrainingError(f'{cluster.name}: loss became {loss} at global step '
+                                            f'{global_step}; lower the learning rate')
+                log(f'{cluster.name}: shard epoch {epoch + 1} done, '
+                    f'{local_steps} local steps, global step {global_step}')
+                if session.should_stop():
+                    break
+            if cluster.is_chief and not sync_replicas:
+                # The chief's final checkpoint must include the other workers' updates: wait
+                # until the global step reaches the target (a batch is fed because the summary
+                # hook may evaluate the summaries on this run).
+                feed = {t.model.inputs: shard_x[:run.batch_size], t.labels: shard_y[:run.batch_size]}
+                while not session.should_stop():
+                    global_step = session.run(t.global_step, feed)
+                    time.sleep(0.05)
+    except tf.errors.CancelledError:
+        if not sync_replicas:
+            raise
+        # SyncReplicasOptimizer's chief queue runner still waits for gradients when the
+        # session closes, and TF cancels it; training had ended and the final checkpoint is
+        # saved before that (closing the token queue also releases waiting workers).
+        log(f'{cluster.name}: synchronous queue runner cancelled at shutdown (expected)')
+    seconds = time.perf_counter() - began
+    # The same device filters: a session that waited to reach every task would hang on a
+    # worker that has already finished and gone.
+    with v1.Session(server.target, graph=graph, config=config) as session:
+        session.run(done)
+    result = WorkerResult(cluster.name, local_steps, int(global_step), len(shard_y),
+                          seconds=seconds)
+    if cluster.is_chief:
+        checkpoint = tf.train.latest_checkpoint(ckpt_dir)
+        evaluator = Evaluator.for_run(run)
+        global_step = evaluator.restore(checkpoint)
+        test_x = data_lib.to_float(data.test_images, shape)
+        _, accuracy = evaluator.evaluate(test_x, data.test_labels)
+        evaluator.close()
+        result.checkpoint_dir, result.test_accuracy = ckpt_dir, accuracy
+        result.global_step = global_step
+        log(f'{cluster.name} (chief): checkpoint {checkpoint}, global step {global_step}, '
+            f'test accuracy {accuracy:.4f}')
+    return result
+
+
+def free_ports(count: int) -> List[int]:
+    """``count`` distinct free TCP ports on 127.0.0.1."""
+    import socket
+    sockets, ports = [], []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(('127.0.0.1', 0))
+            sockets.append(s)
+            ports.append(s.getsockname()[1])
+    finally:
+        for s in sockets:
+            s.close()
+    return ports
+
+
+def local_cluster(workers: int, ps: int) -> Dict[str, List[str]]:
+    """A cluster spec of ``ps`` + ``workers`` tasks on free loopback ports."""
+    ports = free_ports(workers + ps)
+    return {'ps': [f'127.0.0.1:{p}' for p in ports[:ps]],
+            'worker': [f'127.0.0.1:{p}' for p in ports[ps:]]}
+

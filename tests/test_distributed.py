@@ -1,0 +1,153 @@
+"""TensorFlow's distributed runtime: cluster configs, a real 1 ps + 2 worker cluster on
+loopback, and a worker killed mid-run."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from graph_models.distributed import ClusterConfig, local_cluster
+from graph_models.errors import ConfigError
+
+from conftest import synthetic_dataset, write_idx_folder
+
+BIN = os.path.join(os.path.dirname(sys.executable), 'graph-models')
+CLUSTER = {'ps': ['127.0.0.1:2222'], 'worker': ['127.0.0.1:2223', '127.0.0.1:2224']}
+
+
+def test_cluster_config_from_file_and_tf_config(tmp_path):
+    path = tmp_path / 'cluster.json'
+    path.write_text(json.dumps(CLUSTER))
+    config = ClusterConfig.from_sources(str(path), 'worker', 1, {})
+    assert (config.num_workers, config.num_ps, config.is_chief) == (2, 1, False)
+    assert ClusterConfig.from_sources(str(path), 'worker', 0, {}).is_chief
+    tf_config = json.dumps({'cluster': CLUSTER, 'task': {'type': 'ps', 'index': 0}})
+    config = ClusterConfig.from_sources(None, None, None, {'TF_CONFIG': tf_config})
+    assert config.job_name == 'ps' and config.name == 'ps0'
+    assert ClusterConfig.from_sources(None, None, None, {}) is None
+
+
+@pytest.mark.parametrize('cluster,job,index,message', [
+    ({'worker': ['a:1']}, 'worker', 0, 'needs a non-empty "ps" list'),
+    (CLUSTER, 'worker', 2, 'task index 2 is out of range'),
+    (CLUSTER, 'chief', 0, 'job name must be ps or worker'),
+    (dict(CLUSTER, evaluator=['a:3']), 'worker', 0, 'only ps and worker'),
+])
+def test_bad_cluster_configs(cluster, job, index, message):
+    with pytest.raises(ConfigError, match=message):
+        ClusterConfig(cluster, job, index)
+
+
+def test_bad_cluster_sources(tmp_path):
+    with pytest.raises(ConfigError, match='needs --job-name'):
+        ClusterConfig.from_sources(str(tmp_path / 'c.json'), None, None, {})
+    with pytest.raises(ConfigError, match='cannot read cluster spec'):
+        ClusterConfig.from_sources(str(tmp_path / 'c.json'), 'ps', 0, {})
+    (tmp_path / 'bad.json').write_text('{nope')
+    with pytest.raises(ConfigError, match='is not JSON'):
+        ClusterConfig.from_sources(str(tmp_path / 'bad.json'), 'ps', 0, {})
+    with pytest.raises(ConfigError, match='TF_CONFIG is not a valid'):
+        ClusterConfig.from_sources(None, None, None, {'TF_CONFIG': '{"cluster": {}}'})
+    with pytest.raises(ConfigError, match='need --cluster-spec'):
+        ClusterConfig.from_sources(None, 'worker', 0, {})
+
+
+def test_local_cluster_uses_distinct_loopback_ports():
+    cluster = local_cluster(workers=2, ps=1)
+    addresses = cluster['ps'] + cluster['worker']
+    assert len(set(addresses)) == 3 and all(a.startswith('127.0.0.1:') for a in addresses)
+
+
+def _processes(marker):
+    out = subprocess.run(['pgrep', '-f', marker], capture_output=True, text=True).stdout
+    return [int(pid) for pid in out.split()]
+
+
+@pytest.mark.slow
+def test_one_ps_two_workers_on_loopback(tmp_path):
+    data_dir = write_idx_folder(tmp_path / 'data', synthetic_dataset(800, 200))
+    run_name = 'cluster-' + uuid.uuid4().hex[:8]
+    proc = subprocess.run(
+        [BIN, 'cluster-local', '--workers', '2', '--ps', '1', '--timeout', '240', '--',
+         'train', '--model', 'mlp_small', '--data-dir', data_dir, '--epochs', '3',
+         '--batch-size', '20', '--run-name', run_name, '--checkpoint-dir',
+         str(tmp_path / 'ckpt'), '--log-dir', str(tmp_path / 'logs')],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    out = proc.stdout
+    local = {int(m.group(1)): int(m.group(2)) for m in re.finditer(
+        r'\[worker(\d)\] worker\d: (\d+) local steps', out)}
+    assert local == {0: 60, 1: 60}  # 3 epochs of 400 examples / 20 per batch, each.
+    chief_step = int(re.search(r'global step (\d+), test accuracy', out).group(1))
+    assert chief_step == local[0] + local[1]  # The global step counts both workers' steps.
+    assert '[ps0] ps0: all 2 worker(s) finished' in out
+    assert not _processes(run_name)
+
+    # The chief's checkpoint is an ordinary one: single-process evaluation and export.
+    ckpt = tmp_path / 'ckpt' / run_name
+    from graph_models import cli
+    assert cli.main(['eval', str(ckpt), '--data-dir', data_dir]) == 0
+    assert cli.main(['export', str(ckpt), '--quantize', 'float', '-o',
+                     str(tmp_path / 'm.tflite')]) == 0
+    distributed_accuracy = float(re.search(r'test accuracy ([\d.]+)', out).group(1))
+    single = subprocess.run(
+        [BIN, 'train', '--model', 'mlp_small', '--data-dir', data_dir, '--epochs', '3',
+         '--batch-size', '20', '--run-name', 'single', '--checkpoint-dir',
+         str(tmp_path / 'ckpt'), '--log-dir', str(tmp_path / 'logs'), '--no-progress'],
+        capture_output=True, text=True, timeout=300)
+    single_accuracy = float(re.search(r'test accuracy ([\d.]+) after', single.stdout).group(1))
+    assert distributed_accuracy >= single_accuracy - 0.02
+    assert distributed_accuracy >= 0.95  # Separable data: both learn it.
+
+
+@pytest.mark.slow
+def test_killed_worker_stops_the_cluster_and_leaves_no_process(tmp_path):
+    data_dir = write_idx_folder(tmp_path / 'data', synthetic_dataset(4000, 100))
+    run_name = 'killed-' + uuid.uuid4().hex[:8]
+    proc = subprocess.Popen(
+        [BIN, 'cluster-local', '--workers', '2', '--ps', '1', '--timeout', '240', '--',
+         'train', '--model', 'mlp', '--data-dir', data_dir, '--epochs', '50',
+         '--batch-size', '10', '--run-name', run_name, '--checkpoint-dir',
+         str(tmp_path / 'ckpt'), '--log-dir', str(tmp_path / 'logs')],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in proc.stdout:  # Wait until worker 1 is training.
+        lines.append(line)
+        if line.startswith('[worker1] worker1: shard epoch 1 done'):
+            break
+    victims = [pid for pid in _processes(run_name)
+               if '--task-index 1' in open(f'/proc/{pid}/cmdline').read().replace('\0', ' ')
+               and 'worker' in open(f'/proc/{pid}/cmdline').read()]
+    assert victims, ''.join(lines)
+    os.kill(victims[0], signal.SIGKILL)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    assert 'worker1 exited with status -9; stopped the whole cluster' in err
+    assert 'Traceback' not in err
+    time.sleep(1)
+    assert not _processes(run_name)
+
+
+@pytest.mark.slow
+def test_sync_replicas_cluster_ends_cleanly(tmp_path):
+    data_dir = write_idx_folder(tmp_path / 'data', synthetic_dataset(800, 200))
+    run_name = 'sync-' + uuid.uuid4().hex[:8]
+    proc = subprocess.run(
+        [BIN, 'cluster-local', '--workers', '2', '--ps', '1', '--timeout', '240', '--',
+         'train', '--model', 'mlp_small', '--data-dir', data_dir, '--epochs', '3',
+         '--batch-size', '20', '--sync-replicas', '--run-name', run_name, '--checkpoint-dir',
+         str(tmp_path / 'ckpt'), '--log-dir', str(tmp_path / 'logs')],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    # Synchronous: the global step counts aggregated updates, 3 passes over a 400-example
+    # shard in batches of 20.
+    chief_step = int(re.search(r'global step (\d+), test accuracy', proc.stdout).group(1))
+    assert chief_step == 60
+    assert float(re.search(r'test accuracy ([\d.]+)', proc.stdout).group(1)) >= 0.9
+    assert not _processes(run_name)
