@@ -64,6 +64,14 @@ def test_local_cluster_uses_distinct_loopback_ports():
     assert len(set(addresses)) == 3 and all(a.startswith('127.0.0.1:') for a in addresses)
 
 
+def _cluster_command(tmp_path, data_dir, run_name, *, model, epochs, batch_size, extra=()):
+    """``graph-models cluster-local`` with 2 workers and 1 ps training into ``tmp_path``."""
+    return [BIN, 'cluster-local', '--workers', '2', '--ps', '1', '--timeout', '240', '--',
+            'train', '--model', model, '--data-dir', data_dir, '--epochs', str(epochs),
+            '--batch-size', str(batch_size), '--run-name', run_name, '--checkpoint-dir',
+            str(tmp_path / 'ckpt'), '--log-dir', str(tmp_path / 'logs'), *extra]
+
+
 def _processes(marker):
     out = subprocess.run(['pgrep', '-f', marker], capture_output=True, text=True).stdout
     return [int(pid) for pid in out.split()]
@@ -73,12 +81,9 @@ def _processes(marker):
 def test_one_ps_two_workers_on_loopback(tmp_path):
     data_dir = write_idx_folder(tmp_path / 'data', synthetic_dataset(800, 200))
     run_name = 'cluster-' + uuid.uuid4().hex[:8]
-    proc = subprocess.run(
-        [BIN, 'cluster-local', '--workers', '2', '--ps', '1', '--timeout', '240', '--',
-         'train', '--model', 'mlp_small', '--data-dir', data_dir, '--epochs', '3',
-         '--batch-size', '20', '--run-name', run_name, '--checkpoint-dir',
-         str(tmp_path / 'ckpt'), '--log-dir', str(tmp_path / 'logs')],
-        capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(_cluster_command(tmp_path, data_dir, run_name, model='mlp_small',
+                                           epochs=3, batch_size=20),
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     out = proc.stdout
     local = {int(m.group(1)): int(m.group(2)) for m in re.finditer(
@@ -110,12 +115,9 @@ def test_one_ps_two_workers_on_loopback(tmp_path):
 def test_killed_worker_stops_the_cluster_and_leaves_no_process(tmp_path):
     data_dir = write_idx_folder(tmp_path / 'data', synthetic_dataset(4000, 100))
     run_name = 'killed-' + uuid.uuid4().hex[:8]
-    proc = subprocess.Popen(
-        [BIN, 'cluster-local', '--workers', '2', '--ps', '1', '--timeout', '240', '--',
-         'train', '--model', 'mlp', '--data-dir', data_dir, '--epochs', '50',
-         '--batch-size', '10', '--run-name', run_name, '--checkpoint-dir',
-         str(tmp_path / 'ckpt'), '--log-dir', str(tmp_path / 'logs')],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(_cluster_command(tmp_path, data_dir, run_name, model='mlp',
+                                             epochs=50, batch_size=10),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = []
     for line in proc.stdout:  # Wait until worker 1 is training.
         lines.append(line)
@@ -138,12 +140,10 @@ def test_killed_worker_stops_the_cluster_and_leaves_no_process(tmp_path):
 def test_sync_replicas_cluster_ends_cleanly(tmp_path):
     data_dir = write_idx_folder(tmp_path / 'data', synthetic_dataset(800, 200))
     run_name = 'sync-' + uuid.uuid4().hex[:8]
-    proc = subprocess.run(
-        [BIN, 'cluster-local', '--workers', '2', '--ps', '1', '--timeout', '240', '--',
-         'train', '--model', 'mlp_small', '--data-dir', data_dir, '--epochs', '3',
-         '--batch-size', '20', '--sync-replicas', '--run-name', run_name, '--checkpoint-dir',
-         str(tmp_path / 'ckpt'), '--log-dir', str(tmp_path / 'logs')],
-        capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(_cluster_command(tmp_path, data_dir, run_name, model='mlp_small',
+                                           epochs=3, batch_size=20,
+                                           extra=['--sync-replicas']),
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     # Synchronous: the global step counts aggregated updates, 3 passes over a 400-example
     # shard in batches of 20.
