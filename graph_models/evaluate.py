@@ -53,6 +53,7 @@ class LiteModel:
 
     def __init__(self, model: bytes, num_threads: int = 1):
         from ai_edge_litert.interpreter import Interpreter
+        self._model = model  # The interpreter reads this buffer; keep it alive with us.
         try:
             self.interpreter = Interpreter(model_content=model, num_threads=num_threads)
             self.interpreter.allocate_tensors()
