@@ -32,22 +32,27 @@ class Quantizer:
         self.ema_decay = ema_decay
         self.scope = scope + '/' if scope and not scope.endswith('/') else scope
         self.quantized: Set[str] = set()
+        self.weight_quants = {}  # variable op name -> its weights_quant output
 
     def insert(self, context: str, name: str, producer: tf.Operation,
                consumers: Sequence[tf.Operation], *, moving_avg: bool, bits: int,
                narrow_range: bool = False, init_min: float = -6.0, init_max: float = 6.0,
                producer_scope: Optional[str] = None,
-               consumer_scope: Optional[str] = None) -> None:
-        """Fake-quantizes ``producer``'s output for ``consumers`` at ``<context>/<name>``."""
+               consumer_scope: Optional[str] = None) -> Optional[tf.Tensor]:
+        """Fake-quantizes ``producer``'s output for ``consumers`` at ``<context>/<name>``.
+
+        Returns:
+          The quantized tensor, or None when nothing was inserted.
+        """
         if producer_scope and not producer.name.startswith(producer_scope):
-            return
+            return None
         if consumer_scope:
             consumers = [c for c in consumers if c.name.startswith(consumer_scope)]
             if not consumers:
-                return
+                return None
         inputs = producer.outputs[0]
         if common.followed_by_fake_quant(inputs):
-            return  # Shared weights, overlapping bypass matches, a second rewrite.
+            return None  # Shared weights, overlapping bypass matches, a second rewrite.
         make = quant_ops.moving_avg_quantize if moving_avg else quant_ops.last_value_quantize
         kwargs = dict(ema_decay=self.ema_decay) if moving_avg else {}
         with self.graph.name_scope(None):
@@ -62,13 +67,29 @@ class Quantizer:
             raise ValueError('no inputs quantized for ops: ' +
                              ', '.join(c.name for c in consumers))
         self.quantized.add(producer.name)
+        return quant
+
+    def _quantize_weights(self, context: str, weights: tf.Tensor) -> None:
+        """One ``weights_quant`` per variable: a resource variable read again by another layer
+        (each ``tf.matmul`` reads it anew) reuses the first read's fake quantization."""
+        var = _variable_of(weights)
+        users = common.consumers(weights)
+        if self.scope:
+            users = [c for c in users if c.name.startswith(self.scope)]
+            if not users:
+                return  # TF 1.15: weights are quantized only for layers inside the scope.
+        if var is not None and var in self.weight_quants:
+            common.reroute(weights, self.weight_quants[var], users)
+            return
+        quant = self.insert(context, WEIGHTS_QUANT, weights.op, users, moving_avg=False,
+                            bits=self.weight_bits, narrow_range=True)
+        if quant is not None and var is not None:
+            self.weight_quants[var] = quant
 
     def quantize_layer(self, match: matching.LayerMatch) -> None:
         context = common.context_of(match.layer_op.name)
         if match.weight_tensor is not None:
-            self.insert(context, WEIGHTS_QUANT, match.weight_tensor.op,
-                        common.consumers(match.weight_tensor), moving_avg=False,
-                        bits=self.weight_bits, narrow_range=True, consumer_scope=self.scope)
+            self._quantize_weights(context, match.weight_tensor)
         add_context = common.context_of(context) if match.bypass_op is not None else context
         if match.activation_op is not None:
             self.insert(add_context, ACT_QUANT, match.activation_op,
@@ -120,3 +141,13 @@ class Quantizer:
                     self._quantizable_src(t.op, visiting) for t in src.inputs):
                 return True
         return False
+
+
+def _variable_of(weights: tf.Tensor) -> Optional[str]:
+    """The variable op behind a weight read (resource handle or reference variable)."""
+    op = weights.op
+    if op.type == 'ReadVariableOp':
+        return op.inputs[0].op.name
+    if op.type == 'Identity' and op.inputs[0].op.type in ('VariableV2', 'Variable'):
+        return op.inputs[0].op.name
+    return None
