@@ -338,3 +338,45 @@ def test_keras_dense_layers_in_graph_mode():
     weights = [n for n in fq if 'weights_quant' in n]
     acts = [fq[n].inputs[0].op.type for n in fq if '/act_quant/' in n]
     assert len(weights) == 2 and sorted(acts) == ['BiasAdd', 'Relu']
+
+
+@pytest.mark.parametrize('example,fake_quants', [('tf1_tutorial_mlp.py', 5),
+                                                 ('tf1_resnet_block.py', 10)])
+def test_examples_train_and_export_all_int8(tmp_path, tiny_data_dir, example, fake_quants):
+    """The shipped TF1 examples on tiny data: QAT, .meta checkpoints, an all-int8 .tflite."""
+    import os
+    import subprocess
+    import sys
+    from conftest import REPO_ROOT
+    out = tmp_path / 'out'
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO_ROOT, 'examples', example), '--data-dir',
+         tiny_data_dir, '--out-dir', str(out), '--epochs', '1', '--batch-size', '50'],
+        capture_output=True, text=True, timeout=600, cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    name = example[:-3]
+    assert f'{name}: {fake_quants} FakeQuant ops in the eval graph' in result.stdout
+    assert f'{name}: non-int8 tensors other than int32 biases: none' in result.stdout
+    for path in ('model.ckpt.meta', 'model.ckpt.index', 'eval/model.ckpt.meta',
+                 'frozen_eval.pb', 'model_int8.tflite'):
+        assert (out / path).is_file(), path
+    from ai_edge_litert.interpreter import Interpreter
+    interpreter = Interpreter(model_path=str(out / 'model_int8.tflite'))
+    dtypes = {np.dtype(t['dtype']).name for t in interpreter.get_tensor_details()}
+    assert dtypes <= {'int8', 'int32'}
+    biases = [t for t in interpreter.get_tensor_details() if t['dtype'] == np.int32]
+    assert all(len(t['shape']) == 1 for t in biases)
+
+
+def test_example_bad_data_dir_is_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from conftest import REPO_ROOT
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO_ROOT, 'examples', 'tf1_tutorial_mlp.py'),
+         '--data-dir', str(tmp_path / 'missing'), '--out-dir', str(tmp_path / 'o')],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert 'Traceback' not in result.stderr
+    assert 'pass --data-dir with an MNIST IDX folder' in result.stderr
