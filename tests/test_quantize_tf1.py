@@ -380,3 +380,27 @@ def test_example_bad_data_dir_is_one_line(tmp_path):
     assert result.returncode == 2
     assert 'Traceback' not in result.stderr
     assert 'pass --data-dir with an MNIST IDX folder' in result.stderr
+
+
+def test_keras_batch_norm_eval_folds_and_training_refuses():
+    import keras
+
+    def build(training):
+        graph = tf.Graph()
+        with graph.as_default():
+            x = v1.placeholder(tf.float32, [2, 6, 6, 3], name='Input')
+            y = keras.layers.Conv2D(4, 3, use_bias=False, name='conv')(x)
+            y = keras.layers.BatchNormalization(name='bn')(y, training=training)
+            keras.layers.ReLU(name='relu')(y)
+        return graph
+
+    graph = build(False)
+    quantize.create_eval_graph(graph)
+    fq = _fq(graph)
+    weights = [fq[n] for n in fq if 'weights_quant' in n]
+    assert len(weights) == 1 and weights[0].inputs[0].op.name.endswith('/mul_fold')
+    assert weights[0].outputs[0].consumers()[0].name.endswith('_Fold')
+    # Keras 3 updates its moving averages as moving * m + stat * (1 - m): no TF1 update
+    # pattern, so a training rewrite says so instead of folding with wrong statistics.
+    with pytest.raises(quantize.QuantizeError, match='no moving-average update'):
+        quantize.create_training_graph(build(True))
