@@ -404,3 +404,20 @@ def test_keras_batch_norm_eval_folds_and_training_refuses():
     # pattern, so a training rewrite says so instead of folding with wrong statistics.
     with pytest.raises(quantize.QuantizeError, match='no moving-average update'):
         quantize.create_training_graph(build(True))
+
+
+def test_export_symmetrizes_root_and_numbered_weight_ranges(kind):
+    from freeze.export import symmetrize_weight_ranges
+    graph, *_ = _tutorial(kind)
+    quantize.create_eval_graph(graph)
+    session = _session(graph)
+    with graph.as_default():
+        variables = {v.op.name: v for v in v1.global_variables()}
+        variables['weights_quant_1/min'].load(-0.5, session)
+        variables['weights_quant_1/max'].load(0.25, session)
+    assert symmetrize_weight_ranges(session) == 2
+    assert session.run([variables['weights_quant_1/min'], variables['weights_quant_1/max']]) \
+        == [-0.5, 0.5]
+    assert session.run([variables['weights_quant/min'], variables['weights_quant/max']]) \
+        == [-6.0, 6.0]
+    assert session.run(variables['act_quant/min']) == 0.0  # activations untouched
