@@ -86,7 +86,8 @@ def _match_layer(op: tf.Operation, weights: tf.Tensor, stage: str) -> Optional[L
         for act in _consumers_of([pre], ACTIVATION_TYPES):
             candidates.append((act, None, bias_of(pre)))
     for bypass in bypasses:
-        pre = next(p for p in pre_activation if p.outputs[0] in list(bypass.inputs))
+        inputs = {t.name for t in bypass.inputs}
+        pre = next(p for p in pre_activation if p.outputs[0].name in inputs)
         for act in _consumers_of([bypass], ACTIVATION_TYPES):
             candidates.append((act, bypass, bias_of(pre)))
     for act in _consumers_of([op], ACTIVATION_TYPES):
