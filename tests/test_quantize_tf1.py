@@ -421,3 +421,29 @@ def test_export_symmetrizes_root_and_numbered_weight_ranges(kind):
     assert session.run([variables['weights_quant/min'], variables['weights_quant/max']]) \
         == [-6.0, 6.0]
     assert session.run(variables['act_quant/min']) == 0.0  # activations untouched
+
+
+def test_bypass_then_identity_no_add_quant_and_root_conv(kind):
+    def body(x):
+        with v1.variable_scope('unit'):
+            with v1.variable_scope('conv'):
+                w = _var('weights', [3, 3, 4, 4], kind)
+                net = tf.nn.bias_add(tf.nn.conv2d(x, w, 1, 'SAME'), _var('biases', [4], kind))
+            return tf.identity(tf.add(net, x, name='add'), name='out')
+    graph, x, out = _conv_graph(kind, body)
+    quantize.create_training_graph(graph)
+    fq = _fq(graph)
+    # As TF 1.15: the Identity "activation" after the Add gets act_quant, and the Add then
+    # counts as followed by a fake quant (Identity passes through), so no add_quant.
+    assert set(fq) == {'unit/conv/weights_quant/FakeQuantWithMinMaxVars',
+                       'unit/conv/conv_quant/FakeQuantWithMinMaxVars',
+                       'unit/act_quant/FakeQuantWithMinMaxVars',
+                       'input_quant/FakeQuantWithMinMaxArgs'}
+    assert fq['unit/act_quant/FakeQuantWithMinMaxVars'].inputs[0].op.name == 'unit/out'
+    # Conv at the graph root: unscoped names, no crash.
+    root, rx, _ = _conv_graph(kind, lambda x: tf.nn.relu(
+        tf.nn.conv2d(x, _var('w', [1, 1, 4, 2], kind), 1, 'SAME')))
+    quantize.create_training_graph(root)
+    assert set(_fq(root)) == {'weights_quant/FakeQuantWithMinMaxVars',
+                              'act_quant/FakeQuantWithMinMaxVars',
+                              'input_quant/FakeQuantWithMinMaxArgs'}
