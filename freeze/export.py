@@ -144,7 +144,8 @@ def symmetrize_weight_ranges(session) -> int:
     ranges = {}
     for var in graph.get_collection(QUANTIZATION_VARIABLES):
         scope, end = var.op.name.rsplit('/', 1)
-        if scope.endswith('/' + WEIGHTS_QUANT):
+        # <ctx>/weights_quant, or weights_quant[_N] for root or shared-scope layers.
+        if end in ('min', 'max') and scope.rsplit('/', 1)[-1].split('_quant')[0] == 'weights':
             ranges.setdefault(scope, {})[end] = var
     with graph.as_default():
         for pair in ranges.values():

@@ -127,13 +127,14 @@ def _add_train_parser(subparsers) -> None:
                    help='rewrite the training graph with fake quantization '
                         '(create_training_graph); evaluation uses create_eval_graph')
     g.add_argument('--quant-delay', type=non_negative_int, default=0, metavar='N',
-                   help='global step from which fake quantization is active (default 0)')
+                   help='training step (TF 1.15\'s fake_quantization_step, one per run of the '
+                        'training graph) from which fake quantization is active (default 0)')
     g.add_argument('--weight-bits', type=bits, default=8, metavar='B', help='default 8')
     g.add_argument('--activation-bits', type=bits, default=8, metavar='B', help='default 8')
     g.add_argument('--symmetric', action='store_true', help='symmetric quantization ranges')
     g.add_argument('--freeze-bn-delay', type=non_negative_int, metavar='N',
-                   help='CNN with --batch-norm: global step from which folded batch norm uses '
-                        'the moving statistics')
+                   help='CNN with --batch-norm: training step (fake_quantization_step) from which '
+                        'folded batch norm uses, and stops updating, the moving statistics')
     g.add_argument('--resume-from-float', metavar='CKPT',
                    help='start a --quantize run from a float checkpoint (folder or prefix) of '
                         'the same model')
