@@ -39,7 +39,7 @@ RUN_CONFIG_FILE = 'run_config.json'
 FORMAT_VERSION = 1
 
 # Settings that may change when a run is resumed; everything else must match the checkpoint.
-RESUMABLE_CHANGES = ('epochs', 'data_source')
+RESUMABLE_CHANGES = ('epochs', 'data_source', 'xla')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +56,7 @@ class RunConfig:
       limit: number of training examples used (None: all).
       data_source: folder or file the data came from (informational).
       quantization: quantization-aware training settings, or None for a float run.
+      xla: XLA JIT compilation of the training step (``--xla``); a speed setting only.
     """
 
     model: ModelConfig = ModelConfig()
@@ -67,6 +68,7 @@ class RunConfig:
     limit: Optional[int] = None
     data_source: Optional[str] = None
     quantization: Optional[QuantizationConfig] = None
+    xla: bool = False
 
     def __post_init__(self):
         for name in ('epochs', 'batch_size'):
