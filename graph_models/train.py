@@ -53,6 +53,8 @@ class EpochResult:
       seconds: wall time of the epoch's training, from its input pipeline set-up to the end
         of its last step (per-step fetches and summaries included; evaluation and checkpoint
         saves excluded).
+      save_seconds: wall time of the epoch's checkpoint saves.
+      eval_seconds: wall time of the epoch's test-set evaluation (restore included).
     """
 
     epoch: int
@@ -63,6 +65,8 @@ class EpochResult:
     test_accuracy: float
     examples_per_sec: float
     seconds: float
+    save_seconds: float = 0.0
+    eval_seconds: float = 0.0
 
 
 @dataclasses.dataclass
@@ -366,7 +370,9 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
                     epoch, train_x, train_y, spe=spe, summary_every_steps=summary_every_steps,
                     save_every_steps=save_every_steps, progress=progress,
                     histogram_every_steps=histogram_every_steps)
+                eval_began = time.perf_counter()
                 result.test_loss, result.test_accuracy = training.evaluate(test_x, test_y)
+                result.eval_seconds = time.perf_counter() - eval_began
                 history.append(result)
                 log(f'epoch {result.epoch}/{run.epochs}  step {result.global_step}  '
                     f'train loss {result.train_loss:.4f} acc {result.train_accuracy:.4f}  '
@@ -536,12 +542,15 @@ class _TrainingRun:
                     bar.set_postfix(loss=f'{loss:.4f}', ex_s=f'{seen / max(elapsed, 1e-9):,.0f}')
                     bar.update(1)
         seconds = time.perf_counter() - began - saving
+        save_began = time.perf_counter()
         self.save()
+        saving += time.perf_counter() - save_began
         return EpochResult(epoch=epoch + 1, global_step=self.step,
                            train_loss=loss_sum / max(seen, 1),
                            train_accuracy=acc_sum / max(seen, 1), test_loss=float('nan'),
                            test_accuracy=float('nan'),
-                           examples_per_sec=seen / max(seconds, 1e-9), seconds=seconds)
+                           examples_per_sec=seen / max(seconds, 1e-9), seconds=seconds,
+                           save_seconds=saving)
 
     def evaluate(self, test_x: np.ndarray, test_y: np.ndarray) -> Tuple[float, float]:
         """Test loss and accuracy of the latest checkpoint in the inference graph; logged."""
