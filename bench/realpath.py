@@ -47,44 +47,6 @@ def graph_run(data: data_lib.Dataset, run: RunConfig) -> Dict:
             'test_accuracy': h[-1].test_accuracy}
 
 
-class FitTimer:
-    """A Keras callback timing each epoch's training (epoch begin -> last batch) and validation.
-
-    Built lazily (``make``) so importing this module does not import Keras.
-    """
-
-    @staticmethod
-    def make():
-        import keras
-
-        class _Timer(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.epoch_seconds: List[float] = []
-                self.eval_seconds = 0.0
-                self._began = self._test_began = None
-
-            def on_epoch_begin(self, epoch, logs=None):
-                self._began = time.perf_counter()
-
-            def on_test_begin(self, logs=None):  # Right after the epoch's last batch.
-                now = time.perf_counter()
-                if self._began is not None:
-                    self.epoch_seconds.append(now - self._began)
-                    self._began = None
-                self._test_began = now
-
-            def on_test_end(self, logs=None):
-                self.eval_seconds += time.perf_counter() - self._test_began
-
-            def on_epoch_end(self, epoch, logs=None):  # Epochs without validation.
-                if self._began is not None:
-                    self.epoch_seconds.append(time.perf_counter() - self._began)
-                    self._began = None
-
-        return _Timer()
-
-
 def keras_run(data: data_lib.Dataset, name: str, epochs: int, batch_size: int,
               seed: int = 0) -> Dict:
     """Builds, compiles and fits the Keras twin with per-epoch validation; returns its figures."""
@@ -95,7 +57,7 @@ def keras_run(data: data_lib.Dataset, name: str, epochs: int, batch_size: int,
     began = time.perf_counter()
     model = keras_reference.build_keras_model(name, seed=seed, dropout_rate=0.0)
     keras_reference.compile_like_graph(model)
-    timer = FitTimer.make()
+    timer = keras_reference.fit_timer()
     history = model.fit(train_x, data.train_labels, batch_size=batch_size, epochs=epochs,
                         shuffle=True, verbose=0, callbacks=[timer],
                         validation_data=(test_x, data.test_labels),
