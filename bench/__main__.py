@@ -125,6 +125,14 @@ def markdown(results) -> str:
                      f"{r['keras_v2_tflite_int8_batch1_us']:.1f} | "
                      f"{r['int8_over_keras_v2_int8']:.2f}x | "
                      f"{r['checkpoint_to_int8_export_s']:.2f} |")
+    lines += ['', '## --xla on the real path (training time with / without)', '',
+              '| model | default examples/s | --xla examples/s | --xla / default time |',
+              '| --- | --- | --- | --- |']
+    for model, r in results['xla'].items():
+        x = r['xla_over_default']
+        lines.append(f"| {model} | {r['default']['examples_per_s']:,.0f} | "
+                     f"{r['xla']['examples_per_s']:,.0f} | {x['median']:.2f}x "
+                     f"({x['min']:.2f}-{x['max']:.2f}) |")
     lines += ['', '## Steady-state step harness (NOT the real path: constant batches, '
               'train_op only; for reference)', '',
               '| model | graph, feed_dict | graph, in-graph tf.data | Keras fit (warm) |',
@@ -159,6 +167,10 @@ def main(argv=None) -> int:
     results['real_path'] = {m: realpath.graph_vs_keras(data, m, **run_args)
                             for m in ('mlp', 'cnn')}
     results['qat_cost'] = {m: realpath.qat_vs_float(data, m, **run_args) for m in ('mlp', 'cnn')}
+    # XLA on the real path, fewer epochs (it only decides --xla's default).
+    xla_args = dict(run_args, epochs=min(2, settings['epochs']))
+    results['xla'] = {m: realpath.xla_vs_default(data, m, **xla_args)
+                      for m in (('mlp',) if args.quick else ('mlp', 'cnn'))}
     results['latency'] = latency.measure(quick=args.quick)
     results['steady_state'] = throughput.measure(quick=args.quick)
 

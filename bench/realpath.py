@@ -117,3 +117,15 @@ def qat_vs_float(data: data_lib.Dataset, name: str, *, epochs: int, batch_size: 
     return {'float': _summary(runs['float']), 'qat': _summary(runs['qat']),
             'qat_over_float': _ratios(runs['qat'], runs['float'], 'train_seconds'),
             'rounds': rounds}
+
+
+def xla_vs_default(data: data_lib.Dataset, name: str, *, epochs: int, batch_size: int,
+                   rounds: int) -> Dict:
+    """Real-path training seconds with ``--xla`` over without (decides the flag's default)."""
+    base = dict(model=ModelConfig(name), dataset=data.name, epochs=epochs,
+                batch_size=batch_size, data_source=data.source)
+    runs = alternate({'default': lambda: graph_run(data, RunConfig(**base)),
+                      'xla': lambda: graph_run(data, RunConfig(**base, xla=True))}, rounds)
+    return {'default': _summary(runs['default']), 'xla': _summary(runs['xla']),
+            'xla_over_default': _ratios(runs['xla'], runs['default'], 'train_seconds'),
+            'rounds': rounds}

@@ -38,13 +38,18 @@ def test_bench_quick_writes_every_figure_apart_from_full_results(tmp_path):
         assert all(latency[k] > 0 for k in ('session_batch1_us', 'tflite_float_batch1_us',
                                              'tflite_int8_batch1_us',
                                              'keras_v2_tflite_int8_batch1_us'))
+    assert results['xla']['mlp']['xla_over_default']['median'] > 0
     assert set(results['headline']) == set(TARGETS)
     assert all(v > 0 for v in results['headline'].values())
     markdown = (tmp_path / 'quick' / json_file.replace('.json', '.md')).read_text()
     assert 'QUICK MODE' in markdown and 'Machine: ' in markdown and '| mlp | graph |' in markdown
-    # A second quick run adds files, it never replaces the first one.
-    assert main(['--quick', '--out', str(tmp_path)]) == 0
-    assert len([f for f in os.listdir(tmp_path / 'quick') if f.endswith('.json')]) == 2
+    # Another result written in the same second gets its own name; nothing is replaced.
+    first = (tmp_path / 'quick' / json_file).read_text()
+    again = common.write_results({'n': 2}, 'two\n', str(tmp_path / 'quick'))
+    again_too = common.write_results({'n': 3}, 'three\n', str(tmp_path / 'quick'))
+    assert len({again, again_too, str(tmp_path / 'quick' / json_file)}) == 3
+    assert (tmp_path / 'quick' / json_file).read_text() == first
+    assert json.loads(open(again_too).read()) == {'n': 3}
 
 
 def test_cpu_info_reads_model_and_isa_features():
