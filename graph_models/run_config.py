@@ -18,6 +18,7 @@ Example::
       "epochs": 5, "batch_size": 100, "learning_rate": 0.001, "seed": 0,
       "quantization": {"weight_bits": 8, "activation_bits": 8, "symmetric": false,
                        "quant_delay": 0, "freeze_bn_delay": null},
+      "xla": false,
       "package_version": "0.1.0", "tensorflow_version": "2.21.0"
     }
 """
