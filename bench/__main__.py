@@ -1,98 +1,196 @@
-"""``python -m bench [--quick]``: runs the benchmarks, writes bench/results/<date>.{json,md}.
+"""``python -m bench [--quick]``: measures the real training path and the inference runtimes.
 
-Every figure is measured in this run; comparisons are ratios within the run (alternating
-rounds, medians), so machine noise hits both sides alike.
+Writes ``bench/results/<UTC date-time>.{json,md}`` (``--quick``: ``bench/results/quick/``, so a
+smoke run never replaces a full run's results). Every comparison is a ratio within the run:
+the two sides run in alternating rounds and figures are medians, with the per-round spread.
+
+Sections: real-path training (``graph_models.train.train_and_eval`` vs Keras ``fit`` with
+per-epoch validation, same definitions, see `bench.realpath`); QAT vs float on the real path;
+the training FLOP rate (FLOPs counted from the training graph, see `bench.flops`) against a
+matmul micro-benchmark of the same shapes; batch-1 latency (set input -> run -> get output)
+of TF Session and LiteRT, and int8 vs the Keras twin converted with TFLiteConverter v2; the
+steady-state step harness (`bench.throughput`, labelled as such).
 """
 
 import argparse
 import sys
 
-from bench import common, flops, latency, qat_cost, throughput
+from bench import common, flops, latency, realpath, throughput
 
 TARGETS = {
-    'mlp graph / Keras training throughput': ('>=', 3.0),
-    'cnn graph / Keras training throughput': ('>=', 1.5),
-    'mlp QAT / float training step time': ('<=', 1.5),
-    'cnn QAT / float training step time': ('<=', 1.5),
-    'mlp int8 .tflite batch-1 latency (us)': ('<=', 4.0),
-    'mlp training FLOP rate / matmul FLOP rate': ('>=', 0.5),
+    'mlp graph / Keras training throughput (real path)': ('>=', 3.0),
+    'cnn graph / Keras training throughput (real path)': ('>=', 2.0),
+    'mlp Keras / graph wall time incl. evaluation': ('>=', 2.0),
+    'mlp training FLOP rate / matmul FLOP rate (real path)': ('>=', 0.6),
+    'mlp QAT / float training time (real path)': ('<=', 1.3),
+    'cnn QAT / float training time (real path)': ('<=', 1.3),
+    'mlp int8 .tflite latency / Keras-v2 int8': ('<=', 1.05),
+    'cnn int8 .tflite latency / Keras-v2 int8': ('<=', 1.05),
 }
+FULL = {'epochs': 5, 'batch_size': 100, 'rounds': 3}
+QUICK = {'epochs': 1, 'batch_size': 100, 'rounds': 1}
+
+
+def load_data(quick: bool, dataset: str, data_dir):
+    """Full runs: the real dataset (Fashion-MNIST 60k by default); quick: 600/200 random."""
+    from graph_models import data as data_lib
+    if not quick:
+        return data_lib.load_dataset(dataset, data_dir, download=False)
+    import numpy as np
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (800, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, 800).astype(np.int64)
+    return data_lib.Dataset(dataset, images[:600], labels[:600], images[600:], labels[600:],
+                            '<random>')
 
 
 def headline(results) -> dict:
     """The figures the targets speak of."""
-    t, q, lat, f = (results['throughput'], results['qat_cost'], results['latency'],
+    r, q, lat, f = (results['real_path'], results['qat_cost'], results['latency'],
                     results['flops'])
     return {
-        'mlp graph / Keras training throughput': t['mlp']['graph_best_over_keras'],
-        'cnn graph / Keras training throughput': t['cnn']['graph_best_over_keras'],
-        'mlp QAT / float training step time': q['mlp']['qat_over_float'],
-        'cnn QAT / float training step time': q['cnn']['qat_over_float'],
-        'mlp int8 .tflite batch-1 latency (us)': lat['mlp']['tflite_int8_batch1_us'],
-        'mlp training FLOP rate / matmul FLOP rate': f['mlp_training_over_matmul'],
+        'mlp graph / Keras training throughput (real path)':
+            r['mlp']['throughput_ratio']['median'],
+        'cnn graph / Keras training throughput (real path)':
+            r['cnn']['throughput_ratio']['median'],
+        'mlp Keras / graph wall time incl. evaluation': r['mlp']['wall_ratio']['median'],
+        'mlp training FLOP rate / matmul FLOP rate (real path)':
+            f['mlp_real_path_over_matmul'],
+        'mlp QAT / float training time (real path)': q['mlp']['qat_over_float']['median'],
+        'cnn QAT / float training time (real path)': q['cnn']['qat_over_float']['median'],
+        'mlp int8 .tflite latency / Keras-v2 int8': lat['mlp']['int8_over_keras_v2_int8'],
+        'cnn int8 .tflite latency / Keras-v2 int8': lat['cnn']['int8_over_keras_v2_int8'],
     }
 
 
 def markdown(results) -> str:
-    m = results['machine']
-    lines = ['# Benchmarks', '', f"Machine: {m['cpu']}, {m['cores']} cores, TensorFlow "
-             f"{m['tensorflow']}, Python {m['python']}" + (' (quick mode: figures are only '
-                                                            'smoke values)' if results['quick']
-                                                            else ''), '',
+    m, s = results['machine'], results['settings']
+    lines = ['# Benchmarks' + (' (QUICK MODE: smoke values, not figures)' if results['quick']
+                               else ''), '',
+             f"Machine: {common.machine_line(m)}.", '',
+             f"Command: `{results['command']}`; data: {s['dataset']} "
+             f"({s['train_examples']:,} training / {s['test_examples']:,} test examples), "
+             f"{s['epochs']} epochs, batch {s['batch_size']}, {s['rounds']} alternating rounds "
+             '(medians; ratio spread min-max over rounds).', '',
              '| figure | measured | target | met |', '| --- | --- | --- | --- |']
     for name, value in results['headline'].items():
         op, target = TARGETS[name]
         met = value >= target if op == '>=' else value <= target
         lines.append(f'| {name} | {value:,.2f} | {op} {target} | {"yes" if met else "no"} |')
-    lines += ['', '## Training throughput (examples/s, batch 100, steady state)', '',
-              '| model | graph, feed_dict | graph, in-graph tf.data | Keras fit |',
-              '| --- | --- | --- | --- |']
-    for model, r in results['throughput'].items():
-        lines.append(f"| {model} | {r['graph_feed_dict_examples_per_s']:,.0f} | "
-                     f"{r['graph_in_graph_data_examples_per_s']:,.0f} | "
-                     f"{r['keras_fit_examples_per_s']:,.0f} |")
-    lines += ['', '## QAT vs float training step', '',
-              '| model | float examples/s | QAT examples/s | QAT / float |',
+    lines += ['', '## Real path: `train_and_eval` vs Keras `fit` (same work per epoch)', '',
+              'Training time runs from each epoch\'s pipeline start to its last step; '
+              'evaluation and checkpoints are timed apart; wall time is the whole call.', '',
+              '| model | side | training examples/s | training (s) | evaluation (s) | '
+              'checkpoints (s) | wall (s) | test accuracy |',
+              '| --- | --- | --- | --- | --- | --- | --- | --- |']
+    for model, r in results['real_path'].items():
+        for side in ('graph', 'keras'):
+            x = r[side]
+            lines.append(f"| {model} | {side} | {x['examples_per_s']:,.0f} | "
+                         f"{x['train_seconds']:.2f} | {x['eval_seconds']:.2f} | "
+                         f"{x['checkpoint_seconds']:.2f} | {x['wall_seconds']:.2f} | "
+                         f"{x['test_accuracy']:.4f} |")
+        t, w = r['throughput_ratio'], r['wall_ratio']
+        lines.append(f"| {model} | graph / Keras | {t['median']:.2f}x ({t['min']:.2f}-"
+                     f"{t['max']:.2f}) | | | | {w['median']:.2f}x faster ({w['min']:.2f}-"
+                     f"{w['max']:.2f}) | |")
+    lines += ['', '## QAT vs float training (real path)', '',
+              '| model | float examples/s | QAT examples/s | QAT / float training time |',
               '| --- | --- | --- | --- |']
     for model, r in results['qat_cost'].items():
-        lines.append(f"| {model} | {r['float_examples_per_s']:,.0f} | "
-                     f"{r['qat_examples_per_s']:,.0f} | {r['qat_over_float']:.2f}x |")
-    lines += ['', '## Batch-1 inference latency (median, us) and export time', '',
-              '| model | TF Session | float .tflite | int8 .tflite | checkpoint -> int8 export (s) |',
-              '| --- | --- | --- | --- | --- |']
+        q = r['qat_over_float']
+        lines.append(f"| {model} | {r['float']['examples_per_s']:,.0f} | "
+                     f"{r['qat']['examples_per_s']:,.0f} | {q['median']:.2f}x "
+                     f"({q['min']:.2f}-{q['max']:.2f}) |")
+    f = results['flops']
+    lines += ['', '## MLP training FLOP rate', '',
+              f"- FLOPs per step (batch {s['batch_size']}, counted from the graph): "
+              f"{f['mlp_step']['total'] / 1e6:.1f} M = products "
+              f"{f['mlp_step']['matmul'] / 1e6:.1f} M + Adam {f['mlp_step']['optimizer'] / 1e6:.2f}"
+              f" M + minor {f['mlp_step']['minor'] / 1e6:.2f} M; products: "
+              + ', '.join(f'{n} {mkn}' for n, _, _, mkn in f['mlp_step']['products']),
+              f"- matmul micro-benchmark of those shapes: TF {f['tf_matmul_flops'] / 1e9:.1f} "
+              f"GFLOP/s, numpy {f['numpy_matmul_flops'] / 1e9:.1f} GFLOP/s",
+              f"- real path: {f['mlp_real_path_flops'] / 1e9:.1f} GFLOP/s = "
+              f"{f['mlp_real_path_over_matmul']:.0%} of the matmul rate; steady state: "
+              f"{f['mlp_steady_state_flops'] / 1e9:.1f} GFLOP/s = "
+              f"{f['mlp_steady_state_over_matmul']:.0%}"]
+    lines += ['', '## Batch-1 latency (us, median of set input -> run -> get output)', '',
+              '| model | TF Session | float .tflite | int8 .tflite (graph, v1) | '
+              'int8 .tflite (Keras, v2) | graph / Keras int8 | checkpoint -> int8 export (s) |',
+              '| --- | --- | --- | --- | --- | --- | --- |']
     for model, r in results['latency'].items():
         lines.append(f"| {model} | {r['session_batch1_us']:.1f} | "
                      f"{r['tflite_float_batch1_us']:.1f} | {r['tflite_int8_batch1_us']:.1f} | "
+                     f"{r['keras_v2_tflite_int8_batch1_us']:.1f} | "
+                     f"{r['int8_over_keras_v2_int8']:.2f}x | "
                      f"{r['checkpoint_to_int8_export_s']:.2f} |")
-    f = results['flops']
-    lines += ['', '## MLP training FLOP rate', '',
-              f"- matmul micro-benchmark, same shapes: TF {f['tf_matmul_flops'] / 1e9:.1f} "
-              f"GFLOP/s, numpy {f['numpy_matmul_flops'] / 1e9:.1f} GFLOP/s",
-              f"- MLP training (best graph variant): {f['mlp_training_flops'] / 1e9:.1f} "
-              f"GFLOP/s = {f['mlp_training_over_matmul']:.0%} of the matmul rate"]
+    lines += ['', '## --xla on the real path (training time with / without)', '',
+              '| model | default examples/s | --xla examples/s | --xla / default time |',
+              '| --- | --- | --- | --- |']
+    for model, r in results['xla'].items():
+        x = r['xla_over_default']
+        lines.append(f"| {model} | {r['default']['examples_per_s']:,.0f} | "
+                     f"{r['xla']['examples_per_s']:,.0f} | {x['median']:.2f}x "
+                     f"({x['min']:.2f}-{x['max']:.2f}) |")
+    lines += ['', '## Steady-state step harness (NOT the real path: constant batches, '
+              'train_op only; for reference)', '',
+              '| model | graph, feed_dict | graph, in-graph tf.data | Keras fit (warm) |',
+              '| --- | --- | --- | --- |']
+    for model, r in results['steady_state'].items():
+        lines.append(f"| {model} | {r['graph_feed_dict_examples_per_s']:,.0f} | "
+                     f"{r['graph_in_graph_data_examples_per_s']:,.0f} | "
+                     f"{r['keras_fit_examples_per_s']:,.0f} |")
     return '\n'.join(lines) + '\n'
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog='python -m bench', description=__doc__)
+    parser = argparse.ArgumentParser(prog='python -m bench', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--quick', action='store_true',
-                        help='a few iterations only (smoke test of the harness)')
-    parser.add_argument('--out', default=common.RESULTS_DIR, help='results folder')
+                        help='tiny random data, one epoch, one round (smoke test of the '
+                             'harness); writes to <out>/quick/')
+    parser.add_argument('--out', default=None,
+                        help=f'results folder (default {common.RESULTS_DIR})')
+    parser.add_argument('--dataset', default='fashion_mnist', choices=['mnist', 'fashion_mnist'])
+    parser.add_argument('--data-dir', default=None,
+                        help='data folder (default: the installed or cached dataset)')
     args = parser.parse_args(argv)
-
-    results = {'machine': common.machine_info(), 'quick': args.quick}
-    results['throughput'] = throughput.measure(quick=args.quick)
-    results['qat_cost'] = qat_cost.measure(quick=args.quick)
+    settings = dict(QUICK if args.quick else FULL)
+    data = load_data(args.quick, args.dataset, args.data_dir)
+    settings.update(dataset=data.name, data_source=data.source,
+                    train_examples=len(data.train_labels), test_examples=len(data.test_labels))
+    results = {'machine': common.machine_info(), 'quick': args.quick, 'settings': settings,
+               'command': 'python -m bench' + (' ' + ' '.join(argv if argv is not None
+                                                                else sys.argv[1:])).rstrip()}
+    run_args = {k: settings[k] for k in ('epochs', 'batch_size', 'rounds')}
+    results['real_path'] = {m: realpath.graph_vs_keras(data, m, **run_args)
+                            for m in ('mlp', 'cnn')}
+    results['qat_cost'] = {m: realpath.qat_vs_float(data, m, **run_args) for m in ('mlp', 'cnn')}
+    # XLA on the real path, fewer epochs (it only decides --xla's default).
+    xla_args = dict(run_args, epochs=min(2, settings['epochs']))
+    results['xla'] = {m: realpath.xla_vs_default(data, m, **xla_args)
+                      for m in (('mlp',) if args.quick else ('mlp', 'cnn'))}
     results['latency'] = latency.measure(quick=args.quick)
-    results['flops'] = flops.matmul_rate(quick=args.quick)
-    t = results['throughput']['mlp']
-    best = max(t['graph_feed_dict_examples_per_s'], t['graph_in_graph_data_examples_per_s'])
-    results['flops']['mlp_training_flops'] = best / 100 * flops.step_flops(100)
-    results['flops']['mlp_training_over_matmul'] = (results['flops']['mlp_training_flops'] /
-                                                    results['flops']['machine_matmul_flops'])
+    results['steady_state'] = throughput.measure(quick=args.quick)
+
+    step = flops.model_step_flops('mlp', settings['batch_size'])
+    shapes = [mkn for _, kind, _, mkn in step['products'] if kind == 'MatMul']
+    f = flops.matmul_rate(shapes, quick=args.quick)
+    f['mlp_step'] = step
+    steps_per_s = (results['real_path']['mlp']['graph']['examples_per_s'] /
+                   settings['batch_size'])
+    f['mlp_real_path_flops'] = steps_per_s * step['total']
+    f['mlp_real_path_over_matmul'] = f['mlp_real_path_flops'] / f['machine_matmul_flops']
+    steady = results['steady_state']['mlp']
+    f['mlp_steady_state_flops'] = max(steady['graph_feed_dict_examples_per_s'],
+                                      steady['graph_in_graph_data_examples_per_s']) / \
+        settings['batch_size'] * step['total']
+    f['mlp_steady_state_over_matmul'] = f['mlp_steady_state_flops'] / f['machine_matmul_flops']
+    results['flops'] = f
     results['headline'] = headline(results)
     text = markdown(results)
-    path = common.write_results(results, text, args.out)
+    path = common.write_results(results, text, common.results_folder(args.out, args.quick))
     print(text)
     print(f'written: {path}')
     return 0

@@ -6,27 +6,68 @@ import os
 import platform
 import statistics
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 from graph_models.fileio import atomic_write
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
+QUICK_SUBFOLDER = 'quick'
+# /proc/cpuinfo flags that decide which kernels (and so which int8/float ranking) a CPU gets.
+ISA_FLAGS = {'avx2': 'avx2', 'fma': 'fma', 'avx512f': 'avx512f', 'avx512bw': 'avx512bw',
+             'avx512_vnni': 'avx512_vnni', 'avx_vnni': 'avx_vnni', 'avx512_bf16': 'avx512_bf16',
+             'amx_tile': 'amx_tile', 'amx_int8': 'amx_int8', 'amx_bf16': 'amx_bf16'}
+
+
+def cpu_info(cpuinfo_text: str) -> Dict:
+    """CPU model and ISA features from the text of ``/proc/cpuinfo``.
+
+    Returns:
+      ``{'cpu': model name, 'isa': {feature: bool}, 'vnni': bool, 'amx': bool}``.
+    """
+    cpu, flags = 'unknown', set()
+    for line in cpuinfo_text.splitlines():
+        key, _, value = line.partition(':')
+        key = key.strip()
+        if key == 'model name' and cpu == 'unknown':
+            cpu = value.strip()
+        elif key == 'flags' and not flags:
+            flags = set(value.split())
+    isa = {name: flag in flags for name, flag in ISA_FLAGS.items()}
+    return {'cpu': cpu, 'isa': isa, 'vnni': isa['avx512_vnni'] or isa['avx_vnni'],
+            'amx': isa['amx_int8'] or isa['amx_tile']}
 
 
 def machine_info() -> Dict:
-    """CPU model, core count, Python and TensorFlow versions of this machine."""
+    """CPU model and ISA features, cores and threads, Python and TensorFlow versions."""
     from graph_models._tf import tf
-    cpu = platform.processor() or 'unknown'
     try:
         with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    cpu = line.split(':', 1)[1].strip()
-                    break
+            info = cpu_info(f.read())
     except OSError:
-        pass
-    return {'cpu': cpu, 'cores': os.cpu_count(), 'python': platform.python_version(),
+        info = cpu_info('')
+        info['cpu'] = platform.processor() or 'unknown'
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    threading = tf.config.threading
+    return {**info, 'cores': os.cpu_count(), 'usable_cores': usable,
+            # 0 means TensorFlow's default: one thread per usable core.
+            'tf_intra_op_threads': threading.get_intra_op_parallelism_threads(),
+            'tf_inter_op_threads': threading.get_inter_op_parallelism_threads(),
+            'omp_num_threads': os.environ.get('OMP_NUM_THREADS'),
+            'onednn': os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default (on)'),
+            'litert_threads': 1, 'python': platform.python_version(),
             'tensorflow': tf.__version__, 'platform': platform.platform()}
+
+
+def machine_line(m: Dict) -> str:
+    """One line naming the machine for result tables."""
+    features = [name for name, present in m['isa'].items() if present] or ['no AVX2']
+    return (f"{m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), ISA: "
+            f"{', '.join(features)}; TF intra/inter-op threads "
+            f"{m['tf_intra_op_threads'] or 'default'}/{m['tf_inter_op_threads'] or 'default'}, "
+            f"LiteRT 1 thread; TensorFlow {m['tensorflow']}, Python {m['python']}")
 
 
 def interleaved_medians(steps: Dict[str, Callable[[], None]], iterations: int,
@@ -54,11 +95,21 @@ def interleaved_medians(steps: Dict[str, Callable[[], None]], iterations: int,
     return {name: statistics.median(times) for name, times in rounds.items()}
 
 
-def write_results(results: Dict, markdown: str, folder: str = RESULTS_DIR) -> str:
-    """Writes ``<date>.json`` and ``<date>.md`` into ``folder``; returns the JSON path."""
+def results_folder(folder: Optional[str], quick: bool) -> str:
+    """Where a run writes: ``folder`` (default `RESULTS_DIR`), or its ``quick`` subfolder."""
+    folder = folder or RESULTS_DIR
+    return os.path.join(folder, QUICK_SUBFOLDER) if quick else folder
+
+
+def write_results(results: Dict, markdown: str, folder: str) -> str:
+    """Writes ``<date-time>.json`` and ``.md`` (never replacing a file); returns the JSON path."""
     os.makedirs(folder, exist_ok=True)
-    stamp = datetime.datetime.now().strftime('%Y-%m-%d')
-    path = os.path.join(folder, f'{stamp}.json')
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H%M%SZ')
+    name, n = stamp, 1
+    while os.path.exists(os.path.join(folder, f'{name}.json')):
+        n += 1
+        name = f'{stamp}-{n}'
+    path = os.path.join(folder, f'{name}.json')
     atomic_write(path, (json.dumps(results, indent=2) + '\n').encode())
-    atomic_write(os.path.join(folder, f'{stamp}.md'), markdown.encode())
+    atomic_write(os.path.join(folder, f'{name}.md'), markdown.encode())
     return path

@@ -1,35 +1,127 @@
-"""The MLP's achieved training FLOP rate against this machine's measured matmul FLOP rate.
+"""FLOPs of a training step, counted from the real training graph, and the matmul rate.
 
-A training step of the 784-512-10 MLP at batch B does these matrix products (2 FLOPs per
-multiply-add): forward ``X W1`` and ``H W2``; weight gradients ``X^T dH`` and ``H^T dZ``; the
-input gradient ``dZ W2^T`` (the first layer needs none). The micro-benchmark runs exactly those
-five products, in TF (same kernels as training) and in numpy, and takes the faster as the
-machine's matmul rate.
+`step_flops` walks every op that ``train_op`` runs and counts, with the batch size filled
+into the unknown dimension:
+
+- matrix products (``MatMul``: 2 m k n; ``Conv2D`` and its two backprops: 2 per
+  multiply-add): the forward products, both backward products of every layer (weight
+  gradient dW and input gradient dX), except dX of the first layer, which TF does not build
+  because ``Input`` needs no gradient (the count shows what the graph really runs);
+- the optimizer: ``ApplyAdam`` does about 12 FLOPs per parameter (m: 3, v: 4, update: 5);
+- minor terms: one FLOP per element of bias adds, activations and their gradients, pooling and
+  other element-wise ops, five per logit for softmax cross-entropy (approximate).
+
+`matmul_rate` times exactly the counted products (same shapes and transposes) in one TF
+Session run and in numpy, in the same process, as the machine's reference rate.
 """
 
 import time
-from typing import Dict
+from typing import Dict, List, Tuple
 
 import numpy as np
 
 from graph_models._tf import tf, v1
 
-SHAPES = [(100, 784, 512), (784, 100, 512), (100, 512, 10), (512, 100, 10), (100, 10, 512)]
+MATMUL_OPS = ('MatMul', 'Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter')
+ADAM_OPS = ('ApplyAdam', 'ResourceApplyAdam')
+ADAM_FLOPS_PER_PARAMETER = 12
+# Element-wise and reduction ops of the step, one FLOP per element (xent: five per logit).
+MINOR_OPS = {'BiasAdd': 1, 'BiasAddGrad': 1, 'Relu': 1, 'ReluGrad': 1, 'MaxPool': 1,
+             'MaxPoolGrad': 1, 'AddV2': 1, 'Add': 1, 'Mul': 1, 'Sub': 1, 'RealDiv': 1,
+             'Sum': 1, 'Mean': 1, 'SparseSoftmaxCrossEntropyWithLogits': 5,
+             'FusedBatchNormV3': 5, 'FusedBatchNormGradV3': 8, 'FakeQuantWithMinMaxVars': 6,
+             'FakeQuantWithMinMaxVarsGradient': 3, 'FakeQuantWithMinMaxArgs': 6, 'Min': 1,
+             'Max': 1}
 
 
-def step_flops(batch: int = 100) -> int:
-    """FLOPs of the matrix products of one MLP training step."""
-    return sum(2 * m * k * n for m, k, n in
-               [(batch, 784, 512), (784, batch, 512), (batch, 512, 10), (512, batch, 10),
-                (batch, 10, 512)])
+def _dims(shape, batch: int) -> List[int]:
+    return [batch if d is None else int(d) for d in shape.as_list()]
 
 
-def matmul_rate(quick: bool = False) -> Dict:
-    """FLOP/s of the five training-step products, in TF (one Session run) and numpy."""
+def _numel(shape, batch: int) -> int:
+    if shape.rank is None:
+        return 0
+    return int(np.prod(_dims(shape, batch))) if shape.rank else 1
+
+
+def step_ops(train_op: tf.Operation) -> List[tf.Operation]:
+    """Every op a ``session.run(train_op)`` executes (data and control inputs, transitively)."""
+    seen, stack = {}, [train_op]
+    while stack:
+        op = stack.pop()
+        if op.name in seen:
+            continue
+        seen[op.name] = op
+        stack.extend(t.op for t in op.inputs)
+        stack.extend(op.control_inputs)
+    return list(seen.values())
+
+
+def matmul_shapes(op: tf.Operation, batch: int) -> Tuple[int, int, int]:
+    """``(m, k, n)`` of a ``MatMul`` (after its transposes), batch filled in."""
+    a, b = (_dims(t.shape, batch) for t in op.inputs[:2])
+    if op.get_attr('transpose_a'):
+        a = a[::-1]
+    if op.get_attr('transpose_b'):
+        b = b[::-1]
+    return a[0], a[1], b[1]
+
+
+def _conv_flops(op: tf.Operation, batch: int) -> int:
+    """2 x multiply-adds of a convolution or either backprop (same count as the forward)."""
+    if op.type == 'Conv2D':
+        out, kernel = _dims(op.outputs[0].shape, batch), _dims(op.inputs[1].shape, batch)
+    elif op.type == 'Conv2DBackpropInput':  # (input_sizes, filter, out_backprop)
+        out, kernel = _dims(op.inputs[2].shape, batch), _dims(op.inputs[1].shape, batch)
+    else:  # Conv2DBackpropFilter: (input, filter_sizes, out_backprop); output is the filter.
+        out, kernel = _dims(op.inputs[2].shape, batch), _dims(op.outputs[0].shape, batch)
+    return 2 * int(np.prod(out)) * kernel[0] * kernel[1] * kernel[2]
+
+
+def step_flops(graph: tf.Graph, train_op: tf.Operation, batch: int) -> Dict:
+    """Counts the FLOPs of one training step of ``graph`` at batch size ``batch``.
+
+    Returns:
+      ``{'matmul': FLOPs of the products, 'optimizer': Adam's, 'minor': the rest, 'total',
+      'products': [(op name, op type, FLOPs, (m, k, n) for MatMul or None)],
+      'parameters': trainable parameters updated}``.
+    """
+    del graph  # The ops come from train_op; the argument documents where they live.
+    products, minor, optimizer, parameters = [], 0, 0, 0
+    for op in step_ops(train_op):
+        if op.type == 'MatMul':
+            m, k, n = matmul_shapes(op, batch)
+            products.append((op.name, op.type, 2 * m * k * n, (m, k, n)))
+        elif op.type in MATMUL_OPS:
+            products.append((op.name, op.type, _conv_flops(op, batch), None))
+        elif op.type in ADAM_OPS:
+            size = _numel(op.inputs[0].shape if op.type == 'ApplyAdam' else op.inputs[9].shape,
+                          batch)
+            parameters += size
+            optimizer += ADAM_FLOPS_PER_PARAMETER * size
+        elif op.type in MINOR_OPS:
+            size = max([_numel(t.shape, batch) for t in list(op.inputs[:1]) + op.outputs[:1]])
+            minor += MINOR_OPS[op.type] * size
+    matmul = sum(p[2] for p in products)
+    products.sort()
+    return {'matmul': matmul, 'optimizer': optimizer, 'minor': minor,
+            'total': matmul + optimizer + minor, 'products': products, 'parameters': parameters}
+
+
+def model_step_flops(name: str, batch: int = 100) -> Dict:
+    """`step_flops` of the training graph `graph-models train` builds for model ``name``."""
+    from graph_models import graphs
+    from graph_models.nets_factory import ModelConfig
+    graph, t = graphs.build_training_graph(ModelConfig(name), learning_rate=1e-3, seed=0)
+    return step_flops(graph, t.train_op, batch)
+
+
+def matmul_rate(shapes: List[Tuple[int, int, int]], quick: bool = False) -> Dict:
+    """FLOP/s of the given ``(m, k, n)`` products, in TF (one Session run) and numpy."""
     rng = np.random.default_rng(0)
     pairs = [(rng.random((m, k), dtype=np.float32), rng.random((k, n), dtype=np.float32))
-             for m, k, n in SHAPES]
-    flops = sum(2 * m * k * n for m, k, n in SHAPES)
+             for m, k, n in shapes]
+    flops = sum(2 * m * k * n for m, k, n in shapes)
     repeats = 20 if quick else 300
     graph = tf.Graph()
     with graph.as_default():
@@ -39,11 +131,12 @@ def matmul_rate(quick: bool = False) -> Dict:
         init = v1.global_variables_initializer()
     with v1.Session(graph=graph) as session:
         session.run(init)
+        run = session.make_callable(total)
         for _ in range(10):
-            session.run(total)
+            run()
         began = time.perf_counter()
         for _ in range(repeats):
-            session.run(total)
+            run()
         tf_rate = flops * repeats / (time.perf_counter() - began)
     for a, b in pairs:
         a @ b

@@ -1,4 +1,11 @@
-"""Batch-1 inference latency (TF Session vs float and int8 .tflite) and export wall time."""
+"""Batch-1 inference latency: TF Session vs float and int8 ``.tflite``, Keras-v2 int8; export.
+
+Latency is the same span on both runtimes: set input -> run -> get output (a Session ``run``
+with a feed and a fetch; LiteRT ``set_tensor``, ``invoke``, ``get_tensor``), median of many
+calls, one LiteRT thread. The graph's int8 model (quantization-aware checkpoint, TFLiteConverter
+v1) is compared with the same architecture and weights converted from the Keras twin with
+TFLiteConverter v2 (post-training int8), in alternating rounds of the same run.
+"""
 
 import os
 import statistics
@@ -8,9 +15,9 @@ from typing import Dict
 
 import numpy as np
 
-from bench.common import interleaved_medians
 from freeze.export import export_checkpoint
-from graph_models import evaluate
+from graph_models import evaluate, keras_reference
+from graph_models._tf import tf
 from graph_models.checkpoints import resolve_checkpoint
 from graph_models.nets_factory import ModelConfig
 from graph_models.quantize import QuantizationConfig
@@ -41,12 +48,28 @@ def _checkpoint(folder: str, name: str) -> str:
                           log=lambda line: None).checkpoint_dir
 
 
+def keras_v2_int8(checkpoint: str, name: str, images: np.ndarray) -> bytes:
+    """The Keras twin with the checkpoint's float weights, converted by TFLiteConverter v2
+    (post-training int8, int8 input and output)."""
+    from freeze.tflite import representative_from_images
+    import keras
+    reader = tf.train.load_checkpoint(resolve_checkpoint(checkpoint))
+    values = {key: reader.get_tensor(key) for key in reader.get_variable_to_shape_map()}
+    model = keras_reference.build_keras_model(name, dropout_rate=0.0)
+    keras_reference.copy_graph_weights(model, values, scope=name)
+    model_bytes = keras_reference.to_tflite(model, 'int8', representative_from_images(images))
+    keras.backend.clear_session()
+    return model_bytes
+
+
 def measure(quick: bool = False) -> Dict:
-    """Median batch-1 latency of the Session, float and int8 models; export wall times."""
+    """Median batch-1 latencies (us), the int8 graph / Keras-v2 ratio, export wall times."""
     results = {}
     iterations = 50 if quick else 2000
+    rounds = 2 if quick else 7
     with tempfile.TemporaryDirectory() as folder:
         for name in ('mlp', 'cnn'):
+            config = ModelConfig(name)
             checkpoint = _checkpoint(os.path.join(folder, name), name)
             export_seconds = []
             for _ in range(1 if quick else 3):
@@ -54,21 +77,41 @@ def measure(quick: bool = False) -> Dict:
                 int8 = export_checkpoint(checkpoint, 'int8').model
                 export_seconds.append(time.perf_counter() - began)
             float_model = export_checkpoint(checkpoint, 'float').model
-            image = np.random.default_rng(1).random((1,) + ModelConfig(name).input_shape,
-                                                    dtype=np.float32)
-            evaluator = Evaluator(ModelConfig(name), batch_size=1)
+            rng = np.random.default_rng(1)
+            image = rng.random((1,) + config.input_shape, dtype=np.float32)
+            keras_int8 = keras_v2_int8(checkpoint, name,
+                                       rng.random((200,) + config.input_shape, dtype=np.float32))
+            evaluator = Evaluator(config, batch_size=1)
             evaluator.restore(resolve_checkpoint(checkpoint))
-            session_run = interleaved_medians(
-                {'session': lambda: evaluator.session.run(
-                    evaluator.model.output, {evaluator.model.inputs: image})},
-                iterations=iterations // 10 or 1, repeats=10)['session']
+            run = evaluator.session.make_callable(evaluator.model.output,
+                                                  [evaluator.model.inputs])
+
+            def session_latency(calls):
+                times = []
+                for _ in range(calls):
+                    began = time.perf_counter()
+                    run(image)
+                    times.append(time.perf_counter() - began)
+                return statistics.median(times)
+
+            lites = {'tflite_float': evaluate.LiteModel(float_model),
+                     'tflite_int8': evaluate.LiteModel(int8),
+                     'keras_v2_tflite_int8': evaluate.LiteModel(keras_int8)}
+            per_round = {k: [] for k in ['session', *lites]}
+            calls = max(iterations // rounds, 10)
+            for _ in range(rounds):
+                per_round['session'].append(session_latency(calls))
+                for key, lite in lites.items():
+                    per_round[key].append(lite.latency(image, iterations=calls, warmup=5))
             evaluator.close()
-            results[name] = {
-                'session_batch1_us': session_run * 1e6,
-                'tflite_float_batch1_us': evaluate.LiteModel(float_model).latency(
-                    image, iterations=iterations) * 1e6,
-                'tflite_int8_batch1_us': evaluate.LiteModel(int8).latency(
-                    image, iterations=iterations) * 1e6,
+            ratios = [a / b for a, b in zip(per_round['tflite_int8'],
+                                            per_round['keras_v2_tflite_int8'])]
+            results[name] = {f'{k}_batch1_us': statistics.median(v) * 1e6
+                             for k, v in per_round.items()}
+            results[name].update({
+                'int8_over_keras_v2_int8': statistics.median(ratios),
+                'int8_over_keras_v2_int8_min': min(ratios),
+                'int8_over_keras_v2_int8_max': max(ratios),
                 'checkpoint_to_int8_export_s': statistics.median(export_seconds),
-            }
+            })
     return results

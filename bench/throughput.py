@@ -1,4 +1,4 @@
-"""Training throughput: the graph (feed_dict, and an in-graph tf.data pipeline) vs Keras fit.
+"""STEADY-STATE harness (not the real path; see bench.realpath): graph vs Keras fit step cost.
 
 All three train the same architecture with Adam on the same random data, batch 100. Keras is
 timed in steady state (after a warm-up ``fit`` that traces and compiles), one ``fit`` over the

@@ -157,7 +157,12 @@ def _add_train_parser(subparsers) -> None:
     g.add_argument('--save-every-steps', type=positive_int, metavar='K',
                    help='also save a checkpoint every K steps')
     g.add_argument('--summary-every-steps', type=positive_int, default=50, metavar='K',
-                   help='write training summaries every K steps (default 50)')
+                   help='write training scalars every K steps (default 50)')
+    g.add_argument('--histogram-every-steps', type=positive_int, metavar='K',
+                   help='write weight and activation histograms every K steps (default: at '
+                        'the end of each epoch; they cost more than a training step)')
+    g.add_argument('--xla', action='store_true',
+                   help='XLA JIT compilation of the training step (recorded in run_config.json)')
     mode = g.add_mutually_exclusive_group()
     mode.add_argument('--resume', action='store_true',
                       help='continue the run from its latest checkpoint')
@@ -209,7 +214,8 @@ def _run_train(args: argparse.Namespace) -> int:
                         limit=args.limit)
     run = RunConfig(model=model, dataset=args.dataset, epochs=args.epochs,
                     batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
-                    limit=args.limit, data_source=data.source, quantization=quantization)
+                    limit=args.limit, data_source=data.source, quantization=quantization,
+                    xla=args.xla)
     print(f'{args.model} on {args.dataset}: {len(data.train_labels)} training and '
           f'{len(data.test_labels)} test examples from {data.source}', flush=True)
     if cluster is not None:
@@ -218,7 +224,8 @@ def _run_train(args: argparse.Namespace) -> int:
                             checkpoint_dir=args.checkpoint_dir,
                             keep_checkpoints=args.keep_checkpoints,
                             save_every_steps=args.save_every_steps,
-                            summary_every_steps=args.summary_every_steps, resume=args.resume,
+                            summary_every_steps=args.summary_every_steps,
+                            histogram_every_steps=args.histogram_every_steps, resume=args.resume,
                             overwrite=args.overwrite, resume_from_float=args.resume_from_float,
                             progress=not args.no_progress and sys.stderr.isatty(),
                             log=lambda line: print(line, flush=True))

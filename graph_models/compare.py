@@ -7,8 +7,14 @@ size, epochs and dropout. Both are exported to a float and a post-training int8 
 (same 200 representative training images) and scored on the same test images with the same
 LiteRT interpreter settings, so differences come from the framework.
 
+Both do the same work per epoch: the graph run evaluates the test set after every epoch, so
+Keras ``fit`` gets it as ``validation_data`` (same evaluation batch size). Timing has one
+definition on both sides: training time runs from each epoch's start (input pipeline included)
+to the end of its last step; evaluation is timed apart (Keras: a ``fit_timer`` callback); wall
+time covers building, training, evaluation and (graph) checkpoints.
+
 Report (``report.json``, ``report.md``, ``report.png`` in the output folder): test accuracy (TF,
-float ``.tflite``, int8 ``.tflite``), training examples per second (training steps only) and
+float ``.tflite``, int8 ``.tflite``), training examples per second, training, evaluation and
 wall time, parameters, ``.tflite`` sizes, batch-1 latency (median, one thread), and the top-1
 agreement between the two frameworks' predictions.
 """
@@ -28,7 +34,7 @@ from graph_models.errors import ConfigError
 from graph_models.fileio import atomic_write
 from graph_models.nets_factory import MODELS, ModelConfig, count_parameters
 from graph_models.run_config import RunConfig
-from graph_models.train import Evaluator, train_and_eval
+from graph_models.train import EVAL_BATCH, Evaluator, train_and_eval
 
 QUICK_TRAIN_EXAMPLES = 500
 QUICK_TEST_EXAMPLES = 500
@@ -45,6 +51,7 @@ class SideResult:
     tflite_int8_accuracy: float
     examples_per_sec: float
     train_seconds: float
+    eval_seconds: float
     wall_seconds: float
     tflite_float_bytes: int
     tflite_int8_bytes: int
@@ -123,34 +130,38 @@ def compare(model_name: str, data: data_lib.Dataset, out_dir: str, *, epochs: in
     graph_float = export_checkpoint(result.checkpoint_dir, 'float').model
     graph_int8 = export_checkpoint(result.checkpoint_dir, 'int8').model
     train_seconds = sum(h.seconds for h in result.history)
+    eval_seconds = sum(h.eval_seconds for h in result.history)
 
-    # --- The Keras twin, from the same initial weights and with the same batches.
+    # --- The Keras twin, from the same initial weights and with the same batches. It gets
+    # the graph's per-epoch work: the same test set as validation data, same batch size.
     import keras
     log(f'keras {model_name}: training {epochs} epoch(s) on {len(train_x)} examples')
-    model = keras_reference.build_keras_model(model_name, config.num_classes, seed=seed)
-    keras_reference.copy_graph_weights(model, initial_values(config, seed, learning_rate),
-                                       scope=model_name)
-    keras_reference.compile_like_graph(model, learning_rate)
+    start_values = initial_values(config, seed, learning_rate)
     began = time.perf_counter()
-    keras_train_seconds = 0.0
+    model = keras_reference.build_keras_model(model_name, config.num_classes, seed=seed)
+    keras_reference.copy_graph_weights(model, start_values, scope=model_name)
+    keras_reference.compile_like_graph(model, learning_rate)
+    validation = (data_lib.to_float(data.test_images, shape), data.test_labels)
+    timer = keras_reference.fit_timer()
     for epoch in range(epochs):
         order = data_lib.epoch_order(len(train_x), seed, epoch)
-        fit_began = time.perf_counter()
         model.fit(train_x[order], data.train_labels[order], batch_size=batch_size, epochs=1,
-                  shuffle=False, verbose=0)
-        keras_train_seconds += time.perf_counter() - fit_began
-    keras_probs = model.predict(test_x, batch_size=1000, verbose=0)
+                  shuffle=False, verbose=0, callbacks=[timer], validation_data=validation,
+                  validation_batch_size=EVAL_BATCH)
     keras_wall = time.perf_counter() - began
+    keras_train_seconds = sum(timer.epoch_seconds)
+    keras_probs = model.predict(test_x, batch_size=EVAL_BATCH, verbose=0)
     keras_float = keras_reference.to_tflite(model, 'float')
     keras_int8 = keras_reference.to_tflite(model, 'int8', representative)
     keras.backend.clear_session()
 
     sides = {}
-    for name, probs, float_model, int8_model, params, seconds, wall in (
+    for name, probs, float_model, int8_model, params, seconds, evaluating, wall in (
             ('graph', graph_probs, graph_float, graph_int8,
-             count_parameters_of(config), train_seconds, graph_wall),
+             count_parameters_of(config), train_seconds, eval_seconds, graph_wall),
             ('keras', keras_probs, keras_float, keras_int8,
-             keras_reference.count_parameters(model), keras_train_seconds, keras_wall)):
+             keras_reference.count_parameters(model), keras_train_seconds,
+             timer.eval_seconds, keras_wall)):
         float_acc, float_latency = _score_tflite(float_model, test_x, test_y, latency_iterations)
         int8_acc, int8_latency = _score_tflite(int8_model, test_x, test_y, latency_iterations)
         sides[name] = SideResult(
@@ -158,7 +169,7 @@ def compare(model_name: str, data: data_lib.Dataset, out_dir: str, *, epochs: in
             test_accuracy=evaluate.score(probs, test_y).accuracy,
             tflite_float_accuracy=float_acc, tflite_int8_accuracy=int8_acc,
             examples_per_sec=len(train_x) * epochs / seconds, train_seconds=seconds,
-            wall_seconds=wall, tflite_float_bytes=len(float_model),
+            eval_seconds=evaluating, wall_seconds=wall, tflite_float_bytes=len(float_model),
             tflite_int8_bytes=len(int8_model), latency_float_us=float_latency,
             latency_int8_us=int8_latency)
         atomic_write(os.path.join(out_dir, f'{name}_float.tflite'), float_model)
@@ -190,6 +201,7 @@ ROWS = [
     ('tflite_int8_accuracy', 'test accuracy (int8 .tflite)', '{:.4f}'),
     ('examples_per_sec', 'training examples/s', '{:,.0f}'),
     ('train_seconds', 'training time (s)', '{:.1f}'),
+    ('eval_seconds', 'per-epoch test evaluation (s)', '{:.1f}'),
     ('wall_seconds', 'wall time incl. evaluation (s)', '{:.1f}'),
     ('tflite_float_bytes', 'float .tflite size (bytes)', '{:,}'),
     ('tflite_int8_bytes', 'int8 .tflite size (bytes)', '{:,}'),

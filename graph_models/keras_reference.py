@@ -95,6 +95,45 @@ def compile_like_graph(model, learning_rate: float = 1e-3) -> None:
                   loss='sparse_categorical_crossentropy', metrics=['accuracy'])
 
 
+def fit_timer():
+    """A Keras callback timing ``fit`` with the training-throughput definition of the project.
+
+    ``epoch_seconds`` holds, per epoch, the time from the epoch's start (its data iterator
+    included) to the end of its last training batch; ``eval_seconds`` sums the validation
+    runs, which are timed apart (the graph's per-epoch test evaluation is too).
+    """
+    import time
+    import keras
+
+    class FitTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.epoch_seconds = []
+            self.eval_seconds = 0.0
+            self._began = self._test_began = None
+
+        def _end_epoch(self, now):
+            if self._began is not None:
+                self.epoch_seconds.append(now - self._began)
+                self._began = None
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._began = time.perf_counter()
+
+        def on_test_begin(self, logs=None):  # Right after the epoch's last training batch.
+            now = time.perf_counter()
+            self._end_epoch(now)
+            self._test_began = now
+
+        def on_test_end(self, logs=None):
+            self.eval_seconds += time.perf_counter() - self._test_began
+
+        def on_epoch_end(self, epoch, logs=None):  # Epochs without validation.
+            self._end_epoch(time.perf_counter())
+
+    return FitTimer()
+
+
 def copy_graph_weights(model, values: Dict[str, np.ndarray], scope: str) -> int:
     """Loads graph variable values (``<scope>/<layer>/weights|biases``) into a Keras twin.
 

@@ -18,6 +18,7 @@ Example::
       "epochs": 5, "batch_size": 100, "learning_rate": 0.001, "seed": 0,
       "quantization": {"weight_bits": 8, "activation_bits": 8, "symmetric": false,
                        "quant_delay": 0, "freeze_bn_delay": null},
+      "xla": false,
       "package_version": "0.1.0", "tensorflow_version": "2.21.0"
     }
 """
@@ -39,7 +40,7 @@ RUN_CONFIG_FILE = 'run_config.json'
 FORMAT_VERSION = 1
 
 # Settings that may change when a run is resumed; everything else must match the checkpoint.
-RESUMABLE_CHANGES = ('epochs', 'data_source')
+RESUMABLE_CHANGES = ('epochs', 'data_source', 'xla')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +57,7 @@ class RunConfig:
       limit: number of training examples used (None: all).
       data_source: folder or file the data came from (informational).
       quantization: quantization-aware training settings, or None for a float run.
+      xla: XLA JIT compilation of the training step (``--xla``); a speed setting only.
     """
 
     model: ModelConfig = ModelConfig()
@@ -67,6 +69,7 @@ class RunConfig:
     limit: Optional[int] = None
     data_source: Optional[str] = None
     quantization: Optional[QuantizationConfig] = None
+    xla: bool = False
 
     def __post_init__(self):
         for name in ('epochs', 'batch_size'):

@@ -36,6 +36,8 @@ from graph_models.nets_factory import ModelConfig
 from graph_models.run_config import RunConfig, read_run_config, write_run_config
 
 CHECKPOINT_PREFIX = 'model.ckpt'
+# Examples per session.run when evaluating (the CNN's activations of 1000 images: ~100 MB).
+EVAL_BATCH = 1000
 
 
 @dataclasses.dataclass
@@ -49,8 +51,12 @@ class EpochResult:
       train_accuracy: mean training accuracy over the epoch's batches.
       test_loss: mean cross-entropy on the test set (inference graph).
       test_accuracy: accuracy on the test set (inference graph).
-      examples_per_sec: training throughput of the epoch (training steps only).
-      seconds: wall time of the epoch's training steps.
+      examples_per_sec: training throughput of the epoch: examples / ``seconds``.
+      seconds: wall time of the epoch's training, from its input pipeline set-up to the end
+        of its last step (per-step fetches and summaries included; evaluation and checkpoint
+        saves excluded).
+      save_seconds: wall time of the epoch's checkpoint saves.
+      eval_seconds: wall time of the epoch's test-set evaluation (restore included).
     """
 
     epoch: int
@@ -61,6 +67,8 @@ class EpochResult:
     test_accuracy: float
     examples_per_sec: float
     seconds: float
+    save_seconds: float = 0.0
+    eval_seconds: float = 0.0
 
 
 @dataclasses.dataclass
@@ -128,7 +136,7 @@ class Evaluator:
             self._saver.restore(self.session, checkpoint_path)
         return int(self.session.run(self._global_step))
 
-    def logits(self, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    def logits(self, images: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
         """Runs ``Logits`` over float ``images [N, ...]`` in chunks; returns ``[N, C]``."""
         chunks = [self.session.run(self.model.logits, {self.model.inputs: images[i:i + batch_size]})
                   for i in range(0, len(images), batch_size)]
@@ -143,13 +151,16 @@ class Evaluator:
 
 
 class EpochPipeline:
-    """An in-graph input pipeline, fed once per epoch instead of once per step.
+    """An in-graph input pipeline: the training split is loaded once, each epoch feeds its order.
 
-    The epoch's examples, already in the run's seeded order, go into a ``tf.data`` iterator;
-    training steps then run with no ``feed_dict``. Batches are exactly those of
-    `graph_models.data.iterate_batches`, so results and resumption are unchanged, and the
-    per-step copy and feed overhead is gone. ``Input`` and ``Labels`` default to the iterator's
-    batch and can still be fed.
+    The training images and labels go into the graph once per run (local variables: neither
+    checkpointed nor written into the TensorBoard graph). Each epoch then feeds only its
+    example order (``int64 [N]``, in the run's seeded order) to a ``tf.data`` iterator that
+    batches the indices and gathers the rows, with prefetch; training steps run with no
+    ``feed_dict``. Batches are exactly those of `graph_models.data.iterate_batches`, so results
+    and resumption are unchanged, while the per-epoch cost is an index array instead of a copy
+    of the whole split. ``Input`` and ``Labels`` default to the iterator's batch and can still
+    be fed.
 
     Args:
       input_shape: shape of one example.
@@ -159,33 +170,72 @@ class EpochPipeline:
     def __init__(self, input_shape, batch_size: int):
         self.images = v1.placeholder(tf.float32, [None, *input_shape], name='epoch_images')
         self.labels = v1.placeholder(tf.int64, [None], name='epoch_labels')
-        dataset = tf.data.Dataset.from_tensor_slices((self.images, self.labels))
-        dataset = dataset.batch(batch_size).prefetch(2)
+        self.order = v1.placeholder(tf.int64, [None], name='epoch_order')
+        local = [v1.GraphKeys.LOCAL_VARIABLES]
+        self._images = v1.Variable(self.images, trainable=False, collections=local,
+                                   validate_shape=False, name='train_images')
+        self._labels = v1.Variable(self.labels, trainable=False, collections=local,
+                                   validate_shape=False, name='train_labels')
+        self.load_op = tf.group(self._images.initializer, self._labels.initializer)
+        images_var, labels_var = self._images, self._labels
+
+        def gather(index):
+            return tf.gather(images_var, index), tf.gather(labels_var, index)
+
+        dataset = tf.data.Dataset.from_tensor_slices(self.order).batch(batch_size)
+        dataset = dataset.map(gather).prefetch(2)
         self.iterator = v1.data.make_initializable_iterator(dataset)
 
     def next_batch(self):
         return self.iterator.get_next()
 
-    def start(self, session, images: np.ndarray, labels: np.ndarray) -> None:
-        """Loads one epoch's examples (in training order) into the pipeline."""
-        session.run(self.iterator.initializer, {self.images: images, self.labels: labels})
+    def load(self, session, images: np.ndarray, labels: np.ndarray) -> None:
+        """Copies the training split into the graph (once per run)."""
+        session.run(self.load_op, {self.images: images, self.labels: labels})
+
+    def start(self, session, order: np.ndarray) -> None:
+        """Starts one epoch over the loaded split in ``order`` (indices into it)."""
+        session.run(self.iterator.initializer, {self.order: order})
+
+
+def training_summary_ops(tensors: graphs.TrainingTensors) -> Tuple[tf.Tensor, tf.Tensor]:
+    """The training graph's summaries as two merged ops: cheap scalars and costly histograms.
+
+    Histograms cost far more than a training step (``HistogramSummary`` buckets every weight
+    on one thread: about 78% of a summary step's op time for the MLP, traced), so the training
+    loop writes them less often than the scalars. The legacy summary ops take their tag
+    verbatim (``v1.summary.scalar('loss', ...)`` would tag ``loss_1``, since the public
+    ``loss`` tensor owns that name).
+
+    Returns:
+      ``(scalars, histograms)``: merged ``loss``, ``accuracy``, ``learning_rate`` scalars, and
+      merged ``weights/<variable>`` and ``activations/<layer>`` histograms.
+    """
+    with tf.name_scope('summaries'):
+        scalars = [tf.raw_ops.ScalarSummary(tags=tag, values=value)
+                   for tag, value in (('loss', tensors.loss), ('accuracy', tensors.accuracy),
+                                      ('learning_rate', tensors.learning_rate))]
+        histograms = [tf.raw_ops.HistogramSummary(tag='weights/' + var.op.name, values=var)
+                      for var in v1.trainable_variables()]
+        histograms += [tf.raw_ops.HistogramSummary(tag='activations/' + name, values=tensor)
+                       for name, tensor in tensors.model.end_points.items()]
+        return v1.summary.merge(scalars), v1.summary.merge(histograms)
 
 
 def add_training_summaries(tensors: graphs.TrainingTensors) -> tf.Tensor:
-    """Scalar and histogram summaries of the training graph; returns the merged op.
+    """Scalar and histogram summaries of the training graph; returns the merged op."""
+    return v1.summary.merge(list(training_summary_ops(tensors)))
 
-    The legacy summary ops take their tag verbatim (``v1.summary.scalar('loss', ...)`` would
-    tag ``loss_1``, since the public ``loss`` tensor owns that name).
+
+def session_config(run: RunConfig) -> v1.ConfigProto:
+    """Session options of a run's training graph: XLA JIT compilation when ``run.xla``.
+
+    Thread pools stay TensorFlow's defaults (one intra-op thread per core).
     """
-    with tf.name_scope('summaries'):
-        summaries = [tf.raw_ops.ScalarSummary(tags=tag, values=value)
-                     for tag, value in (('loss', tensors.loss), ('accuracy', tensors.accuracy),
-                                        ('learning_rate', tensors.learning_rate))]
-        summaries += [tf.raw_ops.HistogramSummary(tag='weights/' + var.op.name, values=var)
-                      for var in v1.trainable_variables()]
-        summaries += [tf.raw_ops.HistogramSummary(tag='activations/' + name, values=tensor)
-                      for name, tensor in tensors.model.end_points.items()]
-        return v1.summary.merge(summaries)
+    config = v1.ConfigProto()
+    if run.xla:
+        config.graph_options.optimizer_options.global_jit_level = v1.OptimizerOptions.ON_1
+    return config
 
 
 def _raise_terminated(signum, frame):
@@ -230,7 +280,8 @@ def _prepare_run_folders(checkpoint_dir: str, log_dir: str, *, resume: bool,
 def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional[str] = None,
                    log_dir: str = 'logs', checkpoint_dir: str = 'checkpoints',
                    keep_checkpoints: int = 5, save_every_steps: Optional[int] = None,
-                   summary_every_steps: int = 50, resume: bool = False,
+                   summary_every_steps: int = 50,
+                   histogram_every_steps: Optional[int] = None, resume: bool = False,
                    overwrite: bool = False, resume_from_float: Optional[str] = None,
                    progress: bool = True, log: Callable[[str], None] = print) -> TrainResult:
     """Trains a model under a Session, evaluating and checkpointing after every epoch.
@@ -244,7 +295,10 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
       checkpoint_dir: parent folder of the checkpoints.
       keep_checkpoints: how many recent checkpoints to keep.
       save_every_steps: also save every this many steps (None: only per epoch and at the end).
-      summary_every_steps: write training summaries every this many steps.
+      summary_every_steps: write the training scalars every this many steps.
+      histogram_every_steps: also write the weight and activation histograms every this
+        many steps (None: once per epoch, at its last step; histograms cost more than a
+        training step).
       resume: continue from the latest checkpoint of the run (same global step, optimizer
         state and data order); its settings must match ``run`` except ``epochs``.
       overwrite: delete the run's existing checkpoints and logs first.
@@ -265,6 +319,7 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
     """
     for name, value in (('keep_checkpoints', keep_checkpoints),
                         ('summary_every_steps', summary_every_steps),
+                        ('histogram_every_steps', histogram_every_steps or 1),
                         ('save_every_steps', save_every_steps or 1)):
         if value <= 0:
             raise ConfigError(f'{name.replace("_", " ")} must be positive, got {value}')
@@ -315,8 +370,11 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
             for epoch in range(training.step // spe, run.epochs):
                 result = training.train_epoch(
                     epoch, train_x, train_y, spe=spe, summary_every_steps=summary_every_steps,
-                    save_every_steps=save_every_steps, progress=progress)
+                    save_every_steps=save_every_steps, progress=progress,
+                    histogram_every_steps=histogram_every_steps)
+                eval_began = time.perf_counter()
                 result.test_loss, result.test_accuracy = training.evaluate(test_x, test_y)
+                result.eval_seconds = time.perf_counter() - eval_began
                 history.append(result)
                 log(f'epoch {result.epoch}/{run.epochs}  step {result.global_step}  '
                     f'train loss {result.train_loss:.4f} acc {result.train_accuracy:.4f}  '
@@ -368,7 +426,8 @@ class _TrainingRun:
             input_pipeline=input_pipeline)
         self.pipeline = pipelines[0]
         with self.graph.as_default():
-            self.summary_op = add_training_summaries(self.tensors)
+            self.scalar_summaries, self.histogram_summaries = training_summary_ops(
+                self.tensors)
             self.saver = v1.train.Saver(v1.global_variables(), max_to_keep=keep_checkpoints,
                                         save_relative_paths=True)
             self.init_op = v1.global_variables_initializer()
@@ -380,7 +439,19 @@ class _TrainingRun:
                 self.float_saver = v1.train.Saver(float_variables)
         self.graph.finalize()  # Nothing may add ops inside the loop (a classic TF1 slow-down).
         self.evaluator = Evaluator.for_run(run)
-        self.session = v1.Session(graph=self.graph)
+        self.session = v1.Session(graph=self.graph, config=session_config(run))
+        # Callables skip session.run's per-call fetch analysis (about 90 us of Python per
+        # step, measured). One per fetch list the loop uses.
+        t = self.tensors
+        step = [t.train_op, t.loss, t.accuracy]
+        self.step_fns = {
+            (False, False): self.session.make_callable(step),
+            (True, False): self.session.make_callable(step + [self.scalar_summaries]),
+            (False, True): self.session.make_callable(step + [self.histogram_summaries]),
+            (True, True): self.session.make_callable(
+                step + [self.scalar_summaries, self.histogram_summaries]),
+        }
+        self._loaded_split = None
         self.train_writer = self.eval_writer = None
 
     def start(self, restore_from: Optional[str], run_log_dir: str,
@@ -424,46 +495,64 @@ class _TrainingRun:
 
     def train_epoch(self, epoch: int, train_x: np.ndarray, train_y: np.ndarray, *, spe: int,
                     summary_every_steps: int, save_every_steps: Optional[int],
-                    progress: bool) -> EpochResult:
-        """Trains the rest of one epoch (from the current step) and checkpoints at its end."""
-        run, t = self.run, self.tensors
+                    progress: bool,
+                    histogram_every_steps: Optional[int] = None) -> EpochResult:
+        """Trains the rest of one epoch (from the current step) and checkpoints at its end.
+
+        The epoch's ``seconds`` run from the input pipeline's set-up to the end of the last
+        step (per-step fetches and summaries included), without checkpoint saves.
+        Histograms are written at the epoch's last step and every ``histogram_every_steps``.
+        """
+        run = self.run
         start_step = self.step - epoch * spe
         order = data_lib.epoch_order(len(train_x), run.seed, epoch)[start_step * run.batch_size:]
-        self.pipeline.start(self.session, train_x[order], train_y[order])
-        loss_sum = acc_sum = seconds = 0.0
+        began = time.perf_counter()
+        if self._loaded_split is not train_x:
+            self.pipeline.load(self.session, train_x, train_y)
+            self._loaded_split = train_x
+        self.pipeline.start(self.session, order)
+        loss_sum = acc_sum = saving = 0.0
         seen = 0
+        last_step = (epoch + 1) * spe
         with tqdm(total=spe, initial=start_step, desc=f'epoch {epoch + 1}/{run.epochs}',
                   unit='batch', disable=not progress, file=sys.stderr, leave=False) as bar:
             for first in range(0, len(order), run.batch_size):
-                want_summary = (self.step + 1) % summary_every_steps == 0
-                fetches = [t.train_op, t.loss, t.accuracy] + ([self.summary_op]
-                                                              if want_summary else [])
-                began = time.perf_counter()
-                results = self.session.run(fetches)
-                seconds += time.perf_counter() - began
+                step = self.step + 1
+                want_scalars = step % summary_every_steps == 0
+                want_histograms = step == last_step or bool(
+                    histogram_every_steps and step % histogram_every_steps == 0)
+                results = self.step_fns[want_scalars, want_histograms]()
                 loss, acc = float(results[1]), float(results[2])
                 if not math.isfinite(loss):
                     raise TrainingError(
-                        f'loss became {loss} at step {self.step + 1}; the last good checkpoint '
+                        f'loss became {loss} at step {step}; the last good checkpoint '
                         f'is {self.checkpoint_path or "none (no checkpoint yet)"}; lower the '
                         'learning rate and resume or start again')
-                self.step += 1
+                self.step = step
                 n = min(run.batch_size, len(order) - first)
                 loss_sum += loss * n
                 acc_sum += acc * n
                 seen += n
-                if want_summary:
-                    self.train_writer.add_summary(results[3], self.step)
-                if save_every_steps and self.step % save_every_steps == 0:
+                for summary in results[3:]:
+                    self.train_writer.add_summary(summary, step)
+                if save_every_steps and step % save_every_steps == 0:
+                    save_began = time.perf_counter()
                     self.save()
-                bar.set_postfix(loss=f'{loss:.4f}', ex_s=f'{seen / max(seconds, 1e-9):,.0f}')
-                bar.update(1)
+                    saving += time.perf_counter() - save_began
+                if progress:
+                    elapsed = time.perf_counter() - began - saving
+                    bar.set_postfix(loss=f'{loss:.4f}', ex_s=f'{seen / max(elapsed, 1e-9):,.0f}')
+                    bar.update(1)
+        seconds = time.perf_counter() - began - saving
+        save_began = time.perf_counter()
         self.save()
+        saving += time.perf_counter() - save_began
         return EpochResult(epoch=epoch + 1, global_step=self.step,
                            train_loss=loss_sum / max(seen, 1),
                            train_accuracy=acc_sum / max(seen, 1), test_loss=float('nan'),
                            test_accuracy=float('nan'),
-                           examples_per_sec=seen / max(seconds, 1e-9), seconds=seconds)
+                           examples_per_sec=seen / max(seconds, 1e-9), seconds=seconds,
+                           save_seconds=saving)
 
     def evaluate(self, test_x: np.ndarray, test_y: np.ndarray) -> Tuple[float, float]:
         """Test loss and accuracy of the latest checkpoint in the inference graph; logged."""

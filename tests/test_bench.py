@@ -1,26 +1,114 @@
-"""Benchmark harness smoke test: every figure is produced and positive (no speed assertion)."""
+"""Benchmark harness: quick mode runs and writes apart, machine fields, FLOP counting.
+
+No speed is asserted (figures come from ``python -m bench`` on a quiet machine).
+"""
 
 import json
 import os
 import sys
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.__main__ import main  # noqa: E402
+from bench import common, flops  # noqa: E402
+from bench.__main__ import TARGETS, main  # noqa: E402
+from graph_models import graphs  # noqa: E402
+from graph_models.nets_factory import ModelConfig  # noqa: E402
 
 
-def test_bench_quick_writes_every_figure(tmp_path, capsys):
+def test_bench_quick_writes_every_figure_apart_from_full_results(tmp_path):
+    full = tmp_path / '2026-01-01T000000Z.json'
+    full.write_text('{"quick": false}\n')
     assert main(['--quick', '--out', str(tmp_path)]) == 0
-    (json_file,) = [f for f in os.listdir(tmp_path) if f.endswith('.json')]
-    results = json.loads((tmp_path / json_file).read_text())
-    assert results['machine']['cores'] > 0 and results['machine']['tensorflow']
-    for section in ('throughput', 'qat_cost', 'latency'):
-        for model in ('mlp', 'cnn'):
-            figures = results[section][model]
-            assert figures and all(value > 0 for value in figures.values()), (section, model)
-    assert set(results['qat_cost']['mlp']) == {'float_step_s', 'qat_step_s', 'qat_over_float',
-                                               'float_examples_per_s', 'qat_examples_per_s'}
-    assert all(value > 0 for value in results['flops'].values())
-    assert len(results['headline']) == 6 and all(v > 0 for v in results['headline'].values())
-    markdown = (tmp_path / json_file.replace('.json', '.md')).read_text()
-    assert '| mlp |' in markdown and 'quick mode' in markdown
+    # A full run's results are untouched; the quick run went to the quick/ subfolder.
+    assert sorted(os.listdir(tmp_path)) == ['2026-01-01T000000Z.json', 'quick']
+    assert full.read_text() == '{"quick": false}\n'
+    (json_file,) = [f for f in os.listdir(tmp_path / 'quick') if f.endswith('.json')]
+    results = json.loads((tmp_path / 'quick' / json_file).read_text())
+    assert results['quick'] is True and results['machine']['cores'] > 0
+    for model in ('mlp', 'cnn'):
+        real = results['real_path'][model]
+        for side in ('graph', 'keras'):
+            assert real[side]['train_seconds'] > 0 and real[side]['eval_seconds'] > 0
+            assert real[side]['wall_seconds'] > real[side]['train_seconds']
+        assert real['graph']['checkpoint_seconds'] > 0
+        assert results['qat_cost'][model]['qat_over_float']['median'] > 0
+        latency = results['latency'][model]
+        assert all(latency[k] > 0 for k in ('session_batch1_us', 'tflite_float_batch1_us',
+                                             'tflite_int8_batch1_us',
+                                             'keras_v2_tflite_int8_batch1_us'))
+    assert results['xla']['mlp']['xla_over_default']['median'] > 0
+    assert set(results['headline']) == set(TARGETS)
+    assert all(v > 0 for v in results['headline'].values())
+    markdown = (tmp_path / 'quick' / json_file.replace('.json', '.md')).read_text()
+    assert 'QUICK MODE' in markdown and 'Machine: ' in markdown and '| mlp | graph |' in markdown
+    # Another result written in the same second gets its own name; nothing is replaced.
+    first = (tmp_path / 'quick' / json_file).read_text()
+    again = common.write_results({'n': 2}, 'two\n', str(tmp_path / 'quick'))
+    again_too = common.write_results({'n': 3}, 'three\n', str(tmp_path / 'quick'))
+    assert len({again, again_too, str(tmp_path / 'quick' / json_file)}) == 3
+    assert (tmp_path / 'quick' / json_file).read_text() == first
+    assert json.loads(open(again_too).read()) == {'n': 3}
+
+
+def test_cpu_info_reads_model_and_isa_features():
+    text = ('processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\n'
+            'flags\t\t: fpu sse2 avx2 fma avx512f avx512bw avx512_vnni amx_tile amx_int8\n'
+            'processor\t: 1\nmodel name\t: other\nflags\t\t: fpu\n')
+    info = common.cpu_info(text)
+    assert info['cpu'] == 'Intel(R) Xeon(R) Platinum 8480+'
+    assert info['isa']['avx2'] and info['isa']['avx512_vnni'] and info['isa']['amx_int8']
+    assert not info['isa']['avx_vnni'] and not info['isa']['amx_bf16']
+    assert info['vnni'] and info['amx']
+    plain = common.cpu_info('model name\t: Old\nflags\t\t: fpu sse2 avx2\n')
+    assert plain['isa']['avx2'] and not plain['vnni'] and not plain['amx']
+
+
+def test_machine_info_fields():
+    m = common.machine_info()
+    assert m['cpu'] and m['cores'] >= m['usable_cores'] >= 1
+    assert set(m['isa']) == set(common.ISA_FLAGS)
+    for key in ('tf_intra_op_threads', 'tf_inter_op_threads', 'litert_threads', 'tensorflow'):
+        assert key in m
+    assert m['cpu'] in common.machine_line(m)
+
+
+def test_step_flops_of_a_small_mlp_count_what_the_graph_runs():
+    batch, hidden = 4, 16
+    graph, t = graphs.build_training_graph(ModelConfig('mlp', hidden_sizes=(hidden,)),
+                                           learning_rate=1e-3, seed=0)
+    counted = flops.step_flops(graph, t.train_op, batch)
+    products = {name: mkn for name, kind, _, mkn in counted['products']}
+    # Forward X W1, H W2; backward dW1 = X^T dH, dW2 = H^T dZ, dH = dZ W2^T; no dX of layer 1.
+    assert products == {
+        'mlp/fc1/MatMul': (batch, 784, hidden),
+        'mlp/logits/MatMul': (batch, hidden, 10),
+        'gradients/mlp/fc1/MatMul_grad/MatMul_1': (784, batch, hidden),
+        'gradients/mlp/logits/MatMul_grad/MatMul_1': (hidden, batch, 10),
+        'gradients/mlp/logits/MatMul_grad/MatMul': (batch, 10, hidden),
+    }
+    assert counted['matmul'] == 2 * batch * (784 * hidden * 2 + hidden * 10 * 3)
+    parameters = 784 * hidden + hidden + hidden * 10 + 10
+    assert counted['parameters'] == parameters
+    assert counted['optimizer'] == 12 * parameters
+    # Minor terms: bias adds, ReLU and its gradient, bias gradients, xent, ... (a few per unit).
+    assert batch * (hidden + 10) < counted['minor'] < 20 * batch * (hidden + 10) + 10 * parameters
+    assert counted['total'] == counted['matmul'] + counted['optimizer'] + counted['minor']
+
+
+def test_first_layer_input_gradient_is_not_in_the_training_step():
+    graph, t = graphs.build_training_graph(ModelConfig('cnn'), learning_rate=1e-3, seed=0)
+    kinds = {op.name: op.type for op in flops.step_ops(t.train_op)}
+    assert kinds['gradients/cnn/conv1/Conv2D_grad/Conv2DBackpropFilter'] == \
+        'Conv2DBackpropFilter'
+    assert 'gradients/cnn/conv1/Conv2D_grad/Conv2DBackpropInput' not in kinds
+    assert kinds['gradients/cnn/conv2/Conv2D_grad/Conv2DBackpropInput'] == \
+        'Conv2DBackpropInput'
+
+
+@pytest.mark.parametrize('quick', [True, False])
+def test_results_folder(tmp_path, quick):
+    folder = common.results_folder(str(tmp_path), quick)
+    assert folder == (os.path.join(str(tmp_path), 'quick') if quick else str(tmp_path))
+    assert common.results_folder(None, False) == common.RESULTS_DIR

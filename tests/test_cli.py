@@ -114,3 +114,11 @@ def test_unwritable_output_folder(capsys, tmp_path, tiny_data_dir, which):
     err = capsys.readouterr().err
     assert f'(Not a directory); choose another {which}' in err
     assert err.count('\n') == 1
+
+
+def test_train_speed_flags_are_pinned(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(['train', '--help'])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    assert '--xla' in text and '--histogram-every-steps K' in text

@@ -99,3 +99,45 @@ def test_softmax_cross_entropy_matches_definition():
     p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     assert loss == pytest.approx(-(np.log(p[0, 0]) + np.log(p[1, 2])) / 2)
     assert accuracy == 0.5
+
+
+def test_fit_timer_times_training_and_validation_apart():
+    import keras
+    model = keras_reference.build_keras_model('mlp_small', dropout_rate=0.0)
+    keras_reference.compile_like_graph(model)
+    data = synthetic_dataset(60, 40)
+    x = data_lib.to_float(data.train_images, (784,))
+    test_x = data_lib.to_float(data.test_images, (784,))
+    timer = keras_reference.fit_timer()
+    model.fit(x, data.train_labels, batch_size=20, epochs=2, verbose=0, callbacks=[timer],
+              validation_data=(test_x, data.test_labels))
+    assert len(timer.epoch_seconds) == 2 and all(s > 0 for s in timer.epoch_seconds)
+    assert timer.eval_seconds > 0
+    plain = keras_reference.fit_timer()
+    model.fit(x, data.train_labels, batch_size=20, epochs=3, verbose=0, callbacks=[plain])
+    assert len(plain.epoch_seconds) == 3 and plain.eval_seconds == 0.0
+    keras.backend.clear_session()
+
+
+def test_compare_gives_keras_the_graph_per_epoch_evaluation(tmp_path, monkeypatch):
+    import keras
+    calls = []
+    original = keras.Model.fit
+
+    def recording_fit(self, *args, **kwargs):
+        calls.append(kwargs)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, 'fit', recording_fit)
+    data = synthetic_dataset(200, 120)
+    data.source = write_idx_folder(tmp_path / 'data', data)
+    report = compare.compare('mlp_small', data, str(tmp_path / 'cmp'), epochs=2,
+                             log=lambda line: None)
+    assert len(calls) == 2  # One fit per epoch (the graph's batch order).
+    for kwargs in calls:
+        val_x, val_y = kwargs['validation_data']
+        assert val_x.shape == (120, 784) and list(val_y) == list(data.test_labels)
+        assert kwargs['validation_batch_size'] == 1000
+    for side in ('graph', 'keras'):
+        assert 0 < report[side]['train_seconds'] < report[side]['wall_seconds']
+        assert report[side]['eval_seconds'] > 0

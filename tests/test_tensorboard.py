@@ -44,6 +44,12 @@ def test_train_events(trained_logs):
             'activations/fc1', 'activations/logits'} <= set(tags['histograms'])
     steps = [e.step for e in acc.Scalars('loss')]
     assert steps == [4, 8, 12, 16]
+    # Histograms cost more than a step: written at each epoch's end (8 steps per epoch).
+    assert [e.step for e in acc.Histograms('weights/cnn/conv1/weights')] == [8, 16]
+    # The training split is loaded into the graph from a feed, not stored as a constant.
+    big = [n.name for n in acc.Graph().node if n.op == 'Const' and
+           len(n.attr['value'].tensor.tensor_content) > 1_000_000]
+    assert big == []
     assert acc.Scalars('learning_rate')[0].value == pytest.approx(1e-3)
     graph_ops = {node.name for node in acc.Graph().node}
     assert {'Input', 'Labels', 'Logits', 'Output', 'train_op'} <= graph_ops
@@ -95,3 +101,14 @@ def test_tensorboard_server_serves_the_scalars(trained_logs):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_histogram_every_steps(tmp_path):
+    from conftest import synthetic_dataset
+    run = RunConfig(model=ModelConfig('mlp_small'), epochs=1, batch_size=50)
+    train_and_eval(run, synthetic_dataset(), run_name='r', log_dir=str(tmp_path / 'logs'),
+                   checkpoint_dir=str(tmp_path / 'ckpt'), summary_every_steps=2,
+                   histogram_every_steps=3, progress=False, log=lambda line: None)
+    acc = _tags(tmp_path / 'logs' / 'r' / 'train')
+    assert [e.step for e in acc.Histograms('activations/fc1')] == [3, 6, 8]
+    assert [e.step for e in acc.Scalars('loss')] == [2, 4, 6, 8]

@@ -158,3 +158,27 @@ def test_real_mnist_one_epoch(tmp_path, mnist_10k_dir):
     data = data_lib.load_dataset('mnist', mnist_10k_dir)
     result = _train(tmp_path, data, epochs=1, batch_size=100)
     assert result.history[0].test_accuracy >= 0.90
+
+
+def test_epoch_timing_fields_and_split_not_checkpointed(tmp_path, tiny_data):
+    result = _train(tmp_path, tiny_data, epochs=2, save_every_steps=3)
+    for epoch in result.history:
+        assert epoch.seconds > 0 and epoch.save_seconds > 0 and epoch.eval_seconds > 0
+        assert epoch.examples_per_sec == pytest.approx(400 / epoch.seconds)
+    # The in-graph copy of the training split is a local variable: never in a checkpoint.
+    names = set(tf.train.load_checkpoint(result.checkpoint_path).get_variable_to_shape_map())
+    assert not any('train_images' in n or 'train_labels' in n for n in names)
+
+
+def test_xla_run_trains_records_and_resumes_without_it(tmp_path, tiny_data):
+    run = RunConfig(dataset=tiny_data.name, model=ModelConfig('mlp_small'), epochs=1,
+                    batch_size=50, xla=True)
+    kwargs = dict(run_name='x', log_dir=str(tmp_path / 'logs'),
+                  checkpoint_dir=str(tmp_path / 'ckpt'), progress=False, log=lambda line: None)
+    result = train_and_eval(run, tiny_data, **kwargs)
+    assert read_run_config(result.checkpoint_dir).xla is True
+    assert result.history[-1].test_accuracy >= 0.5
+    # A speed setting only: resuming without --xla is allowed.
+    plain = RunConfig(dataset=tiny_data.name, model=ModelConfig('mlp_small'), epochs=2,
+                      batch_size=50)
+    assert train_and_eval(plain, tiny_data, resume=True, **kwargs).global_step == 16
