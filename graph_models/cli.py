@@ -530,6 +530,18 @@ def _add_compare_parser(subparsers) -> None:
     p.add_argument('--out', metavar='DIR', help='run folder (default runs/compare-MODEL-DATASET)')
     p.add_argument('--quick', action='store_true',
                    help='500 training examples, 1 epoch, 500 test examples')
+    p.add_argument('--seeds', type=positive_int, default=1,
+                   help='number of seeds (SEED, SEED+1, ...): mean ± std, paired difference '
+                        'with 95%% interval, per-seed agreement')
+    p.add_argument('--keras-style', default='functional',
+                   choices=['functional', 'sequential', 'subclassed'],
+                   help='how the Keras twin is written')
+    p.add_argument('--quantize', action='store_true',
+                   help='compare QAT instead: our graph rewrite vs Keras QAT '
+                        '(tensorflow-model-optimization, pip install -e .[keras-qat])')
+    p.add_argument('--quant-delay', type=non_negative_int, default=None, metavar='STEPS',
+                   help='QAT steps before fake quantization starts, both sides '
+                        '(default: one epoch)')
     p.set_defaults(handler=_run_compare)
 
 
@@ -539,8 +551,18 @@ def _run_compare(args) -> int:
     data = load_dataset(args.dataset, args.data_dir)
     out = args.out or default_out_dir(args.model, args.dataset)
     _ensure_parent(out + '/report.json')
+    if args.quantize:
+        from graph_models import compare_qat
+        report = compare_qat.compare_qat(
+            args.model, data, out, epochs=args.epochs, batch_size=args.batch_size,
+            seed=args.seed, quant_delay=args.quant_delay, quick=args.quick,
+            log=lambda line: print(line, flush=True))
+        print(compare_qat.markdown_table(report))
+        print(f'reports: {out}/report.json, report.md')
+        return 0
     report = compare(args.model, data, out, epochs=args.epochs, batch_size=args.batch_size,
-                     seed=args.seed, quick=args.quick, log=lambda line: print(line, flush=True))
+                     seed=args.seed, seeds=args.seeds, keras_style=args.keras_style,
+                     quick=args.quick, log=lambda line: print(line, flush=True))
     print(markdown_table(report))
     print(f'reports: {out}/report.json, report.md, report.png')
     return 0
