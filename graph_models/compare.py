@@ -275,6 +275,7 @@ ROWS = [
 
 def _pm(report: Dict, side: str, key: str, fmt: str) -> str:
     """``mean ± std`` (just the mean for one seed)."""
+    fmt = '{:,.0f}' if fmt == '{:,}' else fmt  # Means of integer figures are floats.
     text = fmt.format(report[side][key])
     if len(report.get('seeds', [0])) > 1:
         text += ' ± ' + fmt.format(report['spread'][side][key])
@@ -294,11 +295,10 @@ def markdown_table(report: Dict) -> str:
              '| --- | --- | --- | --- |']
     for key, label, fmt in ROWS:
         d = report['difference'][key]
-        diff = fmt.replace(':', ':+').format(d['mean']) if key != 'parameters' else (
-            f"{d['mean']:+,.0f}")
-        if d.get('ci95_low') is not None:
-            diff += (f" ({fmt.replace(':', ':+').format(d['ci95_low'])} .. "
-                     f"{fmt.replace(':', ':+').format(d['ci95_high'])})")
+        signed = ('{:,.0f}' if fmt == '{:,}' else fmt).replace(':', ':+')
+        diff = signed.format(d['mean'])
+        if d.get('ci95_low') is not None and d['std'] > 0:
+            diff += f" ({signed.format(d['ci95_low'])} .. {signed.format(d['ci95_high'])})"
         lines.append(f"| {label} | {_pm(report, 'graph', key, fmt)} | "
                      f"{_pm(report, 'keras', key, fmt)} | {diff} |")
     agreement = f"{report['agreement_top1']:.4f}"

@@ -190,7 +190,7 @@ def compare_report_png(report: Dict) -> bytes:
             errors = [report.get('spread', {}).get(side, {}).get(k, 0.0) * scale for k in keys]
             bars = ax.bar(x + offset, values, width=0.4, label=side,
                           yerr=errors if seeds > 1 else None, capsize=4)
-            fmt = '{:.4f}' if title == 'accuracy' else '{:,.0f}'
+            fmt = {'accuracy': '{:.4f}', 'batch-1 latency (us)': '{:.1f}'}.get(title, '{:,.0f}')
             ax.bar_label(bars, [fmt.format(v) for v in values], fontsize=7, padding=2)
             top = max(top, max(v + e for v, e in zip(values, errors)))
         ax.set_xticks(x, labels)
@@ -210,7 +210,7 @@ def compare_report_png(report: Dict) -> bytes:
         ax.set_title('accuracy graph - Keras (pp, 95% CI)')
     else:
         ax.set_title('accuracy graph - Keras (pp, 1 seed)')
-    ax.bar_label(bars, [f'{m:+.2f}' for m in means], fontsize=7, padding=2)
+    ax.bar_label(bars, [f'{m:+.3f}' for m in means], fontsize=7, padding=2)
     ax.axhline(0, color='black', linewidth=0.8)
     ax.set_xticks(np.arange(len(keys)), _PANELS[0][2])
     fig.suptitle(f"{report['model']} on {report['dataset']}: graph vs Keras"
