@@ -345,6 +345,9 @@ def _add_export_parser(subparsers) -> None:
                    help='post-training int8: representative data (default: the run\'s)')
     p.add_argument('--data-dir', metavar='DIR', help='where that dataset is')
     p.add_argument('--allow-unsafe-ops', action='store_true', help=UNSAFE_HELP)
+    p.add_argument('--no-metadata', action='store_true',
+                   help='do not embed TFLite metadata (name, normalization, labels file; '
+                        'embedded by default for checkpoints and for a .pb with --dataset)')
     p.set_defaults(handler=_run_export)
 
 
@@ -373,6 +376,14 @@ def _run_export(args) -> int:
                                    data_dir=args.data_dir)
         folder = _checkpoint_folder(args.source)
     output = args.output or os.path.join(folder, f'model_{args.quantize}.tflite')
+    if not args.no_metadata:
+        from freeze.metadata import MetadataError
+        from graph_models.labels import embed_in_export
+        try:
+            embed_in_export(record, args.dataset)
+        except MetadataError as e:
+            raise ConfigError(f'cannot embed metadata ({e}); pass --no-metadata to export '
+                              'without it') from None
     _ensure_parent(output)
     write_export(record, output)
     print(f'{output}: {len(record.model):,} bytes, {args.quantize} ({record.quantization}, '
@@ -394,6 +405,9 @@ def _add_eval_parser(subparsers) -> None:
     p.add_argument('--latency', action='store_true',
                    help='.tflite: also the median batch latency (LiteRT, one thread)')
     p.add_argument('--allow-unsafe-ops', action='store_true', help=UNSAFE_HELP)
+    p.add_argument('--report', metavar='DIR',
+                   help='also write confusion_matrix.png, mistakes.png (most confident '
+                        'mistakes) and per_class.json (precision, recall) here (default: none)')
     p.set_defaults(handler=_run_eval)
 
 
@@ -423,7 +437,8 @@ def _run_eval(args) -> int:
     lines = []
     if path.endswith('.tflite'):
         reference = evaluate.reference_probabilities(record, images) if record else None
-        result = evaluate.score(model.probabilities(images), labels, reference)
+        probs = model.probabilities(images)
+        result = evaluate.score(probs, labels, reference)
         if args.latency:
             lines.append(f'latency (batch {model.batch_size}, 1 thread, median): '
                          f'{model.latency(images[:model.batch_size]) * 1e6:,.1f} us')
@@ -441,6 +456,8 @@ def _run_eval(args) -> int:
         logits = evaluator.logits(images.reshape((count,) + run.model.input_shape))
         evaluator.close()
         result = evaluate.score(logits, labels)
+        from graph_models.eval_report import softmax
+        probs = softmax(logits)
     print(f'{path}: accuracy {result.accuracy:.4f} on {result.examples} {data.name} test '
           'examples')
     if result.agreement is not None:
@@ -448,27 +465,57 @@ def _run_eval(args) -> int:
               f'{result.mean_abs_diff:.5f}')
     for line in lines:
         print(line)
+    if args.report:
+        from graph_models.eval_report import write_eval_report
+        from graph_models.labels import labels_of
+        names = labels_of(evaluate.read_tflite(path), data.name) if path.endswith(
+            '.tflite') else None
+        from graph_models.data import class_names
+        written = write_eval_report(args.report, images, labels, probs,
+                                    names or class_names(data.name), model=path)
+        print('report: ' + ', '.join(sorted(written.values())))
     return 0
 
 
 def _add_predict_parser(subparsers) -> None:
     p = subparsers.add_parser('predict', help='classify digit images with a .tflite',
                               description='Grayscale, resize to 28x28, invert light '
-                                          'backgrounds, normalize, and classify.')
-    p.add_argument('images', metavar='IMAGE_OR_DIR')
-    p.add_argument('--model', required=True, metavar='MODEL.tflite')
+                                          'backgrounds, normalize, and classify. Class names '
+                                          'come from the model\'s metadata (labels file).')
+    p.add_argument('images', metavar='IMAGE_OR_DIR', help='an image file or a folder of them')
+    p.add_argument('--model', required=True, metavar='MODEL.tflite', help='the model (required)')
+    p.add_argument('--top-k', type=positive_int, default=1, metavar='K',
+                   help='print the K most likely classes per image (default 1)')
+    p.add_argument('--json', action='store_true',
+                   help='print one JSON document (path, label, index, probability) instead '
+                        'of text')
+    p.add_argument('--grid', metavar='OUT.png',
+                   help='also draw the images with their predictions into this PNG '
+                        '(default: none)')
     p.set_defaults(handler=_run_predict)
 
 
 def _run_predict(args) -> int:
     import numpy as np
     from graph_models import evaluate
+    from graph_models.labels import labels_of, read_model_metadata
     from graph_models.predict import image_paths, load_digit
     paths = image_paths(args.images)
-    model = evaluate.LiteModel(evaluate.read_tflite(args.model))
-    probs = model.probabilities(np.stack([load_digit(p) for p in paths]))
-    for path, p in zip(paths, probs):
-        print(f'{path}: {int(p.argmax())} (confidence {float(p.max()):.3f})')
+    content = evaluate.read_tflite(args.model)
+    read_model_metadata(content, args.model)  # A broken metadata buffer is a one-line error.
+    names = labels_of(content)
+    model = evaluate.LiteModel(content)
+    images = np.stack([load_digit(p) for p in paths])
+    probs = model.probabilities(images)
+    from graph_models.predict_output import format_predictions
+    print(format_predictions(paths, probs, names, top_k=args.top_k, as_json=args.json))
+    if args.grid:
+        from graph_models import pictures
+        from graph_models.fileio import atomic_write
+        _ensure_parent(args.grid)
+        atomic_write(args.grid, pictures.prediction_grid(images, probs, class_names=names))
+        if not args.json:
+            print(f'grid: {args.grid}')
     return 0
 
 
@@ -497,12 +544,20 @@ def _inspect_graph_def(args) -> int:
     return 0
 
 
+def _read_model_bytes(path: str) -> bytes:
+    from graph_models.evaluate import read_tflite
+    return read_tflite(path)
+
+
 def _run_inspect(args) -> int:
     from graph_models.inspect_tflite import edgetpu_blockers, format_info, inspect_file
     if args.model.endswith(('.pb', '.pbtxt')):
         return _inspect_graph_def(args)
     info = inspect_file(args.model)
     print(format_info(info, args.model))
+    from freeze.metadata import format_metadata
+    from graph_models.labels import read_model_metadata
+    print(format_metadata(read_model_metadata(_read_model_bytes(args.model), args.model)))
     if not args.edgetpu:
         return 0
     blockers = edgetpu_blockers(info)

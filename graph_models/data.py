@@ -102,6 +102,18 @@ SOURCES = {
 
 DATASET_NAMES = tuple(SOURCES)
 
+# Display names of the classes by label index (labels files, predictions, pictures).
+CLASS_NAMES = {
+    'mnist': tuple(str(k) for k in range(10)),
+    'fashion_mnist': ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt',
+                      'Sneaker', 'Bag', 'Ankle boot'),
+}
+
+
+def class_names(dataset: str):
+    """The class names of a dataset by label index (the index itself for unknown datasets)."""
+    return list(CLASS_NAMES.get(dataset, tuple(str(k) for k in range(NUM_CLASSES))))
+
 
 @dataclasses.dataclass
 class Dataset:
