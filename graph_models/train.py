@@ -350,6 +350,9 @@ class _TrainingRun:
       restoring: whether `start` will restore a checkpoint of this run.
     """
 
+    # Image summaries of the evaluation after each epoch (tb_pictures); class-level switch.
+    eval_pictures = True
+
     def __init__(self, run: RunConfig, ckpt_dir: str, *, keep_checkpoints: int,
                  float_checkpoint: Optional[str], restoring: bool):
         self.run = run
@@ -470,6 +473,11 @@ class _TrainingRun:
         self.evaluator.restore(self.checkpoint_path)
         loss, accuracy = self.evaluator.evaluate(test_x, test_y)
         self.eval_writer.add_summary(_scalar_summary(loss=loss, accuracy=accuracy), self.step)
+        # Pictures (confusion matrix, confident mistakes) and QAT ranges: graph_models/tb_pictures.
+        from graph_models import data as _data, tb_pictures
+        self.eval_writer.add_summary(tb_pictures.eval_summary(
+            self.evaluator, test_x, test_y, _data.class_names(self.run.dataset),
+            pictures=self.eval_pictures), self.step)
         self.train_writer.flush()
         self.eval_writer.flush()
         return loss, accuracy
