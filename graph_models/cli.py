@@ -624,17 +624,27 @@ def _run_compare(args) -> int:
 
 
 def _add_summary_parser(subparsers) -> None:
-    from graph_models.nets_factory import MODELS
-    p = subparsers.add_parser('summary', help='Keras-like layer table of a graph model')
-    p.add_argument('--model', default='mlp', choices=list(MODELS))
-    p.add_argument('--hidden-sizes', type=int_list, metavar='N[,N...]')
-    p.add_argument('--batch-norm', action='store_true')
+    from graph_models.architectures import FAMILIES as MODELS  # The table: no TensorFlow.
+    p = subparsers.add_parser('summary', help='Keras-like layer table of a graph model or run',
+                              description='The layer table of a model preset, or of a trained '
+                                          'run (read from its run_config.json).')
+    p.add_argument('run_folder', nargs='?', metavar='RUN_FOLDER',
+                   help='a trained run\'s checkpoint folder (its run_config.json gives the '
+                        'model; --model, --hidden-sizes and --batch-norm are then ignored)')
+    p.add_argument('--model', default='mlp', choices=list(MODELS), help='model (default mlp)')
+    p.add_argument('--hidden-sizes', type=int_list, metavar='N[,N...]',
+                   help='MLP hidden layer sizes (default: the preset\'s)')
+    p.add_argument('--batch-norm', action='store_true', help='CNN with batch norm (default off)')
     p.set_defaults(handler=_run_summary)
 
 
 def _run_summary(args) -> int:
     from graph_models.nets_factory import ModelConfig
     from graph_models.summary import format_table
+    if args.run_folder:
+        from graph_models.summary import format_run
+        print(format_run(args.run_folder))
+        return 0
     print(format_table(ModelConfig(args.model, hidden_sizes=args.hidden_sizes,
                                    batch_norm=args.batch_norm)))
     return 0
@@ -657,7 +667,53 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compare_parser(subparsers)
     _add_summary_parser(subparsers)
     _add_cluster_local_parser(subparsers)
+    _complete_help(parser)
     return parser
+
+
+# Help for arguments whose parser functions give none (kept here, one place, so every flag has
+# help text without touching each parser function).
+_MISSING_HELP = {
+    'dataset': 'dataset name',
+    'epochs': 'training epochs',
+    'batch_size': 'examples per training step',
+    'seed': 'seed of the initial weights, batch order and dropout',
+    'job_name': 'this task\'s job in a TF cluster (ps or worker)',
+    'task_index': 'this task\'s index in its job',
+    'source': 'a checkpoint folder (or prefix) written by train, or a frozen .pb',
+    'input_arrays': '.pb: input op names',
+    'output_arrays': '.pb: output op names',
+    'data_dir': 'folder with the dataset files (default: the usual places, download if missing)',
+    'edgetpu': 'check the Coral Edge TPU model requirements; exit 1 if not ready',
+    'model': 'model name',
+    'workers': 'number of worker tasks',
+    'ps': 'number of parameter-server tasks',
+    'timeout': 'seconds before the whole cluster is stopped (default: none)',
+}
+
+
+class _DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to every flag's help that does not name its default."""
+
+    def _get_help_string(self, action):
+        text = action.help or ''
+        # Identity checks: a default of 0 is a value to show (0 == False).
+        if (action.option_strings and action.default is not None
+                and action.default is not False and action.default != argparse.SUPPRESS
+                and 'default' not in text.lower()):
+            text += ' (default: %(default)s)'
+        return text
+
+
+def _complete_help(parser: argparse.ArgumentParser) -> None:
+    """Gives every argument help text and every subcommand the defaults formatter."""
+    for action in parser._actions:  # pylint: disable=protected-access
+        if isinstance(action, argparse._SubParsersAction):  # pylint: disable=protected-access
+            for sub in action.choices.values():
+                sub.formatter_class = _DefaultsHelpFormatter
+                _complete_help(sub)
+        elif not action.help and action.dest in _MISSING_HELP:
+            action.help = _MISSING_HELP[action.dest]
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -188,6 +188,21 @@ def add_training_summaries(tensors: graphs.TrainingTensors) -> tf.Tensor:
         return v1.summary.merge(summaries)
 
 
+def show_progress(progress: bool, stream=None) -> bool:
+    """Whether to draw a progress bar: asked for, and the stream (stderr) is a terminal.
+
+    Checked here rather than in the CLI so library callers writing to a file or a pipe get no
+    bar either.
+    """
+    stream = sys.stderr if stream is None else stream
+    return bool(progress) and bool(getattr(stream, 'isatty', lambda: False)())
+
+
+def progress_text(loss: float, examples_per_sec: float) -> str:
+    """The progress bar's postfix, in plain words."""
+    return f'loss {loss:.4f}, {examples_per_sec:,.0f} examples/s'
+
+
 def _raise_terminated(signum, frame):
     raise Terminated()
 
@@ -436,7 +451,8 @@ class _TrainingRun:
         loss_sum = acc_sum = seconds = 0.0
         seen = 0
         with tqdm(total=spe, initial=start_step, desc=f'epoch {epoch + 1}/{run.epochs}',
-                  unit='batch', disable=not progress, file=sys.stderr, leave=False) as bar:
+                  unit='batch', disable=not show_progress(progress), file=sys.stderr,
+                  leave=False) as bar:
             for first in range(0, len(order), run.batch_size):
                 want_summary = (self.step + 1) % summary_every_steps == 0
                 fetches = [t.train_op, t.loss, t.accuracy] + ([self.summary_op]
@@ -459,7 +475,7 @@ class _TrainingRun:
                     self.train_writer.add_summary(results[3], self.step)
                 if save_every_steps and self.step % save_every_steps == 0:
                     self.save()
-                bar.set_postfix(loss=f'{loss:.4f}', ex_s=f'{seen / max(seconds, 1e-9):,.0f}')
+                bar.set_postfix_str(progress_text(loss, seen / max(seconds, 1e-9)))
                 bar.update(1)
         self.save()
         return EpochResult(epoch=epoch + 1, global_step=self.step,
