@@ -733,7 +733,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except GraphModelsError as e:
         if args.debug:
             traceback.print_exc()
-        print(f'{PROG} {args.command}: error: {e}', file=sys.stderr)
+        print(f'{PROG} {args.command}: error: {e.for_cli()}', file=sys.stderr)
         return e.exit_code
     except OSError as e:
         # Unwritable folders, a full disk: the operating system's words name file and cause.

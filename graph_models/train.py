@@ -224,21 +224,26 @@ def _prepare_run_folders(checkpoint_dir: str, log_dir: str, *, resume: bool,
     latest = tf.train.latest_checkpoint(checkpoint_dir) if os.path.isdir(checkpoint_dir) else None
     if resume:
         if latest is None:
-            raise CheckpointError(f'no checkpoint to resume in {checkpoint_dir}; drop --resume '
-                                  'to start a new run')
+            raise CheckpointError(f'no checkpoint to resume in {checkpoint_dir}; start a new '
+                                  'run with resume=False',
+                                  cli_message=f'no checkpoint to resume in {checkpoint_dir}; '
+                                              'drop --resume to start a new run')
         saved = read_run_config(checkpoint_dir)
         changed = saved.differences(run)
         if changed:
-            raise ConfigError(f'cannot resume {checkpoint_dir}: {", ".join(changed)} differ from '
-                              'the checkpoint\'s run config; use the same settings or a new '
-                              '--run-name')
+            differ = (f'cannot resume {checkpoint_dir}: {", ".join(changed)} differ from the '
+                      'checkpoint\'s run config; use the same settings or a new ')
+            raise ConfigError(differ + 'run name', cli_message=differ + '--run-name')
         return latest
     if overwrite:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
         shutil.rmtree(log_dir, ignore_errors=True)
     elif latest is not None:
-        raise ConfigError(f'{checkpoint_dir} already holds a checkpoint; pass --resume to '
-                          'continue it, --overwrite to start again, or a new --run-name')
+        raise ConfigError(f'{checkpoint_dir} already holds a checkpoint; resume=True continues '
+                          'it, overwrite=True starts again, or choose a new run name',
+                          cli_message=f'{checkpoint_dir} already holds a checkpoint; pass '
+                                      '--resume to continue it, --overwrite to start again, or '
+                                      'a new --run-name')
     return None
 
 
@@ -306,7 +311,9 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
             os.makedirs(folder, exist_ok=True)
         except OSError as e:
             raise GraphModelsError(f'cannot create folder {folder} ({e.strerror}); choose '
-                                   f'another {flag}') from None
+                                   'another folder',
+                                   cli_message=f'cannot create folder {folder} ({e.strerror}); '
+                                               f'choose another {flag}') from None
 
     input_shape = run.model.input_shape
     train_x = data_lib.to_float(data.train_images, input_shape)
@@ -341,9 +348,10 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
             path = training.save()
             name = 'SIGTERM' if isinstance(e, Terminated) else 'SIGINT'
             raise TrainingInterrupted(
-                f'{name} at step {training.step}: saved {path}; run the same command with '
-                '--resume to continue', exit_code=143 if isinstance(e, Terminated) else 130) \
-                from None
+                f'{name} at step {training.step}: saved {path}; train again with resume=True '
+                'to continue', exit_code=143 if isinstance(e, Terminated) else 130,
+                cli_message=f'{name} at step {training.step}: saved {path}; run the same '
+                            'command with --resume to continue') from None
     finally:
         training.close()
         if previous_handler is not None:
@@ -435,9 +443,10 @@ class _TrainingRun:
                     self.session, os.path.join(self.ckpt_dir, CHECKPOINT_PREFIX),
                     global_step=self.step, write_meta_graph=False)
         except tf.errors.OpError as e:
-            raise CheckpointError(f'cannot write a checkpoint in {self.ckpt_dir} '
-                                  f'({tf_error_reason(e.message)}); free disk space or choose '
-                                  'another --checkpoint-dir') from None
+            reason = (f'cannot write a checkpoint in {self.ckpt_dir} '
+                      f'({tf_error_reason(e.message)}); free disk space or choose another ')
+            raise CheckpointError(reason + 'checkpoint folder',
+                                  cli_message=reason + '--checkpoint-dir') from None
         return self.checkpoint_path
 
     def train_epoch(self, epoch: int, train_x: np.ndarray, train_y: np.ndarray, *, spe: int,

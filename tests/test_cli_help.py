@@ -76,3 +76,25 @@ def test_summary_of_a_run_folder(tmp_path, capsys, tiny_data_dir):
     assert cli.main(['summary', str(tmp_path / 'logs')]) == 1
     err = capsys.readouterr().err
     assert 'is not a trained run' in err and len(err.strip().splitlines()) == 1
+
+
+def test_library_errors_speak_arguments_cli_speaks_flags(tmp_path, capsys, tiny_data_dir):
+    from conftest import synthetic_dataset
+    from graph_models import data as data_lib
+    from graph_models.errors import ConfigError, DataError
+    from graph_models.nets_factory import ModelConfig
+    from graph_models.run_config import RunConfig
+    run = RunConfig(model=ModelConfig('mlp_small'), epochs=1, batch_size=50)
+    kwargs = dict(log_dir=str(tmp_path / 'logs'), checkpoint_dir=str(tmp_path / 'ckpt'),
+                  run_name='r', progress=False, log=lambda line: None)
+    train.train_and_eval(run, synthetic_dataset(100, 20), **kwargs)
+    with pytest.raises(ConfigError) as e:
+        train.train_and_eval(run, synthetic_dataset(100, 20), **kwargs)
+    assert '--' not in str(e.value) and 'overwrite=True' in str(e.value)
+    assert '--overwrite' in e.value.for_cli()
+    with pytest.raises(DataError) as e:
+        data_lib.load_dataset('mnist', str(tmp_path / 'nowhere'))
+    assert '--' not in str(e.value)
+    status = cli.main(['train', '--model', 'mlp_small', '--data-dir', str(tmp_path / 'nowhere'),
+                       '--no-progress'])
+    assert status == 1 and 'pass --data-dir' in capsys.readouterr().err

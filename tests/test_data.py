@@ -128,7 +128,7 @@ def test_unknown_dataset_and_bad_limit(tiny_data_dir):
 
 
 def test_missing_data_dir(tmp_path):
-    with pytest.raises(DataError, match='does not exist; pass --data-dir'):
+    with pytest.raises(DataError, match='does not exist; give the folder'):
         data_lib.load_dataset('mnist', str(tmp_path / 'nope'))
     with pytest.raises(DataError, match='holds no mnist data'):
         data_lib.load_dataset('mnist', str(tmp_path))
