@@ -83,3 +83,16 @@ def test_compare_two_seeds_one_accuracy_everywhere(tmp_path, capsys):
     assert (out / 'seed-1' / 'graph_int8.tflite').exists()
     png = (out / 'report.png').read_bytes()
     assert png[:8] == b'\x89PNG\r\n\x1a\n' and len(png) > 10_000
+
+
+def test_compare_subclassed_keras_style(tmp_path):
+    from graph_models import compare
+    data = synthetic_dataset(600, 100)
+    data.source = write_idx_folder(tmp_path / 'data', data)
+    report = compare.compare('mlp_small', data, str(tmp_path / 'cmp'), quick=True,
+                             keras_style='subclassed', log=lambda line: None)
+    assert report['keras_style'] == 'subclassed'
+    assert report['keras']['parameters'] == report['graph']['parameters'] == 101_770
+    assert report['agreement_top1'] > 0.9
+    assert 'Keras (subclassed)' in compare.markdown_table(report) or \
+        '(subclassed)' in compare.markdown_table(report)
