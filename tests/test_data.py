@@ -147,7 +147,8 @@ def test_offline_and_missing_gives_the_fix(tmp_path):
         data_lib.load_dataset('mnist', cache_dir=str(tmp_path / 'empty'),
                               mirrors=['http://127.0.0.1:9/'])
     text = str(e.value)
-    assert 'download failed' in text and '--data-dir' in text
+    assert 'download failed' in text and 'give it as data_dir' in text
+    assert '--data-dir' in e.value.for_cli() and '--' not in text
     assert 'train-images-idx3-ubyte.gz' in text
     assert not os.listdir(tmp_path / 'empty')  # No partial download left behind.
     with pytest.raises(DataError, match='no mnist data found'):
