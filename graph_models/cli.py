@@ -353,6 +353,9 @@ def _add_export_parser(subparsers) -> None:
                    help='post-training int8: representative data (default: the run\'s)')
     p.add_argument('--data-dir', metavar='DIR', help='where that dataset is')
     p.add_argument('--allow-unsafe-ops', action='store_true', help=UNSAFE_HELP)
+    p.add_argument('--no-metadata', action='store_true',
+                   help='do not embed TFLite metadata (name, normalization, labels file; '
+                        'embedded by default for checkpoints and for a .pb with --dataset)')
     p.set_defaults(handler=_run_export)
 
 
@@ -381,6 +384,14 @@ def _run_export(args) -> int:
                                    data_dir=args.data_dir)
         folder = _checkpoint_folder(args.source)
     output = args.output or os.path.join(folder, f'model_{args.quantize}.tflite')
+    if not args.no_metadata:
+        from freeze.metadata import MetadataError
+        from graph_models.labels import embed_in_export
+        try:
+            embed_in_export(record, args.dataset)
+        except MetadataError as e:
+            raise ConfigError(f'cannot embed metadata ({e}); pass --no-metadata to export '
+                              'without it') from None
     _ensure_parent(output)
     write_export(record, output)
     print(f'{output}: {len(record.model):,} bytes, {args.quantize} ({record.quantization}, '
@@ -402,6 +413,9 @@ def _add_eval_parser(subparsers) -> None:
     p.add_argument('--latency', action='store_true',
                    help='.tflite: also the median batch latency (LiteRT, one thread)')
     p.add_argument('--allow-unsafe-ops', action='store_true', help=UNSAFE_HELP)
+    p.add_argument('--report', metavar='DIR',
+                   help='also write confusion_matrix.png, mistakes.png (most confident '
+                        'mistakes) and per_class.json (precision, recall) here (default: none)')
     p.set_defaults(handler=_run_eval)
 
 
@@ -431,7 +445,8 @@ def _run_eval(args) -> int:
     lines = []
     if path.endswith('.tflite'):
         reference = evaluate.reference_probabilities(record, images) if record else None
-        result = evaluate.score(model.probabilities(images), labels, reference)
+        probs = model.probabilities(images)
+        result = evaluate.score(probs, labels, reference)
         if args.latency:
             lines.append(f'latency (batch {model.batch_size}, 1 thread, median): '
                          f'{model.latency(images[:model.batch_size]) * 1e6:,.1f} us')
@@ -449,6 +464,8 @@ def _run_eval(args) -> int:
         logits = evaluator.logits(images.reshape((count,) + run.model.input_shape))
         evaluator.close()
         result = evaluate.score(logits, labels)
+        from graph_models.eval_report import softmax
+        probs = softmax(logits)
     print(f'{path}: accuracy {result.accuracy:.4f} on {result.examples} {data.name} test '
           'examples')
     if result.agreement is not None:
@@ -456,27 +473,57 @@ def _run_eval(args) -> int:
               f'{result.mean_abs_diff:.5f}')
     for line in lines:
         print(line)
+    if args.report:
+        from graph_models.eval_report import write_eval_report
+        from graph_models.labels import labels_of
+        names = labels_of(evaluate.read_tflite(path), data.name) if path.endswith(
+            '.tflite') else None
+        from graph_models.data import class_names
+        written = write_eval_report(args.report, images, labels, probs,
+                                    names or class_names(data.name), model=path)
+        print('report: ' + ', '.join(sorted(written.values())))
     return 0
 
 
 def _add_predict_parser(subparsers) -> None:
     p = subparsers.add_parser('predict', help='classify digit images with a .tflite',
                               description='Grayscale, resize to 28x28, invert light '
-                                          'backgrounds, normalize, and classify.')
-    p.add_argument('images', metavar='IMAGE_OR_DIR')
-    p.add_argument('--model', required=True, metavar='MODEL.tflite')
+                                          'backgrounds, normalize, and classify. Class names '
+                                          'come from the model\'s metadata (labels file).')
+    p.add_argument('images', metavar='IMAGE_OR_DIR', help='an image file or a folder of them')
+    p.add_argument('--model', required=True, metavar='MODEL.tflite', help='the model (required)')
+    p.add_argument('--top-k', type=positive_int, default=1, metavar='K',
+                   help='print the K most likely classes per image (default 1)')
+    p.add_argument('--json', action='store_true',
+                   help='print one JSON document (path, label, index, probability) instead '
+                        'of text')
+    p.add_argument('--grid', metavar='OUT.png',
+                   help='also draw the images with their predictions into this PNG '
+                        '(default: none)')
     p.set_defaults(handler=_run_predict)
 
 
 def _run_predict(args) -> int:
     import numpy as np
     from graph_models import evaluate
+    from graph_models.labels import labels_of, read_model_metadata
     from graph_models.predict import image_paths, load_digit
     paths = image_paths(args.images)
-    model = evaluate.LiteModel(evaluate.read_tflite(args.model))
-    probs = model.probabilities(np.stack([load_digit(p) for p in paths]))
-    for path, p in zip(paths, probs):
-        print(f'{path}: {int(p.argmax())} (confidence {float(p.max()):.3f})')
+    content = evaluate.read_tflite(args.model)
+    read_model_metadata(content, args.model)  # A broken metadata buffer is a one-line error.
+    names = labels_of(content)
+    model = evaluate.LiteModel(content)
+    images = np.stack([load_digit(p) for p in paths])
+    probs = model.probabilities(images)
+    from graph_models.predict_output import format_predictions
+    print(format_predictions(paths, probs, names, top_k=args.top_k, as_json=args.json))
+    if args.grid:
+        from graph_models import pictures
+        from graph_models.fileio import atomic_write
+        _ensure_parent(args.grid)
+        atomic_write(args.grid, pictures.prediction_grid(images, probs, class_names=names))
+        if not args.json:
+            print(f'grid: {args.grid}')
     return 0
 
 
@@ -505,12 +552,20 @@ def _inspect_graph_def(args) -> int:
     return 0
 
 
+def _read_model_bytes(path: str) -> bytes:
+    from graph_models.evaluate import read_tflite
+    return read_tflite(path)
+
+
 def _run_inspect(args) -> int:
     from graph_models.inspect_tflite import edgetpu_blockers, format_info, inspect_file
     if args.model.endswith(('.pb', '.pbtxt')):
         return _inspect_graph_def(args)
     info = inspect_file(args.model)
     print(format_info(info, args.model))
+    from freeze.metadata import format_metadata
+    from graph_models.labels import read_model_metadata
+    print(format_metadata(read_model_metadata(_read_model_bytes(args.model), args.model)))
     if not args.edgetpu:
         return 0
     blockers = edgetpu_blockers(info)
@@ -538,6 +593,18 @@ def _add_compare_parser(subparsers) -> None:
     p.add_argument('--out', metavar='DIR', help='run folder (default runs/compare-MODEL-DATASET)')
     p.add_argument('--quick', action='store_true',
                    help='500 training examples, 1 epoch, 500 test examples')
+    p.add_argument('--seeds', type=positive_int, default=1,
+                   help='number of seeds (SEED, SEED+1, ...): mean ± std, paired difference '
+                        'with 95%% interval, per-seed agreement')
+    p.add_argument('--keras-style', default='functional',
+                   choices=['functional', 'sequential', 'subclassed'],
+                   help='how the Keras twin is written')
+    p.add_argument('--quantize', action='store_true',
+                   help='compare QAT instead: our graph rewrite vs Keras QAT '
+                        '(tensorflow-model-optimization, pip install -e .[keras-qat])')
+    p.add_argument('--quant-delay', type=non_negative_int, default=None, metavar='STEPS',
+                   help='QAT steps before fake quantization starts, both sides '
+                        '(default: one epoch)')
     p.set_defaults(handler=_run_compare)
 
 
@@ -547,25 +614,45 @@ def _run_compare(args) -> int:
     data = load_dataset(args.dataset, args.data_dir)
     out = args.out or default_out_dir(args.model, args.dataset)
     _ensure_parent(out + '/report.json')
+    if args.quantize:
+        from graph_models import compare_qat
+        report = compare_qat.compare_qat(
+            args.model, data, out, epochs=args.epochs, batch_size=args.batch_size,
+            seed=args.seed, quant_delay=args.quant_delay, quick=args.quick,
+            log=lambda line: print(line, flush=True))
+        print(compare_qat.markdown_table(report))
+        print(f'reports: {out}/report.json, report.md')
+        return 0
     report = compare(args.model, data, out, epochs=args.epochs, batch_size=args.batch_size,
-                     seed=args.seed, quick=args.quick, log=lambda line: print(line, flush=True))
+                     seed=args.seed, seeds=args.seeds, keras_style=args.keras_style,
+                     quick=args.quick, log=lambda line: print(line, flush=True))
     print(markdown_table(report))
     print(f'reports: {out}/report.json, report.md, report.png')
     return 0
 
 
 def _add_summary_parser(subparsers) -> None:
-    from graph_models.nets_factory import MODELS
-    p = subparsers.add_parser('summary', help='Keras-like layer table of a graph model')
-    p.add_argument('--model', default='mlp', choices=list(MODELS))
-    p.add_argument('--hidden-sizes', type=int_list, metavar='N[,N...]')
-    p.add_argument('--batch-norm', action='store_true')
+    from graph_models.architectures import FAMILIES as MODELS  # The table: no TensorFlow.
+    p = subparsers.add_parser('summary', help='Keras-like layer table of a graph model or run',
+                              description='The layer table of a model preset, or of a trained '
+                                          'run (read from its run_config.json).')
+    p.add_argument('run_folder', nargs='?', metavar='RUN_FOLDER',
+                   help='a trained run\'s checkpoint folder (its run_config.json gives the '
+                        'model; --model, --hidden-sizes and --batch-norm are then ignored)')
+    p.add_argument('--model', default='mlp', choices=list(MODELS), help='model (default mlp)')
+    p.add_argument('--hidden-sizes', type=int_list, metavar='N[,N...]',
+                   help='MLP hidden layer sizes (default: the preset\'s)')
+    p.add_argument('--batch-norm', action='store_true', help='CNN with batch norm (default off)')
     p.set_defaults(handler=_run_summary)
 
 
 def _run_summary(args) -> int:
     from graph_models.nets_factory import ModelConfig
     from graph_models.summary import format_table
+    if args.run_folder:
+        from graph_models.summary import format_run
+        print(format_run(args.run_folder))
+        return 0
     print(format_table(ModelConfig(args.model, hidden_sizes=args.hidden_sizes,
                                    batch_norm=args.batch_norm)))
     return 0
@@ -588,7 +675,53 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compare_parser(subparsers)
     _add_summary_parser(subparsers)
     _add_cluster_local_parser(subparsers)
+    _complete_help(parser)
     return parser
+
+
+# Help for arguments whose parser functions give none (kept here, one place, so every flag has
+# help text without touching each parser function).
+_MISSING_HELP = {
+    'dataset': 'dataset name',
+    'epochs': 'training epochs',
+    'batch_size': 'examples per training step',
+    'seed': 'seed of the initial weights, batch order and dropout',
+    'job_name': 'this task\'s job in a TF cluster (ps or worker)',
+    'task_index': 'this task\'s index in its job',
+    'source': 'a checkpoint folder (or prefix) written by train, or a frozen .pb',
+    'input_arrays': '.pb: input op names',
+    'output_arrays': '.pb: output op names',
+    'data_dir': 'folder with the dataset files (default: the usual places, download if missing)',
+    'edgetpu': 'check the Coral Edge TPU model requirements; exit 1 if not ready',
+    'model': 'model name',
+    'workers': 'number of worker tasks',
+    'ps': 'number of parameter-server tasks',
+    'timeout': 'seconds before the whole cluster is stopped (default: none)',
+}
+
+
+class _DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to every flag's help that does not name its default."""
+
+    def _get_help_string(self, action):
+        text = action.help or ''
+        # Identity checks: a default of 0 is a value to show (0 == False).
+        if (action.option_strings and action.default is not None
+                and action.default is not False and action.default != argparse.SUPPRESS
+                and 'default' not in text.lower()):
+            text += ' (default: %(default)s)'
+        return text
+
+
+def _complete_help(parser: argparse.ArgumentParser) -> None:
+    """Gives every argument help text and every subcommand the defaults formatter."""
+    for action in parser._actions:  # pylint: disable=protected-access
+        if isinstance(action, argparse._SubParsersAction):  # pylint: disable=protected-access
+            for sub in action.choices.values():
+                sub.formatter_class = _DefaultsHelpFormatter
+                _complete_help(sub)
+        elif not action.help and action.dest in _MISSING_HELP:
+            action.help = _MISSING_HELP[action.dest]
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -608,7 +741,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except GraphModelsError as e:
         if args.debug:
             traceback.print_exc()
-        print(f'{PROG} {args.command}: error: {e}', file=sys.stderr)
+        print(f'{PROG} {args.command}: error: {e.for_cli()}', file=sys.stderr)
         return e.exit_code
     except OSError as e:
         # Unwritable folders, a full disk: the operating system's words name file and cause.

@@ -2,11 +2,12 @@
 
 conv 3x3x32 ReLU, max-pool 2, conv 3x3x64 ReLU, max-pool 2, conv 3x3x64 ReLU, flatten,
 dense 64 ReLU, dense ``num_classes``: 93,322 parameters for MNIST (VALID padding throughout).
+The layers come from `graph_models.architectures` (shared with the Keras twins).
 """
 
 from typing import Dict, Tuple
 
-from graph_models import layers
+from graph_models import architectures, architectures_graph
 from graph_models._tf import tf, v1
 
 
@@ -30,21 +31,8 @@ def cnn(inputs: tf.Tensor, num_classes: int = 10, is_training: bool = False,
         ``conv3``, ``flatten``, ``fc1``, ``logits``).
     """
     end_points = {}
+    specs = architectures.layer_specs('cnn', num_classes, dropout_rate=dropout_rate)
     with v1.variable_scope(scope, values=[inputs]):
-        net = inputs
-        for name, filters, pool in (('conv1', 32, 'pool1'), ('conv2', 64, 'pool2'),
-                                    ('conv3', 64, None)):
-            net = layers.conv2d(net, filters, 3, scope=name, is_training=is_training,
-                                use_batch_norm=batch_norm)
-            end_points[name] = net
-            if pool:
-                net = layers.max_pool(net, scope=pool)
-                end_points[pool] = net
-        net = layers.flatten(net)
-        end_points['flatten'] = net
-        net = layers.dense(net, 64, scope='fc1')
-        end_points['fc1'] = net
-        net = layers.dropout(net, dropout_rate, is_training=is_training, scope='dropout1')
-        logits = layers.dense(net, num_classes, scope='logits', activation=None)
-        end_points['logits'] = logits
-    return logits, end_points
+        net = architectures_graph.build(inputs, specs, is_training=is_training,
+                                        batch_norm=batch_norm, end_points=end_points)
+    return net, end_points

@@ -16,7 +16,8 @@ time covers building, training, evaluation and (graph) checkpoints.
 Report (``report.json``, ``report.md``, ``report.png`` in the output folder): test accuracy (TF,
 float ``.tflite``, int8 ``.tflite``), training examples per second, training, evaluation and
 wall time, parameters, ``.tflite`` sizes, batch-1 latency (median, one thread), and the top-1
-agreement between the two frameworks' predictions.
+agreement between the two frameworks' predictions. With ``seeds > 1`` every figure is a mean ±
+sample std over the seeds, with the paired difference graph - Keras and its 95% t-interval.
 """
 
 import dataclasses
@@ -28,7 +29,7 @@ from typing import Callable, Dict, Optional
 import numpy as np
 
 from graph_models import data as data_lib
-from graph_models import evaluate, graphs, keras_reference
+from graph_models import evaluate, graphs, keras_reference, stats
 from graph_models._tf import v1
 from graph_models.errors import ConfigError
 from graph_models.fileio import atomic_write
@@ -75,45 +76,125 @@ def _score_tflite(model: bytes, images, labels, latency_iterations: int):
 
 
 def compare(model_name: str, data: data_lib.Dataset, out_dir: str, *, epochs: int = 5,
-            batch_size: int = 100, learning_rate: float = 1e-3, seed: int = 0,
-            quick: bool = False, log: Callable[[str], None] = print) -> Dict:
-    """Trains, exports and measures a graph model and its Keras twin.
+            batch_size: int = 100, learning_rate: float = 1e-3, seed: int = 0, seeds: int = 1,
+            keras_style: str = 'functional', quick: bool = False,
+            log: Callable[[str], None] = print) -> Dict:
+    """Trains, exports and measures a graph model and its Keras twin, for one or more seeds.
+
+    Seed ``seed + i`` (i < ``seeds``) gives both sides the same initial weights and batches;
+    the report has each figure's mean and sample std over seeds, the paired difference graph -
+    Keras with its 95% t-interval, and every seed's figures and top-1 agreement.
 
     Args:
       model_name: a model with both a graph and a Keras version (``mlp``, ``mlp_small``,
         ``mlp_deep``, ``cnn``).
       data: the dataset; its ``source`` folder also feeds post-training int8 calibration.
-      out_dir: run folder for checkpoints, logs, ``.tflite`` files and the reports.
-      epochs, batch_size, learning_rate, seed: shared training settings.
+      out_dir: run folder for checkpoints, logs, ``.tflite`` files and the reports (one
+        ``seed-<s>`` subfolder per seed when ``seeds > 1``).
+      epochs, batch_size, learning_rate, seed: shared training settings (first seed).
+      seeds: number of seeds (1 or more).
+      keras_style: ``functional``, ``sequential`` or ``subclassed`` Keras twin.
       quick: 500 training examples, one epoch, 500 test examples (a smoke run).
       log: progress lines.
 
     Returns:
       The report dictionary (also written to ``report.json``).
-    """
-    from freeze.export import export_checkpoint
-    from freeze.tflite import representative_from_images
 
+    Raises:
+      ConfigError: for a model without a Keras twin or fewer than 1 seed.
+    """
     if model_name not in MODELS or model_name not in keras_reference.KERAS_MODELS:
         raise ConfigError(
             f'compare needs a model with both versions: '
             f'{", ".join(m for m in MODELS if m in keras_reference.KERAS_MODELS)}')
+    if seeds < 1:
+        raise ConfigError(f'the number of seeds must be at least 1, got {seeds}')
+    if keras_style not in keras_reference.KERAS_STYLES:
+        raise ConfigError(f'unknown Keras style {keras_style!r}; choose one of '
+                          f'{", ".join(keras_reference.KERAS_STYLES)}')
     if quick:
         data = data.limited(QUICK_TRAIN_EXAMPLES)
         epochs = 1
+    # Train-time evaluation, the report and the log all score the same test images, so the run
+    # prints one test accuracy per side (--quick once logged all of them, reported 500).
+    test_count = min(QUICK_TEST_EXAMPLES, len(data.test_labels)) if quick else len(
+        data.test_labels)
+    data = dataclasses.replace(data, test_images=data.test_images[:test_count],
+                               test_labels=data.test_labels[:test_count])
+    os.makedirs(out_dir, exist_ok=True)
+    seed_list = [seed + i for i in range(seeds)]
+    per_seed = []
+    for s in seed_list:
+        seed_dir = out_dir if seeds == 1 else os.path.join(out_dir, f'seed-{s}')
+        run = _compare_seed(model_name, data, seed_dir, epochs=epochs, batch_size=batch_size,
+                            learning_rate=learning_rate, seed=s, keras_style=keras_style,
+                            quick=quick, log=log)
+        log(f"seed {s}: graph test accuracy {run['graph']['test_accuracy']:.4f}, "
+            f"keras test accuracy {run['keras']['test_accuracy']:.4f}, "
+            f"top-1 agreement {run['agreement_top1']:.4f}")
+        per_seed.append(run)
+    report = {
+        'model': model_name, 'dataset': data.name, 'data_source': data.source, 'epochs': epochs,
+        'batch_size': batch_size, 'learning_rate': learning_rate, 'seed': seed,
+        'seeds': seed_list, 'keras_style': keras_style, 'quick': quick,
+        'train_examples': len(data.train_labels), 'test_examples': test_count,
+        'dropout_rate': keras_reference.SEED_DROPOUT.get(model_name, 0.0),
+    }
+    report.update(aggregate(per_seed))
+    report['per_seed'] = per_seed
+    write_reports(report, out_dir)
+    return report
+
+
+NUMERIC_FIELDS = [f.name for f in dataclasses.fields(SideResult) if f.name != 'framework']
+
+
+def aggregate(per_seed) -> Dict:
+    """Mean, std and paired graph - Keras difference of every figure over the seeds.
+
+    Args:
+      per_seed: one ``{'graph': {...}, 'keras': {...}, 'agreement_top1': float}`` per seed.
+
+    Returns:
+      ``graph``/``keras``: figure -> mean; ``spread``: side -> figure -> sample std;
+      ``difference``: figure -> `stats.paired_difference`; ``agreement_top1`` (mean) and
+      ``agreement_top1_std``.
+    """
+    out = {'graph': {'framework': 'graph'}, 'keras': {'framework': 'keras'},
+           'spread': {'graph': {}, 'keras': {}}, 'difference': {}}
+    for key in NUMERIC_FIELDS:
+        columns = {side: [run[side][key] for run in per_seed] for side in ('graph', 'keras')}
+        for side, values in columns.items():
+            summary = stats.mean_std(values)
+            out[side][key] = summary['mean']
+            out['spread'][side][key] = summary['std']
+        out['difference'][key] = stats.paired_difference(columns['graph'], columns['keras'])
+    agreement = stats.mean_std([run['agreement_top1'] for run in per_seed])
+    out['agreement_top1'] = agreement['mean']
+    out['agreement_top1_std'] = agreement['std']
+    return out
+
+
+def _compare_seed(model_name: str, data: data_lib.Dataset, out_dir: str, *, epochs: int,
+                  batch_size: int, learning_rate: float, seed: int, keras_style: str,
+                  quick: bool, log: Callable[[str], None]) -> Dict:
+    """One seed of `compare`: ``{'seed', 'graph', 'keras', 'agreement_top1'}``."""
+    from freeze.export import export_checkpoint
+    from freeze.tflite import representative_from_images
+
     os.makedirs(out_dir, exist_ok=True)
     config = ModelConfig(model_name, dropout_rate=keras_reference.SEED_DROPOUT.get(model_name,
                                                                                     0.0))
     shape = config.input_shape
     train_x = data_lib.to_float(data.train_images, shape)
-    test_count = QUICK_TEST_EXAMPLES if quick else len(data.test_labels)
-    test_x = data_lib.to_float(data.test_images[:test_count], shape)
-    test_y = data.test_labels[:test_count]
+    test_x = data_lib.to_float(data.test_images, shape)
+    test_y = data.test_labels
     latency_iterations = 50 if quick else 1000
     representative = representative_from_images(train_x, seed=seed)
 
     # --- The graph model.
-    log(f'graph {model_name}: training {epochs} epoch(s) on {len(train_x)} examples')
+    log(f'graph {model_name} (seed {seed}): training {epochs} epoch(s) on {len(train_x)} '
+        f'examples')
     run = RunConfig(model=config, dataset=data.name, epochs=epochs, batch_size=batch_size,
                     learning_rate=learning_rate, seed=seed, data_source=data.source)
     began = time.perf_counter()
@@ -135,10 +216,12 @@ def compare(model_name: str, data: data_lib.Dataset, out_dir: str, *, epochs: in
     # --- The Keras twin, from the same initial weights and with the same batches. It gets
     # the graph's per-epoch work: the same test set as validation data, same batch size.
     import keras
-    log(f'keras {model_name}: training {epochs} epoch(s) on {len(train_x)} examples')
+    log(f'keras {model_name} ({keras_style}, seed {seed}): training {epochs} epoch(s) on '
+        f'{len(train_x)} examples')
     start_values = initial_values(config, seed, learning_rate)
     began = time.perf_counter()
-    model = keras_reference.build_keras_model(model_name, config.num_classes, seed=seed)
+    model = keras_reference.build_keras_model(model_name, config.num_classes, seed=seed,
+                                              style=keras_style)
     keras_reference.copy_graph_weights(model, start_values, scope=model_name)
     keras_reference.compile_like_graph(model, learning_rate)
     validation = (data_lib.to_float(data.test_images, shape), data.test_labels)
@@ -153,38 +236,29 @@ def compare(model_name: str, data: data_lib.Dataset, out_dir: str, *, epochs: in
     keras_probs = model.predict(test_x, batch_size=EVAL_BATCH, verbose=0)
     keras_float = keras_reference.to_tflite(model, 'float')
     keras_int8 = keras_reference.to_tflite(model, 'int8', representative)
+    keras_params = keras_reference.count_parameters(model)
     keras.backend.clear_session()
 
     sides = {}
     for name, probs, float_model, int8_model, params, seconds, evaluating, wall in (
             ('graph', graph_probs, graph_float, graph_int8,
              count_parameters_of(config), train_seconds, eval_seconds, graph_wall),
-            ('keras', keras_probs, keras_float, keras_int8,
-             keras_reference.count_parameters(model), keras_train_seconds,
+            ('keras', keras_probs, keras_float, keras_int8, keras_params, keras_train_seconds,
              timer.eval_seconds, keras_wall)):
         float_acc, float_latency = _score_tflite(float_model, test_x, test_y, latency_iterations)
         int8_acc, int8_latency = _score_tflite(int8_model, test_x, test_y, latency_iterations)
-        sides[name] = SideResult(
+        sides[name] = dataclasses.asdict(SideResult(
             framework=name, parameters=params,
             test_accuracy=evaluate.score(probs, test_y).accuracy,
             tflite_float_accuracy=float_acc, tflite_int8_accuracy=int8_acc,
             examples_per_sec=len(train_x) * epochs / seconds, train_seconds=seconds,
             eval_seconds=evaluating, wall_seconds=wall, tflite_float_bytes=len(float_model),
             tflite_int8_bytes=len(int8_model), latency_float_us=float_latency,
-            latency_int8_us=int8_latency)
+            latency_int8_us=int8_latency))
         atomic_write(os.path.join(out_dir, f'{name}_float.tflite'), float_model)
         atomic_write(os.path.join(out_dir, f'{name}_int8.tflite'), int8_model)
-
-    report = {
-        'model': model_name, 'dataset': data.name, 'data_source': data.source, 'epochs': epochs,
-        'batch_size': batch_size, 'learning_rate': learning_rate, 'seed': seed, 'quick': quick,
-        'train_examples': len(train_x), 'test_examples': test_count,
-        'dropout_rate': config.dropout_rate,
-        'graph': dataclasses.asdict(sides['graph']), 'keras': dataclasses.asdict(sides['keras']),
-        'agreement_top1': float((graph_probs.argmax(1) == keras_probs.argmax(1)).mean()),
-    }
-    write_reports(report, out_dir)
-    return report
+    return {'seed': seed, 'graph': sides['graph'], 'keras': sides['keras'],
+            'agreement_top1': float((graph_probs.argmax(1) == keras_probs.argmax(1)).mean())}
 
 
 def count_parameters_of(config: ModelConfig) -> int:
@@ -210,56 +284,56 @@ ROWS = [
 ]
 
 
+def _pm(report: Dict, side: str, key: str, fmt: str) -> str:
+    """``mean ± std`` (just the mean for one seed)."""
+    fmt = '{:,.0f}' if fmt == '{:,}' else fmt  # Means of integer figures are floats.
+    text = fmt.format(report[side][key])
+    if len(report.get('seeds', [0])) > 1:
+        text += ' ± ' + fmt.format(report['spread'][side][key])
+    return text
+
+
 def markdown_table(report: Dict) -> str:
-    """The side-by-side table of a report, in Markdown."""
+    """The side-by-side table of a report, in Markdown (mean ± std over the seeds)."""
+    n = len(report.get('seeds', [report['seed']]))
+    seeds_text = f'{n} seeds, mean ± std' if n > 1 else f"seed {report['seed']}"
     lines = [f"## {report['model']} on {report['dataset']}: TF1 graph vs Keras "
+             f"({report.get('keras_style', 'functional')}) "
              f"({report['epochs']} epochs, batch {report['batch_size']}, "
-             f"{report['train_examples']} training / {report['test_examples']} test examples"
-             + (', quick' if report['quick'] else '') + ')', '',
-             '| | graph (tf.compat.v1 Session) | Keras | graph / Keras |', '| --- | --- | --- | --- |']
+             f"{report['train_examples']} training / {report['test_examples']} test examples, "
+             f"{seeds_text}" + (', quick' if report['quick'] else '') + ')', '',
+             '| | graph (tf.compat.v1 Session) | Keras | graph - Keras (95% CI) |',
+             '| --- | --- | --- | --- |']
     for key, label, fmt in ROWS:
-        g, k = report['graph'][key], report['keras'][key]
-        ratio = f'{g / k:.2f}x' if k else '-'
-        lines.append(f'| {label} | {fmt.format(g)} | {fmt.format(k)} | {ratio} |')
-    lines += ['', f"Top-1 agreement between the two frameworks' test predictions: "
-                  f"{report['agreement_top1']:.4f}"]
+        d = report['difference'][key]
+        signed = ('{:,.0f}' if fmt == '{:,}' else fmt).replace(':', ':+')
+        diff = signed.format(d['mean'])
+        if d.get('ci95_low') is not None and d['std'] > 0:
+            diff += f" ({signed.format(d['ci95_low'])} .. {signed.format(d['ci95_high'])})"
+        lines.append(f"| {label} | {_pm(report, 'graph', key, fmt)} | "
+                     f"{_pm(report, 'keras', key, fmt)} | {diff} |")
+    agreement = f"{report['agreement_top1']:.4f}"
+    if n > 1:
+        agreement += f" ± {report['agreement_top1_std']:.4f}"
+    lines += ['', f"Top-1 agreement between the two frameworks' test predictions: {agreement}"]
+    if n > 1:
+        lines += ['', '| seed | graph test accuracy | Keras test accuracy | top-1 agreement |',
+                  '| --- | --- | --- | --- |']
+        lines += [f"| {r['seed']} | {r['graph']['test_accuracy']:.4f} | "
+                  f"{r['keras']['test_accuracy']:.4f} | {r['agreement_top1']:.4f} |"
+                  for r in report['per_seed']]
+        lines += ['', 'Differences are paired per seed (same initial weights and batches); the '
+                      '95% CI is a Student-t interval on the mean difference.']
     return '\n'.join(lines) + '\n'
 
 
 def write_reports(report: Dict, out_dir: str) -> None:
     """Writes ``report.json``, ``report.md`` and ``report.png`` atomically."""
+    from graph_models import pictures
     atomic_write(os.path.join(out_dir, 'report.json'),
                  (json.dumps(report, indent=2) + '\n').encode())
     atomic_write(os.path.join(out_dir, 'report.md'), markdown_table(report).encode())
-    import matplotlib
-    matplotlib.use('Agg')
-    from matplotlib import pyplot as plt
-    import io
-    panels = [('accuracy', ['test_accuracy', 'tflite_float_accuracy', 'tflite_int8_accuracy'],
-               ['TF', 'float tflite', 'int8 tflite']),
-              ('training examples/s', ['examples_per_sec'], ['train']),
-              ('batch-1 latency (us)', ['latency_float_us', 'latency_int8_us'],
-               ['float', 'int8']),
-              ('.tflite size (KB)', ['tflite_float_bytes', 'tflite_int8_bytes'],
-               ['float', 'int8'])]
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
-    for ax, (title, keys, labels) in zip(axes, panels):
-        x = np.arange(len(keys))
-        for offset, side in ((-0.2, 'graph'), (0.2, 'keras')):
-            values = [report[side][k] / (1024 if 'bytes' in k else 1) for k in keys]
-            ax.bar(x + offset, values, width=0.4, label=side)
-        ax.set_xticks(x, labels)
-        ax.set_title(title)
-        if title == 'accuracy':
-            low = min(report[s][k] for s in ('graph', 'keras') for k in keys)
-            ax.set_ylim(max(0.0, low - 0.05), 1.0)
-    axes[0].legend()
-    fig.suptitle(f"{report['model']} on {report['dataset']}: graph vs Keras")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format='png', dpi=90)
-    plt.close(fig)
-    atomic_write(os.path.join(out_dir, 'report.png'), buffer.getvalue())
+    atomic_write(os.path.join(out_dir, 'report.png'), pictures.compare_report_png(report))
 
 
 def default_out_dir(model_name: str, dataset: str, root: Optional[str] = None) -> str:

@@ -102,6 +102,18 @@ SOURCES = {
 
 DATASET_NAMES = tuple(SOURCES)
 
+# Display names of the classes by label index (labels files, predictions, pictures).
+CLASS_NAMES = {
+    'mnist': tuple(str(k) for k in range(10)),
+    'fashion_mnist': ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt',
+                      'Sneaker', 'Bag', 'Ankle boot'),
+}
+
+
+def class_names(dataset: str):
+    """The class names of a dataset by label index (the index itself for unknown datasets)."""
+    return list(CLASS_NAMES.get(dataset, tuple(str(k) for k in range(NUM_CLASSES))))
+
 
 @dataclasses.dataclass
 class Dataset:
@@ -381,9 +393,10 @@ def download_file(url: str, destination: str, sha256: str, timeout: float = 60.0
                 digest.update(chunk)
                 out.write(chunk)
             if digest.hexdigest() != sha256:
-                raise DataError(f'{url} downloaded with SHA-256 {digest.hexdigest()}, expected '
-                                f'{sha256}: the mirror served a different file; try again '
-                                'later or pass --data-dir with your own copy')
+                served = (f'{url} downloaded with SHA-256 {digest.hexdigest()}, expected '
+                          f'{sha256}: the mirror served a different file; try again later or ')
+                raise DataError(served + 'give data_dir, a folder with your own copy',
+                                cli_message=served + 'pass --data-dir with your own copy')
     except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, 'reason', None) or e
         raise DataError(f'could not download {url} ({reason})') from None
@@ -445,8 +458,11 @@ def load_dataset(name: str = 'mnist', data_dir: Optional[str] = None, *,
     source = SOURCES[name]
     if data_dir is not None:
         if not os.path.exists(data_dir):
-            raise DataError(f'data folder {data_dir} does not exist; pass --data-dir with the '
-                            f'folder that holds {_expected_files()}')
+            raise DataError(f'data folder {data_dir} does not exist; give the folder that '
+                            f'holds {_expected_files()}',
+                            cli_message=f'data folder {data_dir} does not exist; pass '
+                                        f'--data-dir with the folder that holds '
+                                        f'{_expected_files()}')
         dataset = _load_from(data_dir, source)
         if dataset is None:
             raise DataError(f'{data_dir} holds no {name} data; it needs {_expected_files()} '
@@ -461,14 +477,17 @@ def load_dataset(name: str = 'mnist', data_dir: Optional[str] = None, *,
 
     looked = ', '.join((cache_dir,) + source.system_dirs)
     if not download:
-        raise DataError(f'no {name} data found in {looked}; pass --data-dir DIR with '
-                        f'{_expected_files()}')
+        raise DataError(f'no {name} data found in {looked}; give data_dir, a folder with '
+                        f'{_expected_files()}',
+                        cli_message=f'no {name} data found in {looked}; pass --data-dir DIR '
+                                    f'with {_expected_files()}')
     try:
         download_dataset(source, cache_dir, mirrors)
     except DataError as e:
-        raise DataError(f'{name} is not on this machine (looked in {looked}) and the download '
-                        f'failed: {e}. Put {_expected_files()} in a folder and pass '
-                        '--data-dir DIR') from None
+        failed = (f'{name} is not on this machine (looked in {looked}) and the download '
+                  f'failed: {e}. Put {_expected_files()} in a folder and ')
+        raise DataError(failed + 'give it as data_dir',
+                        cli_message=failed + 'pass --data-dir DIR') from None
     return load_idx_folder(cache_dir, name).limited(limit)
 
 

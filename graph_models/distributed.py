@@ -105,7 +105,10 @@ class ClusterConfig:
         """
         if cluster_spec is not None:
             if job_name is None or task_index is None:
-                raise ConfigError('--cluster-spec needs --job-name {ps,worker} and --task-index')
+                raise ConfigError('a cluster spec needs a job name (ps or worker) and a task '
+                                  'index',
+                                  cli_message='--cluster-spec needs --job-name {ps,worker} and '
+                                              '--task-index')
             try:
                 with open(cluster_spec) as f:
                     cluster = json.load(f)
@@ -121,7 +124,9 @@ class ClusterConfig:
                                   '{"ps": ["host:port"], "worker": ["host:port", ...]}')
             return cls(cluster, job_name, task_index)
         if job_name is not None or task_index is not None:
-            raise ConfigError('--job-name and --task-index need --cluster-spec (or TF_CONFIG)')
+            raise ConfigError('a job name and task index need a cluster spec (or TF_CONFIG)',
+                              cli_message='--job-name and --task-index need --cluster-spec (or '
+                                          'TF_CONFIG)')
         if not environ.get('TF_CONFIG'):
             return None
         try:
@@ -222,7 +227,9 @@ def train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig,
     if cluster.is_chief:
         if tf.train.latest_checkpoint(ckpt_dir) if os.path.isdir(ckpt_dir) else None:
             raise ConfigError(f'{ckpt_dir} already holds a checkpoint; remove it or choose '
-                              'another --run-name for a cluster run')
+                              'another run name for a cluster run',
+                              cli_message=f'{ckpt_dir} already holds a checkpoint; remove it or '
+                                          'choose another --run-name for a cluster run')
         write_run_config(ckpt_dir, run)
     n, i = cluster.num_workers, cluster.task_index
     shape = run.model.input_shape

@@ -9,11 +9,27 @@ is a bug and keeps its traceback.
 class GraphModelsError(Exception):
     """A user-facing error: bad data, a missing checkpoint, an impossible request.
 
+    The message (``str(e)``) speaks the library's language (arguments, folders); advice in terms
+    of command-line flags goes in ``cli_message``, which the CLI prints instead when given.
+
+    Args:
+      message: what is wrong and how to fix it, for library callers.
+      cli_message: the same for command-line users (naming flags), or None.
+
     Attributes:
       exit_code: the process exit status the CLI uses for it (1: the input is wrong).
+      cli_message: see Args.
     """
 
     exit_code = 1
+
+    def __init__(self, *args, cli_message: str = None):
+        super().__init__(*args)
+        self.cli_message = cli_message
+
+    def for_cli(self) -> str:
+        """The line the command line prints."""
+        return self.cli_message or str(self)
 
 
 class ConfigError(GraphModelsError):
@@ -40,8 +56,8 @@ class TrainingInterrupted(GraphModelsError):
     Exit status 130 for SIGINT (Ctrl-C), 143 for SIGTERM, as shells report them.
     """
 
-    def __init__(self, message: str, exit_code: int = 130):
-        super().__init__(message)
+    def __init__(self, message: str, exit_code: int = 130, *, cli_message: str = None):
+        super().__init__(message, cli_message=cli_message)
         self.exit_code = exit_code
 
 

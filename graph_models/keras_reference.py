@@ -3,14 +3,15 @@
 ==============  ============================================================  ==============
 name            layers                                                        parameters
 ==============  ============================================================  ==============
-``mlp_small``   Flatten, Dense 128 ReLU, Dropout 0.2, Dense 10 softmax        101,770
+``mlp_small``   Dense 128 ReLU, Dropout 0.2, Dense 10 softmax                 101,770
 ``mlp``         Dense 512 ReLU, Dense 10 softmax                              407,050
 ``mlp_deep``    Dense 512 ReLU, Dense 512 ReLU, Dense 10 softmax              669,706
 ``cnn``         the graph CNN's conv stack                                    93,322
 ``resnet50v2``  resize to 32x32x1, ``keras.applications.ResNet50V2``          (reference row)
 ==============  ============================================================  ==============
 
-Layers are named like the graph's scopes (``fc1``, ``conv1``, ``logits``, ...) and use the same
+The layers come from `graph_models.architectures`, the table the graph builders read too, and
+each twin exists in the three Keras styles (`KERAS_STYLES`). Layers are named like the graph's scopes (``fc1``, ``conv1``, ``logits``, ...) and use the same
 initializers (Glorot-uniform kernels, zero biases), so `copy_graph_weights` can start a Keras
 twin from exactly the graph's initial values. Only the framework then differs.
 """
@@ -22,69 +23,122 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from graph_models import architectures
 from graph_models._tf import tf
 from graph_models.errors import ConfigError
 
 KERAS_MODELS = ('mlp_small', 'mlp', 'mlp_deep', 'cnn', 'resnet50v2')
 # The Keras seeds' dropout; the graph twin gets the same rate in comparisons.
 SEED_DROPOUT = {'mlp_small': 0.2}
-INPUT_SHAPES = {'mlp_small': (784,), 'mlp': (784,), 'mlp_deep': (784,), 'cnn': (28, 28, 1),
-                'resnet50v2': (28, 28, 1)}
+INPUT_SHAPES = dict(architectures.INPUT_SHAPES, resnet50v2=(28, 28, 1))
 
 
-def _dense(units, name, activation='relu'):
-    import keras
-    return keras.layers.Dense(units, activation=activation, name=name,
-                              kernel_initializer='glorot_uniform', bias_initializer='zeros')
+KERAS_STYLES = ('functional', 'sequential', 'subclassed')
+
+
+def _keras_layers(name: str, num_classes: int, rate: float, keras_module=None):
+    """The Keras layers of a seed model, built from the shared `architectures` table.
+
+    The last layer applies softmax (the graph's logits layer is linear; its softmax is the
+    ``output`` op), so the twin outputs probabilities like the graph's inference output.
+    """
+    keras = keras_module
+    if keras is None:
+        import keras
+    built = []
+    specs = architectures.layer_specs(name, num_classes, dropout_rate=rate)
+    for spec in specs:
+        init = dict(kernel_initializer='glorot_uniform', bias_initializer='zeros')
+        if spec.kind == 'conv':
+            built.append(keras.layers.Conv2D(spec.size, spec.kernel, activation='relu',
+                                             name=spec.name, **init))
+        elif spec.kind == 'pool':
+            built.append(keras.layers.MaxPooling2D(spec.size, name=spec.name))
+        elif spec.kind == 'flatten':
+            built.append(keras.layers.Flatten(name=spec.name))
+        elif spec.kind == 'dense':
+            activation = 'relu' if spec.relu else ('softmax' if spec is specs[-1] else None)
+            built.append(keras.layers.Dense(spec.size, activation=activation, name=spec.name,
+                                            **init))
+        elif spec.kind == 'dropout':
+            built.append(keras.layers.Dropout(spec.rate, name=spec.name))
+    return built
+
+
+def _subclassed_class(keras):
+    class SeedModel(keras.Model):
+        """A subclassed ``keras.Model`` applying the table's layers in order."""
+
+        def __init__(self, seed_layers, **kwargs):
+            super().__init__(**kwargs)
+            self.seed_layers = list(seed_layers)
+
+        def call(self, inputs, training=False):
+            net = inputs
+            for layer in self.seed_layers:
+                net = layer(net, training=training) if isinstance(
+                    layer, keras.layers.Dropout) else layer(net)
+            return net
+
+    return SeedModel
 
 
 def build_keras_model(name: str, num_classes: int = 10, *, seed: int = 0,
-                      dropout_rate: Optional[float] = None):
-    """Builds a Keras twin (uncompiled).
+                      dropout_rate: Optional[float] = None, style: str = 'functional',
+                      keras_module=None):
+    """Builds a Keras twin (uncompiled) in one of the three Keras styles.
 
     Args:
       name: one of `KERAS_MODELS`.
       num_classes: output classes.
       seed: seed of the initializers and dropout.
       dropout_rate: overrides the seed's dropout (only ``mlp_small`` has one by default).
+      style: ``functional`` (``keras.Model(inputs, outputs)``), ``sequential``
+        (``keras.Sequential``) or ``subclassed`` (a ``keras.Model`` subclass with ``call``);
+        the three have the same layers, names, parameters and numerics. ``resnet50v2`` is
+        functional only.
+      keras_module: the Keras package to build with (default ``keras``, Keras 3; the QAT
+        comparison passes ``tf_keras``, which TFMOT needs).
 
     Returns:
-      A ``keras.Model`` taking the same input layout as the graph model (flat 784 for the MLPs,
-      28x28x1 for the CNN and ResNet) and returning softmax probabilities.
+      A built ``keras.Model`` taking the same input layout as the graph model (flat 784 for the
+      MLPs, 28x28x1 for the CNN and ResNet) and returning softmax probabilities.
+
+    Raises:
+      ConfigError: for an unknown model or style.
     """
-    import keras
+    keras = keras_module
+    if keras is None:
+        import keras
     if name not in KERAS_MODELS:
         raise ConfigError(f'no Keras twin named {name!r}; choose one of '
                           f'{", ".join(KERAS_MODELS)}')
+    if style not in KERAS_STYLES:
+        raise ConfigError(f'unknown Keras style {style!r}; choose one of '
+                          f'{", ".join(KERAS_STYLES)}')
     keras.utils.set_random_seed(seed)
-    inputs = keras.Input(INPUT_SHAPES[name], name='Input')
     if name == 'resnet50v2':
+        if style != 'functional':
+            raise ConfigError('resnet50v2 exists only as a functional Keras model')
+        inputs = keras.Input(INPUT_SHAPES[name], name='Input')
         net = keras.layers.Resizing(32, 32, name='resize')(inputs)
         base = keras.applications.ResNet50V2(weights=None, input_shape=(32, 32, 1),
                                              classes=num_classes, include_top=True)
         return keras.Model(inputs, base(net), name=name)
     rate = SEED_DROPOUT.get(name, 0.0) if dropout_rate is None else dropout_rate
-    if name == 'cnn':
+    seed_layers = _keras_layers(name, num_classes, rate, keras)
+    shape = INPUT_SHAPES[name]
+    if style == 'functional':
+        inputs = keras.Input(shape, name='Input')
         net = inputs
-        for layer, filters, pool in (('conv1', 32, 'pool1'), ('conv2', 64, 'pool2'),
-                                     ('conv3', 64, None)):
-            net = keras.layers.Conv2D(filters, 3, activation='relu', name=layer,
-                                      kernel_initializer='glorot_uniform',
-                                      bias_initializer='zeros')(net)
-            if pool:
-                net = keras.layers.MaxPooling2D(2, name=pool)(net)
-        net = keras.layers.Flatten(name='flatten')(net)
-        hidden = [('fc1', 64)]
-    else:
-        net = keras.layers.Flatten(name='flatten')(inputs) if name == 'mlp_small' else inputs
-        sizes = {'mlp_small': (128,), 'mlp': (512,), 'mlp_deep': (512, 512)}[name]
-        hidden = [(f'fc{i}', units) for i, units in enumerate(sizes, start=1)]
-    for i, (layer, units) in enumerate(hidden, start=1):
-        net = _dense(units, layer)(net)
-        if rate > 0:
-            net = keras.layers.Dropout(rate, name=f'dropout{i}')(net)
-    outputs = _dense(num_classes, 'logits', activation='softmax')(net)
-    return keras.Model(inputs, outputs, name=name)
+        for layer in seed_layers:
+            net = layer(net)
+        return keras.Model(inputs, net, name=name)
+    if style == 'sequential':
+        return keras.Sequential([keras.Input(shape, name='Input')] + seed_layers, name=name)
+    model = _subclassed_class(keras)(seed_layers, name=name)
+    model(np.zeros((1,) + shape, np.float32))  # Builds the weights.
+    return model
 
 
 def compile_like_graph(model, learning_rate: float = 1e-3) -> None:

@@ -1,8 +1,11 @@
-"""The multi-layer perceptron: ``tf.matmul`` + bias + ReLU layers, then linear logits."""
+"""The multi-layer perceptron: ``tf.matmul`` + bias + ReLU layers, then linear logits.
+
+The layers come from `graph_models.architectures` (shared with the Keras twins).
+"""
 
 from typing import Dict, Sequence, Tuple
 
-from graph_models import layers
+from graph_models import architectures, architectures_graph
 from graph_models._tf import tf, v1
 
 
@@ -28,14 +31,9 @@ def mlp(inputs: tf.Tensor, num_classes: int = 10, is_training: bool = False,
       end_points: layer name -> output tensor (``fc1``, ..., ``logits``).
     """
     end_points = {}
+    specs = architectures.layer_specs('mlp', num_classes, hidden_sizes=hidden_sizes,
+                                      dropout_rate=dropout_rate)
     with v1.variable_scope(scope, values=[inputs]):
-        net = inputs
-        for i, units in enumerate(hidden_sizes, start=1):
-            name = f'fc{i}'
-            net = layers.dense(net, units, scope=name)
-            end_points[name] = net
-            net = layers.dropout(net, dropout_rate, is_training=is_training,
-                                 scope=f'dropout{i}')
-        logits = layers.dense(net, num_classes, scope='logits', activation=None)
-        end_points['logits'] = logits
-    return logits, end_points
+        net = architectures_graph.build(inputs, specs, is_training=is_training,
+                                        end_points=end_points)
+    return net, end_points

@@ -12,14 +12,15 @@ name           input                  network
 =============  =====================  ===========================================
 
 A `ModelConfig` names a model and its options (hidden sizes, dropout, batch norm); it is what
-the run config stores so that export can rebuild the same network.
+the run config stores so that export can rebuild the same network. The layers themselves come
+from `graph_models.architectures`, the table the Keras twins read too.
 """
 
 import dataclasses
 import functools
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
-from graph_models import cnn, mlp
+from graph_models import architectures, cnn, mlp
 from graph_models.errors import ConfigError
 
 
@@ -43,11 +44,15 @@ class ModelSpec:
     description: str = ''
 
 
+_A = architectures
 MODELS: Dict[str, ModelSpec] = {
-    'mlp': ModelSpec(mlp.mlp, (784,), 'mlp', (512,), '784-512-10 MLP (TF1 reference)'),
-    'mlp_small': ModelSpec(mlp.mlp, (784,), 'mlp', (128,), '784-128-10 MLP'),
-    'mlp_deep': ModelSpec(mlp.mlp, (784,), 'mlp', (512, 512), '784-512-512-10 MLP'),
-    'cnn': ModelSpec(cnn.cnn, (28, 28, 1), 'cnn', (),
+    'mlp': ModelSpec(mlp.mlp, _A.INPUT_SHAPES['mlp'], 'mlp', _A.MLP_HIDDEN['mlp'],
+                     '784-512-10 MLP (TF1 reference)'),
+    'mlp_small': ModelSpec(mlp.mlp, _A.INPUT_SHAPES['mlp_small'], 'mlp',
+                           _A.MLP_HIDDEN['mlp_small'], '784-128-10 MLP'),
+    'mlp_deep': ModelSpec(mlp.mlp, _A.INPUT_SHAPES['mlp_deep'], 'mlp', _A.MLP_HIDDEN['mlp_deep'],
+                          '784-512-512-10 MLP'),
+    'cnn': ModelSpec(cnn.cnn, _A.INPUT_SHAPES['cnn'], 'cnn', (),
                      'conv32-pool-conv64-pool-conv64-fc64-fc10 CNN'),
 }
 

@@ -40,3 +40,44 @@ def format_table(config: ModelConfig) -> str:
     lines += ['-' * (width + 32), f'Total params: {trainable + non_trainable:,}',
               f'Trainable params: {trainable:,}', f'Non-trainable params: {non_trainable:,}']
     return '\n'.join(lines)
+
+
+def find_run_config(folder: str) -> str:
+    """The ``run_config.json`` of a run folder: in it, or in its only run subfolder.
+
+    Raises:
+      CheckpointError: if there is none, or several runs to choose from.
+    """
+    import os
+    from graph_models.errors import CheckpointError
+    from graph_models.run_config import RUN_CONFIG_FILE
+    if not os.path.isdir(folder):
+        raise CheckpointError(f'{folder} is not a folder')
+    direct = os.path.join(folder, RUN_CONFIG_FILE)
+    if os.path.isfile(direct):
+        return direct
+    found = sorted(os.path.join(folder, d, RUN_CONFIG_FILE) for d in os.listdir(folder)
+                   if os.path.isfile(os.path.join(folder, d, RUN_CONFIG_FILE)))
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise CheckpointError(f'{folder} holds no {RUN_CONFIG_FILE} (nor does any folder in it); '
+                              'it is not a trained run')
+    raise CheckpointError(f'{folder} holds {len(found)} runs; name one of: '
+                          + ', '.join(os.path.dirname(p) for p in found))
+
+
+def format_run(folder: str) -> str:
+    """The layer table of a trained run, headed by its training settings."""
+    from graph_models.run_config import read_run_config
+    path = find_run_config(folder)
+    run = read_run_config(path)
+    quant = 'float'
+    if run.quantization:
+        q = run.quantization
+        quant = (f'QAT {q.weight_bits}-bit weights, {q.activation_bits}-bit activations, '
+                 f'quant delay {q.quant_delay}')
+    header = [f'run: {path}',
+              f'dataset {run.dataset}, {run.epochs} epochs, batch {run.batch_size}, '
+              f'learning rate {run.learning_rate:g}, seed {run.seed}, {quant}']
+    return '\n'.join(header) + '\n' + format_table(run.model)

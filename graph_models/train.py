@@ -238,6 +238,21 @@ def session_config(run: RunConfig) -> v1.ConfigProto:
     return config
 
 
+def show_progress(progress: bool, stream=None) -> bool:
+    """Whether to draw a progress bar: asked for, and the stream (stderr) is a terminal.
+
+    Checked here rather than in the CLI so library callers writing to a file or a pipe get no
+    bar either.
+    """
+    stream = sys.stderr if stream is None else stream
+    return bool(progress) and bool(getattr(stream, 'isatty', lambda: False)())
+
+
+def progress_text(loss: float, examples_per_sec: float) -> str:
+    """The progress bar's postfix, in plain words."""
+    return f'loss {loss:.4f}, {examples_per_sec:,.0f} examples/s'
+
+
 def _raise_terminated(signum, frame):
     raise Terminated()
 
@@ -259,21 +274,26 @@ def _prepare_run_folders(checkpoint_dir: str, log_dir: str, *, resume: bool,
     latest = tf.train.latest_checkpoint(checkpoint_dir) if os.path.isdir(checkpoint_dir) else None
     if resume:
         if latest is None:
-            raise CheckpointError(f'no checkpoint to resume in {checkpoint_dir}; drop --resume '
-                                  'to start a new run')
+            raise CheckpointError(f'no checkpoint to resume in {checkpoint_dir}; start a new '
+                                  'run with resume=False',
+                                  cli_message=f'no checkpoint to resume in {checkpoint_dir}; '
+                                              'drop --resume to start a new run')
         saved = read_run_config(checkpoint_dir)
         changed = saved.differences(run)
         if changed:
-            raise ConfigError(f'cannot resume {checkpoint_dir}: {", ".join(changed)} differ from '
-                              'the checkpoint\'s run config; use the same settings or a new '
-                              '--run-name')
+            differ = (f'cannot resume {checkpoint_dir}: {", ".join(changed)} differ from the '
+                      'checkpoint\'s run config; use the same settings or a new ')
+            raise ConfigError(differ + 'run name', cli_message=differ + '--run-name')
         return latest
     if overwrite:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
         shutil.rmtree(log_dir, ignore_errors=True)
     elif latest is not None:
-        raise ConfigError(f'{checkpoint_dir} already holds a checkpoint; pass --resume to '
-                          'continue it, --overwrite to start again, or a new --run-name')
+        raise ConfigError(f'{checkpoint_dir} already holds a checkpoint; resume=True continues '
+                          'it, overwrite=True starts again, or choose a new run name',
+                          cli_message=f'{checkpoint_dir} already holds a checkpoint; pass '
+                                      '--resume to continue it, --overwrite to start again, or '
+                                      'a new --run-name')
     return None
 
 
@@ -346,7 +366,9 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
             os.makedirs(folder, exist_ok=True)
         except OSError as e:
             raise GraphModelsError(f'cannot create folder {folder} ({e.strerror}); choose '
-                                   f'another {flag}') from None
+                                   'another folder',
+                                   cli_message=f'cannot create folder {folder} ({e.strerror}); '
+                                               f'choose another {flag}') from None
 
     input_shape = run.model.input_shape
     train_x = data_lib.to_float(data.train_images, input_shape)
@@ -384,9 +406,10 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
             path = training.save()
             name = 'SIGTERM' if isinstance(e, Terminated) else 'SIGINT'
             raise TrainingInterrupted(
-                f'{name} at step {training.step}: saved {path}; run the same command with '
-                '--resume to continue', exit_code=143 if isinstance(e, Terminated) else 130) \
-                from None
+                f'{name} at step {training.step}: saved {path}; train again with resume=True '
+                'to continue', exit_code=143 if isinstance(e, Terminated) else 130,
+                cli_message=f'{name} at step {training.step}: saved {path}; run the same '
+                            'command with --resume to continue') from None
     finally:
         training.close()
         if previous_handler is not None:
@@ -407,6 +430,9 @@ class _TrainingRun:
       float_checkpoint: a float checkpoint to initialize the model variables from.
       restoring: whether `start` will restore a checkpoint of this run.
     """
+
+    # Image summaries of the evaluation after each epoch (tb_pictures); class-level switch.
+    eval_pictures = True
 
     def __init__(self, run: RunConfig, ckpt_dir: str, *, keep_checkpoints: int,
                  float_checkpoint: Optional[str], restoring: bool):
@@ -488,9 +514,10 @@ class _TrainingRun:
                     self.session, os.path.join(self.ckpt_dir, CHECKPOINT_PREFIX),
                     global_step=self.step, write_meta_graph=False)
         except tf.errors.OpError as e:
-            raise CheckpointError(f'cannot write a checkpoint in {self.ckpt_dir} '
-                                  f'({tf_error_reason(e.message)}); free disk space or choose '
-                                  'another --checkpoint-dir') from None
+            reason = (f'cannot write a checkpoint in {self.ckpt_dir} '
+                      f'({tf_error_reason(e.message)}); free disk space or choose another ')
+            raise CheckpointError(reason + 'checkpoint folder',
+                                  cli_message=reason + '--checkpoint-dir') from None
         return self.checkpoint_path
 
     def train_epoch(self, epoch: int, train_x: np.ndarray, train_y: np.ndarray, *, spe: int,
@@ -515,7 +542,8 @@ class _TrainingRun:
         seen = 0
         last_step = (epoch + 1) * spe
         with tqdm(total=spe, initial=start_step, desc=f'epoch {epoch + 1}/{run.epochs}',
-                  unit='batch', disable=not progress, file=sys.stderr, leave=False) as bar:
+                  unit='batch', disable=not show_progress(progress), file=sys.stderr,
+                  leave=False) as bar:
             for first in range(0, len(order), run.batch_size):
                 step = self.step + 1
                 want_scalars = step % summary_every_steps == 0
@@ -539,9 +567,9 @@ class _TrainingRun:
                     save_began = time.perf_counter()
                     self.save()
                     saving += time.perf_counter() - save_began
-                if progress:
+                if not bar.disable:
                     elapsed = time.perf_counter() - began - saving
-                    bar.set_postfix(loss=f'{loss:.4f}', ex_s=f'{seen / max(elapsed, 1e-9):,.0f}')
+                    bar.set_postfix_str(progress_text(loss, seen / max(elapsed, 1e-9)))
                     bar.update(1)
         seconds = time.perf_counter() - began - saving
         save_began = time.perf_counter()
@@ -559,6 +587,11 @@ class _TrainingRun:
         self.evaluator.restore(self.checkpoint_path)
         loss, accuracy = self.evaluator.evaluate(test_x, test_y)
         self.eval_writer.add_summary(_scalar_summary(loss=loss, accuracy=accuracy), self.step)
+        # Pictures (confusion matrix, confident mistakes) and QAT ranges: graph_models/tb_pictures.
+        from graph_models import data as _data, tb_pictures
+        self.eval_writer.add_summary(tb_pictures.eval_summary(
+            self.evaluator, test_x, test_y, _data.class_names(self.run.dataset),
+            pictures=self.eval_pictures), self.step)
         self.train_writer.flush()
         self.eval_writer.flush()
         return loss, accuracy

@@ -128,7 +128,7 @@ def test_unknown_dataset_and_bad_limit(tiny_data_dir):
 
 
 def test_missing_data_dir(tmp_path):
-    with pytest.raises(DataError, match='does not exist; pass --data-dir'):
+    with pytest.raises(DataError, match='does not exist; give the folder'):
         data_lib.load_dataset('mnist', str(tmp_path / 'nope'))
     with pytest.raises(DataError, match='holds no mnist data'):
         data_lib.load_dataset('mnist', str(tmp_path))
@@ -147,7 +147,8 @@ def test_offline_and_missing_gives_the_fix(tmp_path):
         data_lib.load_dataset('mnist', cache_dir=str(tmp_path / 'empty'),
                               mirrors=['http://127.0.0.1:9/'])
     text = str(e.value)
-    assert 'download failed' in text and '--data-dir' in text
+    assert 'download failed' in text and 'give it as data_dir' in text
+    assert '--data-dir' in e.value.for_cli() and '--' not in text
     assert 'train-images-idx3-ubyte.gz' in text
     assert not os.listdir(tmp_path / 'empty')  # No partial download left behind.
     with pytest.raises(DataError, match='no mnist data found'):

@@ -45,7 +45,7 @@ def test_bad_cluster_configs(cluster, job, index, message):
 
 
 def test_bad_cluster_sources(tmp_path):
-    with pytest.raises(ConfigError, match='needs --job-name'):
+    with pytest.raises(ConfigError, match='needs a job name'):
         ClusterConfig.from_sources(str(tmp_path / 'c.json'), None, None, {})
     with pytest.raises(ConfigError, match='cannot read cluster spec'):
         ClusterConfig.from_sources(str(tmp_path / 'c.json'), 'ps', 0, {})
@@ -54,7 +54,7 @@ def test_bad_cluster_sources(tmp_path):
         ClusterConfig.from_sources(str(tmp_path / 'bad.json'), 'ps', 0, {})
     with pytest.raises(ConfigError, match='TF_CONFIG is not a valid'):
         ClusterConfig.from_sources(None, None, None, {'TF_CONFIG': '{"cluster": {}}'})
-    with pytest.raises(ConfigError, match='need --cluster-spec'):
+    with pytest.raises(ConfigError, match='need a cluster spec'):
         ClusterConfig.from_sources(None, 'worker', 0, {})
 
 

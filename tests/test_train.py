@@ -118,7 +118,7 @@ def test_resume_mid_epoch(tmp_path, tiny_data):
 
 def test_existing_run_needs_resume_or_overwrite(tmp_path, tiny_data):
     _train(tmp_path, tiny_data, epochs=1)
-    with pytest.raises(ConfigError, match='already holds a checkpoint; pass --resume'):
+    with pytest.raises(ConfigError, match='already holds a checkpoint; resume=True'):
         _train(tmp_path, tiny_data, epochs=1)
     with pytest.raises(ConfigError, match='batch_size differ'):
         _train(tmp_path, tiny_data, epochs=2, batch_size=25, resume=True)

@@ -1,0 +1,219 @@
+"""Every picture the toolkit draws (matplotlib, Agg backend, no display needed), as PNG bytes.
+
+- `prediction_grid`: input images with predicted label, confidence and, when known, the true
+  label; mistakes get a red frame and title (``predict --grid``, ``eval --report``).
+- `confusion_matrix_png`: counts with per-cell numbers (``eval --report``).
+- `compare_report_png`: the ``compare`` report: bars from zero with their values, error bars
+  (sample std over seeds) and the paired graph - Keras differences with 95% intervals.
+- `png_to_array`: decodes a PNG back to ``[H, W, C]`` uint8 (TensorBoard image summaries).
+
+Functions return bytes so callers write them atomically; no TensorFlow import.
+"""
+
+import io
+import math
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use('Agg')
+    from matplotlib import pyplot as plt
+    return plt
+
+
+def _png(fig, dpi: int = 90) -> bytes:
+    plt = _pyplot()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format='png', dpi=dpi)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def png_to_array(png: bytes) -> np.ndarray:
+    """Decodes PNG bytes to a uint8 array ``[height, width, channels]``."""
+    plt = _pyplot()
+    image = plt.imread(io.BytesIO(png), format='png')
+    if image.dtype != np.uint8:
+        image = (np.clip(image, 0.0, 1.0) * 255).round().astype(np.uint8)
+    return image
+
+
+def _name(labels: Optional[Sequence[str]], index: int) -> str:
+    if labels is not None and 0 <= index < len(labels):
+        return labels[index]
+    return str(index)
+
+
+def prediction_grid(images: np.ndarray, probabilities: np.ndarray,
+                    true_labels: Optional[np.ndarray] = None,
+                    class_names: Optional[Sequence[str]] = None, *, columns: int = 8,
+                    title: Optional[str] = None) -> bytes:
+    """A grid of input images, each titled with its prediction.
+
+    Args:
+      images: ``[N, 28, 28]`` or ``[N, 784]`` or ``[N, 28, 28, 1]``, uint8 or float in [0, 1].
+      probabilities: float ``[N, C]`` (softmax outputs).
+      true_labels: int ``[N]`` or None when unknown.
+      class_names: display names by class index (default the index).
+      columns: images per row.
+      title: figure title.
+
+    Returns:
+      PNG bytes. Each cell reads ``<predicted> <confidence>%``, plus ``(true <label>)`` and a red
+      frame when the prediction is wrong; correct ones get a green frame when labels are known.
+    """
+    plt = _pyplot()
+    images = np.asarray(images)
+    n = len(images)
+    if n == 0:
+        raise ValueError('no images to draw')
+    side = int(round(math.sqrt(images[0].size)))
+    images = images.reshape(n, side, side)
+    probabilities = np.asarray(probabilities, np.float64)
+    predicted = probabilities.argmax(1)
+    columns = max(1, min(columns, n))
+    rows = math.ceil(n / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.9 * columns, 2.2 * rows + 0.4),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= n:
+            ax.axis('off')
+            continue
+        ax.imshow(images[i], cmap='gray_r', vmin=0, vmax=255 if images.dtype == np.uint8 else 1)
+        text = f'{_name(class_names, int(predicted[i]))} {100 * probabilities[i].max():.0f}%'
+        color = 'black'
+        if true_labels is not None:
+            wrong = int(true_labels[i]) != int(predicted[i])
+            color = 'red' if wrong else 'green'
+            if wrong:
+                text += f'\n(true {_name(class_names, int(true_labels[i]))})'
+            for spine in ax.spines.values():
+                spine.set_edgecolor(color)
+                spine.set_linewidth(3 if wrong else 1.5)
+        ax.set_title(text, fontsize=8, color=color)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def confusion_matrix(true_labels: np.ndarray, predicted: np.ndarray,
+                     num_classes: int) -> np.ndarray:
+    """Counts ``[num_classes, num_classes]``: row = true class, column = predicted class."""
+    matrix = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(matrix, (np.asarray(true_labels, np.int64), np.asarray(predicted, np.int64)), 1)
+    return matrix
+
+
+def per_class_metrics(matrix: np.ndarray, class_names: Optional[Sequence[str]] = None) -> Dict:
+    """Per-class precision, recall and support from a confusion matrix.
+
+    Returns:
+      ``{'classes': [{'index', 'name', 'precision', 'recall', 'support'}], 'accuracy'}``;
+      precision is None for a class never predicted, recall None for a class absent.
+    """
+    classes = []
+    for k in range(len(matrix)):
+        predicted, support = int(matrix[:, k].sum()), int(matrix[k].sum())
+        classes.append({'index': k, 'name': _name(class_names, k),
+                        'precision': float(matrix[k, k] / predicted) if predicted else None,
+                        'recall': float(matrix[k, k] / support) if support else None,
+                        'support': support})
+    total = int(matrix.sum())
+    return {'classes': classes,
+            'accuracy': float(np.trace(matrix) / total) if total else None}
+
+
+def confusion_matrix_png(matrix: np.ndarray, class_names: Optional[Sequence[str]] = None,
+                         title: str = 'confusion matrix') -> bytes:
+    """The confusion matrix as a heat map with the count in every non-zero cell."""
+    plt = _pyplot()
+    k = len(matrix)
+    names = [_name(class_names, i) for i in range(k)]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * k, 0.8 + 0.55 * k))
+    ax.imshow(matrix, cmap='Blues')
+    ax.set_xticks(range(k), names, rotation=45, ha='right', fontsize=8)
+    ax.set_yticks(range(k), names, fontsize=8)
+    ax.set_xlabel('predicted')
+    ax.set_ylabel('true')
+    peak = matrix.max() if matrix.size else 0
+    for i in range(k):
+        for j in range(k):
+            if matrix[i, j]:
+                ax.text(j, i, str(matrix[i, j]), ha='center', va='center', fontsize=7,
+                        color='white' if matrix[i, j] > peak / 2 else 'black')
+    ax.set_title(title)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def worst_mistakes(probabilities: np.ndarray, true_labels: np.ndarray,
+                   count: int = 16) -> np.ndarray:
+    """Indices of the wrong predictions made with the highest confidence, most confident first."""
+    probabilities = np.asarray(probabilities)
+    predicted = probabilities.argmax(1)
+    wrong = np.flatnonzero(predicted != np.asarray(true_labels))
+    order = np.argsort(-probabilities[wrong].max(1), kind='stable')
+    return wrong[order][:count]
+
+
+_PANELS = [('accuracy', ['test_accuracy', 'tflite_float_accuracy', 'tflite_int8_accuracy'],
+            ['TF', 'float tflite', 'int8 tflite'], 1.0),
+           ('training examples/s', ['examples_per_sec'], ['train'], 1.0),
+           ('batch-1 latency (us)', ['latency_float_us', 'latency_int8_us'],
+            ['float', 'int8'], 1.0),
+           ('.tflite size (KB)', ['tflite_float_bytes', 'tflite_int8_bytes'],
+            ['float', 'int8'], 1 / 1024)]
+
+
+def compare_report_png(report: Dict) -> bytes:
+    """The ``compare`` report picture.
+
+    Four panels (accuracy, training throughput, latency, size) of graph and Keras bars: every
+    value axis starts at zero, bars carry their values, error bars show the sample std over the
+    seeds. A fifth panel shows the paired accuracy differences graph - Keras in percentage
+    points with their 95% t-intervals (a zero line marks "no difference").
+    """
+    plt = _pyplot()
+    seeds = len(report.get('seeds', [0]))
+    fig, axes = plt.subplots(1, 5, figsize=(21, 4.2))
+    for ax, (title, keys, labels, scale) in zip(axes, _PANELS):
+        x = np.arange(len(keys))
+        top = 0.0
+        for offset, side in ((-0.2, 'graph'), (0.2, 'keras')):
+            values = [report[side][k] * scale for k in keys]
+            errors = [report.get('spread', {}).get(side, {}).get(k, 0.0) * scale for k in keys]
+            bars = ax.bar(x + offset, values, width=0.4, label=side,
+                          yerr=errors if seeds > 1 else None, capsize=4)
+            fmt = {'accuracy': '{:.4f}', 'batch-1 latency (us)': '{:.1f}'}.get(title, '{:,.0f}')
+            ax.bar_label(bars, [fmt.format(v) for v in values], fontsize=7, padding=2)
+            top = max(top, max(v + e for v, e in zip(values, errors)))
+        ax.set_xticks(x, labels)
+        ax.set_ylim(0, top * 1.15 if top > 0 else 1)
+        ax.set_title(title + (' (axis from 0)' if title == 'accuracy' else ''))
+    axes[0].legend(loc='lower center')
+    ax = axes[4]
+    keys = _PANELS[0][1]
+    diffs = [report['difference'][k] for k in keys]
+    means = [100 * d['mean'] for d in diffs]
+    bars = ax.bar(np.arange(len(keys)), means, width=0.5, color='tab:gray')
+    if all(d.get('ci95_low') is not None for d in diffs):
+        low = [m - 100 * d['ci95_low'] for m, d in zip(means, diffs)]
+        high = [100 * d['ci95_high'] - m for m, d in zip(means, diffs)]
+        ax.errorbar(np.arange(len(keys)), means, yerr=[low, high], fmt='none', ecolor='black',
+                    capsize=5)
+        ax.set_title('accuracy graph - Keras (pp, 95% CI)')
+    else:
+        ax.set_title('accuracy graph - Keras (pp, 1 seed)')
+    ax.bar_label(bars, [f'{m:+.3f}' for m in means], fontsize=7, padding=2)
+    ax.axhline(0, color='black', linewidth=0.8)
+    ax.set_xticks(np.arange(len(keys)), _PANELS[0][2])
+    fig.suptitle(f"{report['model']} on {report['dataset']}: graph vs Keras"
+                 + (f' ({seeds} seeds, mean ± std)' if seeds > 1 else ''))
+    fig.tight_layout()
+    return _png(fig)

@@ -1,0 +1,69 @@
+"""TensorBoard additions of the eval run after each epoch: the evaluation pictures as image
+summaries, and for QAT runs one scalar per fake-quant range (``quant_ranges/<layer>/min|max``).
+"""
+
+import re
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from graph_models._tf import v1
+
+# A fake-quant range is a pair of variables <scope>/min and <scope>/max (weights_quant,
+# act_quant, ...); matched by name so that any rewrite with these names is covered.
+_RANGE = re.compile(r'^(?P<scope>.+_quant)/(?P<end>min|max)$')
+
+
+def quant_range_variables(graph) -> List[Tuple[str, str, object]]:
+    """``[(layer scope, 'min'|'max', variable)]`` of the fake-quant ranges in ``graph``."""
+    found = []
+    with graph.as_default():
+        for var in v1.global_variables():
+            match = _RANGE.match(var.op.name)
+            if match:
+                found.append((match['scope'], match['end'], var))
+    return sorted(found, key=lambda item: (item[0], item[1]))
+
+
+def _image(tag: str, png: bytes) -> v1.Summary.Value:
+    from graph_models.pictures import png_to_array
+    height, width = png_to_array(png).shape[:2]
+    return v1.Summary.Value(tag=tag, image=v1.Summary.Image(
+        height=height, width=width, colorspace=4, encoded_image_string=png))
+
+
+def eval_summary(evaluator, images: np.ndarray, labels: np.ndarray,
+                 class_names: Optional[Sequence[str]] = None,
+                 *, pictures: bool = True) -> v1.Summary:
+    """The pictures and quantization ranges of a restored `train.Evaluator`.
+
+    Args:
+      evaluator: an evaluator with the checkpoint to describe restored.
+      images: float test images in the model's input layout.
+      labels: int test labels.
+      class_names: display names by class index.
+      pictures: include the image summaries (``pictures/confusion_matrix``,
+        ``pictures/mistakes``).
+
+    Returns:
+      A ``Summary`` for the eval writer.
+    """
+    values = []
+    ranges = quant_range_variables(evaluator.graph)
+    if ranges:
+        numbers = evaluator.session.run([var for _, _, var in ranges])
+        for (scope, end, _), value in zip(ranges, numbers):
+            values.append(v1.Summary.Value(tag=f'quant_ranges/{scope}/{end}',
+                                           simple_value=float(np.asarray(value).ravel()[0])))
+    if pictures:
+        from graph_models.eval_report import report_pictures, softmax
+        probs = softmax(evaluator.logits(images))
+        for name, png in report_pictures(images, labels, probs, class_names).items():
+            values.append(_image(f'pictures/{name}', png))
+    return v1.Summary(value=values)
+
+
+def range_tags(summary: v1.Summary) -> Dict[str, float]:
+    """``tag -> value`` of the scalar values in a summary (for tests and logs)."""
+    return {v.tag: v.simple_value for v in summary.value if v.WhichOneof('value') ==
+            'simple_value'}
