@@ -9,7 +9,7 @@ from typing import Dict
 import numpy as np
 
 from bench.common import interleaved_medians
-from freeze.export import export_checkpoint
+from graph_models.run_export import export_checkpoint
 from graph_models import evaluate
 from graph_models.checkpoints import resolve_checkpoint
 from graph_models.nets_factory import ModelConfig

@@ -84,7 +84,7 @@ def compare(model_name: str, data: data_lib.Dataset, out_dir: str, *, epochs: in
     Returns:
       The report dictionary (also written to ``report.json``).
     """
-    from freeze.export import export_checkpoint
+    from graph_models.run_export import export_checkpoint
     from freeze.tflite import representative_from_images
 
     if model_name not in MODELS or model_name not in keras_reference.KERAS_MODELS:
