@@ -257,8 +257,8 @@ def export_graph(frozen, mode: str = 'float', *,
     elif missing:
         raise VerificationError(verify.missing_ranges_message(missing))
     if integer and not fake_quantized and representative_images is None:
-        layers = [f'{n.name} ({n.op})' for n in graph_def.node if n.op in verify.COMPUTE_OPS]
-        raise UsageError(verify.missing_ranges_message(layers or ['the graph']))
+        raise UsageError(verify.missing_ranges_message(verify.missing_ranges(graph_def)
+                                                       or ['the graph']))
     if mode == 'uint8' and not fake_quantized and not calibrate:
         pass  # Post-training uint8 I/O: the converter supports it with int8 internals.
     symmetrized = 0

@@ -26,7 +26,7 @@ _SHAPE_INPUT = {'Fill': 0, 'RandomUniform': 0, 'RandomStandardNormal': 0, 'Trunc
                 'ResizeBilinear': 1, 'ResizeNearestNeighbor': 1, 'Tile': 1, 'MirrorPad': 1,
                 'Pad': 1, 'PadV2': 1}
 
-# Pure computations on tensors: no file system, no Python, no state, no randomness, no I/O.
+# Pure computations on tensors: no file system, no Python, no state, no I/O.
 SAFE_OPS = frozenset({
     'Abs', 'Add', 'AddN', 'AddV2', 'All', 'Any', 'ArgMax', 'ArgMin', 'AvgPool', 'BatchMatMul',
     'BatchMatMulV2', 'BatchMatMulV3', 'BiasAdd', 'BroadcastTo', 'Cast', 'Ceil', 'ClipByValue',
@@ -45,6 +45,9 @@ SAFE_OPS = frozenset({
     'Size', 'Slice', 'Snapshot', 'Softmax', 'Softplus', 'Softsign', 'SpaceToDepth', 'Split',
     'SplitV', 'Sqrt', 'Square', 'SquaredDifference', 'Squeeze', 'StopGradient', 'StridedSlice',
     'Sub', 'Sum', 'Tanh', 'Tile', 'TopKV2', 'Transpose', 'Unpack', 'Where', 'ZerosLike',
+    # Training-time ops an inference graph is cleaned of (dropout randomness, v1 cond on
+    # is_training): they touch no file; `freeze.sources` folds them away or names them.
+    'RandomUniform', 'RandomStandardNormal', 'TruncatedNormal', 'Switch', 'Merge',
 })
 
 

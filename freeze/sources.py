@@ -404,8 +404,13 @@ def _fold_constants(graph_def, outputs: Sequence[str]):
                 frontier.append(op)
     if not frontier:
         return graph_def
+    # Shape ops of static inputs are folded too; the session still wants the inputs fed.
+    feeds = {op.outputs[0]: np.zeros(op.outputs[0].shape.as_list(),
+                                     op.outputs[0].dtype.as_numpy_dtype)
+             for op in graph.get_operations() if op.type == 'Placeholder'
+             and op.outputs[0].shape.is_fully_defined()}
     with v1.Session(graph=graph) as session:
-        values = session.run([op.outputs[0] for op in frontier])
+        values = session.run([op.outputs[0] for op in frontier], feeds)
     folded = {op.name: (value, op.outputs[0].dtype) for op, value in zip(frontier, values)}
     out = v1.GraphDef()
     out.CopyFrom(graph_def)
@@ -553,6 +558,44 @@ def _resolve_switches(graph_def, outputs: Sequence[str]):
     return v1.graph_util.extract_sub_graph(out, list(outputs))
 
 
+def _simplify(graph_def, outputs: Sequence[str]):
+    """Removes what folding left trivial: ``Select`` on a constant condition, ``x * 1``,
+    ``x / 1`` (dropout at keep_prob 1)."""
+    graph = _import(graph_def)
+    nodes = {n.name: n for n in graph_def.node}
+    identity = {}
+    for op in graph.get_operations():
+        if op.type in ('Select', 'SelectV2'):
+            cond = _const_value(nodes.get(op.inputs[0].op.name))
+            if cond is None or not cond.size or not (cond.all() or not cond.any()):
+                continue
+            chosen = op.inputs[1] if cond.all() else op.inputs[2]
+            if chosen.shape.is_fully_defined() and chosen.shape == op.outputs[0].shape:
+                identity[op.name] = 1 if cond.all() else 2
+        elif op.type in ('Mul', 'RealDiv', 'Div'):
+            for k in ((1,) if op.type != 'Mul' else (0, 1)):
+                value = _const_value(nodes.get(op.inputs[k].op.name))
+                other = op.inputs[1 - k]
+                if value is not None and value.size and np.all(value == 1) and \
+                        other.shape.is_fully_defined() and other.shape == op.outputs[0].shape:
+                    identity[op.name] = 1 - k
+                    break
+    if not identity:
+        return graph_def
+    out = v1.GraphDef()
+    out.CopyFrom(graph_def)
+    for node in out.node:
+        if node.name in identity:
+            keep = node.input[identity[node.name]]
+            dtype = node.attr['T'].type
+            del node.input[:]
+            node.input.append(keep)
+            node.op = 'Identity'
+            node.attr.clear()
+            node.attr['T'].type = dtype
+    return v1.graph_util.extract_sub_graph(out, list(outputs))
+
+
 def make_inference_graph(graph_def, *, checkpoint: Optional[str] = None,
                          input_arrays: Optional[Sequence[str]] = None,
                          output_arrays: Optional[Sequence[str]] = None,
@@ -626,6 +669,7 @@ def make_inference_graph(graph_def, *, checkpoint: Optional[str] = None,
         pruned = _fold_constants(pruned, outputs)
         pruned = _resolve_switches(pruned, outputs)
         pruned = _remove_dead_randomness(pruned, outputs)
+        pruned = _simplify(pruned, outputs)
     pruned = _fold_constants(pruned, outputs)
     left = stateful_ops(pruned) + [f'{n.name} ({n.op})' for n in pruned.node
                                    if n.op in ('Switch', 'Merge', 'If', 'StatelessIf', 'While')]

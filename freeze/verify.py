@@ -56,9 +56,9 @@ def missing_ranges(graph_def) -> List[str]:
         weights = through_identity(node.input[1]) if len(node.input) > 1 else None
         weight_ok = weights is not None and (weights.op.startswith('FakeQuant') or
                                               weights.op != 'Const')
-        tail, output_ok = node, False
+        tail, named, output_ok = node, node, False
         seen = 0
-        while seen < 8:
+        while seen < 16:
             seen += 1
             users = consumers.get(tail.name, [])
             if any(u.op.startswith('FakeQuant') for u in users):
@@ -68,8 +68,10 @@ def missing_ranges(graph_def) -> List[str]:
             if len(users) != 1 or not following:
                 break
             tail = following[0]
+            if tail.op != 'Identity':  # Folded dropout leaves Identity ops: not the layer.
+                named = tail
         if not (weight_ok and output_ok):
-            missing.append(f'{tail.name} ({node.op})')
+            missing.append(f'{named.name} ({node.op})')
     return missing
 
 

@@ -1,0 +1,242 @@
+"""Models we did not build: a TF1 tutorial checkpoint (.meta), a SavedModel, a CNN .pb with
+input ``x``, a QAT residual CNN in plain TF1 ops. Each goes to float and int8, eval and
+predict; integer models are verified, and a float-computing "int8" model is never written."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from freeze import export as freeze_export
+from freeze import sources
+from freeze.errors import FreezeError, UnsafeGraphError, VerificationError
+from graph_models import cli
+from graph_models.inspect_tflite import edgetpu_blockers, read_model_info
+
+from conftest import synthetic_dataset, write_idx_folder
+import user_models
+
+
+@pytest.fixture(scope='module')
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp('tf1')
+    data = synthetic_dataset(600, 200)
+    data_dir = write_idx_folder(root / 'data', data)
+    out = {'root': root, 'data': data, 'data_dir': data_dir}
+    out['ckpt'] = user_models.tutorial_mlp(root / 'tutorial', data)
+    out['partial'] = user_models.tutorial_mlp(root / 'partial', data, hypothesis_ranges=False)
+    out['saved'] = user_models.saved_model_mlp(root / 'saved', data)
+    out['cnn'], _ = user_models.cnn_pb(root / 'cnn.pb', data)
+    out['qat'], _ = user_models.cnn_pb(root / 'qat.pb', data, qat=True)
+    return out
+
+
+def _pngs(folder, data, n=4):
+    from PIL import Image
+    folder.mkdir(exist_ok=True)
+    for i in range(n):
+        Image.fromarray(255 - data.test_images[i]).save(folder / f'd{i}.png')
+    return [int(v) for v in data.test_labels[:n]]
+
+
+def _predicted(out):
+    return [int(line.split(': ')[1].split()[0]) for line in out.strip().splitlines()]
+
+
+def _accuracy(out):
+    return float(out.split('accuracy ')[1].split()[0])
+
+
+def test_meta_checkpoint_becomes_an_inference_graph(models):
+    frozen = sources.load_source(models['ckpt'])
+    assert frozen.source_kind == 'checkpoint_meta'
+    assert frozen.inputs == ['x'] and frozen.outputs == ['Probs']
+    assert frozen.input_shapes == {'x': [1, 784]}
+    ops = {n.op for n in frozen.graph_def.node}
+    names = {n.name for n in frozen.graph_def.node}
+    # keep_prob fed 1 and folded: no dropout randomness, no optimizer, saver or summary.
+    assert 'keep_prob' not in names and not any(o.startswith('Random') for o in ops)
+    assert not {o for o in ops if 'Variable' in o or 'Save' in o or 'Summary' in o
+                or o.startswith('Apply')}
+    assert {'MatMul', 'Softmax', 'Placeholder'} <= ops
+    with pytest.raises(FreezeError, match="no op named 'Prbs'.*did you mean Probs"):
+        sources.load_source(models['ckpt'], output_arrays=['Prbs'])
+
+
+def test_tutorial_checkpoint_float_and_int8_cli(models, tmp_path, capsys):
+    ckpt, data_dir = models['ckpt'], models['data_dir']
+    labels = _pngs(tmp_path / 'digits', models['data'])
+    # The TF graph itself: eval and predict straight from the checkpoint.
+    assert cli.main(['eval', ckpt, '--data-dir', data_dir]) == 0
+    graph_accuracy = _accuracy(capsys.readouterr().out)
+    assert graph_accuracy > 0.9
+    assert cli.main(['predict', str(tmp_path / 'digits'), '--model', ckpt]) == 0
+    assert _predicted(capsys.readouterr().out) == labels
+    # int8 without ranges or data: refused, nothing written, the layers named.
+    target = tmp_path / 'int8.tflite'
+    assert cli.main(['export', ckpt, '--quantize', 'int8', '-o', str(target)]) == 2
+    err = capsys.readouterr().err
+    assert 'h1 (MatMul), Hypothesis (MatMul) have no fake-quant ranges' in err
+    assert err.count('\n') == 1 and not target.exists()
+    for mode in ('float', 'int8'):
+        model = tmp_path / f'{mode}.tflite'
+        args = ['export', ckpt, '--quantize', mode, '-o', str(model)]
+        assert cli.main(args + (['--data-dir', data_dir] if mode == 'int8' else [])) == 0
+        record = json.loads((tmp_path / f'{mode}.tflite.json').read_text())
+        assert record['source_kind'] == 'checkpoint_meta' and record['input_arrays'] == ['x']
+        assert record['verified'] == (mode == 'int8') and record['input_range'] == [0.0, 1.0]
+        capsys.readouterr()
+        assert cli.main(['eval', str(model), '--data-dir', data_dir]) == 0
+        out = capsys.readouterr().out
+        assert 'agreement with the TF graph: 1.0000' in out or (
+            mode == 'int8' and float(out.split('agreement with the TF graph: ')[1][:6]) >= 0.95)
+        assert abs(_accuracy(out) - graph_accuracy) <= 0.03  # int8 rounding flips few.
+        assert cli.main(['predict', str(tmp_path / 'digits'), '--model', str(model)]) == 0
+        assert _predicted(capsys.readouterr().out) == labels
+    assert edgetpu_blockers(read_model_info((tmp_path / 'int8.tflite').read_bytes())) == []
+
+
+def test_partial_qat_graph_names_the_layer_and_calibrate_fixes_it(models, tmp_path, capsys):
+    target = tmp_path / 'p.tflite'
+    args = ['export', models['partial'], '--quantize', 'int8', '-o', str(target)]
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert err.strip().endswith('Hypothesis (MatMul) has no fake-quant ranges: rewrite the '
+                                'graph with create_training_graph before training, or pass '
+                                '--calibrate --data-dir DIR for post-training quantization of '
+                                'those layers')
+    assert not target.exists() and os.listdir(tmp_path) == []
+    assert cli.main(args + ['--calibrate', '--data-dir', models['data_dir']]) == 0
+    record = json.loads((tmp_path / 'p.tflite.json').read_text())
+    assert record['quantization'] == 'post_training' and record['verified']
+
+
+def test_float_computing_int8_model_is_never_returned(models):
+    """The MLIR converter keeps a layer without ranges in float: verification refuses it."""
+    from freeze import tflite, verify
+    frozen = sources.load_source(models['partial'])
+    model = tflite.convert_graph_def(frozen.graph_def, frozen.inputs, frozen.outputs, 'int8',
+                                     fake_quantized=True)
+    problems = verify.structural_problems(model)
+    assert any('DEQUANTIZE' in p or 'QUANTIZE' in p or 'float' in p for p in problems)
+    with pytest.raises(VerificationError, match='Hypothesis'):
+        freeze_export.export_graph(frozen, 'int8')
+
+
+def test_saved_model_float_and_int8(models, tmp_path, capsys):
+    saved, data_dir = models['saved'], models['data_dir']
+    frozen = sources.load_source(saved)
+    assert frozen.source_kind == 'saved_model' and frozen.inputs == ['image']
+    assert frozen.outputs == ['probabilities'] and frozen.input_shapes == {'image': [1, 28, 28, 1]}
+    assert not any(n.op in ('Switch', 'Merge', 'If') or n.op.startswith('Random')
+                   for n in frozen.graph_def.node)
+    with pytest.raises(FreezeError, match='--tag-set can be one of "serve"'):
+        sources.load_source(saved, tag_set=('train',))
+    with pytest.raises(FreezeError, match='--signature-def can be one of serving_default'):
+        sources.load_source(saved, signature_def='predict')
+    labels = _pngs(tmp_path / 'digits', models['data'])
+    assert cli.main(['eval', saved, '--data-dir', data_dir, '--tag-set', 'serve',
+                     '--signature-def', 'serving_default']) == 0
+    graph_accuracy = _accuracy(capsys.readouterr().out)
+    assert graph_accuracy > 0.9
+    for mode in ('float', 'int8'):
+        model = tmp_path / f'{mode}.tflite'
+        assert cli.main(['export', saved, '--quantize', mode, '--data-dir', data_dir,
+                         '-o', str(model)]) == 0
+        capsys.readouterr()
+        assert cli.main(['eval', str(model), '--data-dir', data_dir]) == 0
+        out = capsys.readouterr().out
+        assert 'agreement with the TF graph' in out
+        assert abs(_accuracy(out) - graph_accuracy) <= 0.03
+        assert cli.main(['predict', str(tmp_path / 'digits'), '--model', str(model)]) == 0
+        assert _predicted(capsys.readouterr().out) == labels
+
+
+def test_cnn_pb_with_input_x(models, tmp_path, capsys):
+    pb, data_dir = models['cnn'], models['data_dir']
+    # eval of a .pb whose input is not "Input": found, shape from the graph.
+    assert cli.main(['eval', pb, '--data-dir', data_dir]) == 0
+    graph_accuracy = _accuracy(capsys.readouterr().out)
+    assert graph_accuracy > 0.9
+    assert cli.main(['eval', pb, '--data-dir', data_dir, '--input-arrays', 'x',
+                     '--output-arrays', 'probs']) == 0
+    assert _accuracy(capsys.readouterr().out) == graph_accuracy
+    assert cli.main(['eval', pb, '--input-arrays', 'Input']) == 1
+    assert "no op named 'Input'" in capsys.readouterr().err
+    assert cli.main(['eval', pb, '--latency', '--data-dir', data_dir]) == 2
+    assert '--latency measures a .tflite model' in capsys.readouterr().err
+    labels = _pngs(tmp_path / 'digits', models['data'])
+    for mode in ('float', 'int8'):
+        model = tmp_path / f'{mode}.tflite'
+        assert cli.main(['export', pb, '--quantize', mode, '--data-dir', data_dir,
+                         '-o', str(model)]) == 0
+        info = read_model_info(model.read_bytes())
+        assert info.inputs[0].shape == [1, 28, 28, 1]
+        capsys.readouterr()
+        assert cli.main(['eval', str(model), '--data-dir', data_dir, '--latency']) == 0
+        out = capsys.readouterr().out
+        assert 'agreement with the TF graph' in out and 'latency' in out
+        assert abs(_accuracy(out) - graph_accuracy) <= 0.03
+        assert cli.main(['predict', str(tmp_path / 'digits'), '--model', str(model)]) == 0
+        assert _predicted(capsys.readouterr().out) == labels
+    assert cli.main(['predict', str(tmp_path / 'digits'), '--model', pb]) == 0
+    assert _predicted(capsys.readouterr().out) == labels
+
+
+def test_qat_residual_cnn_pb_gets_symmetric_int8_weights(models, tmp_path, capsys):
+    from ai_edge_litert.interpreter import Interpreter
+    pb, data_dir = models['qat'], models['data_dir']
+    frozen = sources.load_source(pb)
+    assert frozen.fake_quantized
+    graph_def, changed = freeze_export.symmetrize_weight_ranges(frozen.graph_def)
+    assert changed == 3  # conv1, conv2, fc: asymmetric ranges widened.
+    for mode in ('int8', 'uint8'):
+        model = tmp_path / f'{mode}.tflite'
+        assert cli.main(['export', pb, '--quantize', mode, '-o', str(model)]) == 0
+        content = model.read_bytes()
+        info = read_model_info(content)
+        assert set(info.dtype_counts()) <= {'INT8', 'UINT8', 'INT32'}
+        if mode == 'int8':
+            assert edgetpu_blockers(info) == []
+            interpreter = Interpreter(model_content=content)  # XNNPACK: zero points 0.
+            interpreter.allocate_tensors()
+            for t in interpreter.get_tensor_details():
+                if t['dtype'] == np.int8 and 'weights' in t['name'].lower():
+                    assert not np.any(t['quantization_parameters']['zero_points'])
+        capsys.readouterr()
+        assert cli.main(['eval', str(model), '--data-dir', data_dir]) == 0
+        out = capsys.readouterr().out
+        agreement = float(out.split('agreement with the TF graph: ')[1][:6])
+        assert agreement >= 0.9
+
+
+def test_input_range_is_recorded_and_used(models, tmp_path, capsys):
+    model = tmp_path / 'r.tflite'
+    assert cli.main(['export', models['qat'], '--quantize', 'uint8', '--input-range', '0,2',
+                     '-o', str(model)]) == 0
+    record = json.loads((tmp_path / 'r.tflite.json').read_text())
+    assert record['input_range'] == [0.0, 2.0]
+    from ai_edge_litert.interpreter import Interpreter
+    interpreter = Interpreter(model_content=model.read_bytes())
+    scale, zero_point = interpreter.get_input_details()[0]['quantization']
+    assert scale == pytest.approx(2.0 / 255, rel=1e-6) and zero_point == 0
+    assert cli.main(['export', models['qat'], '--input-range', '1,0']) == 2
+    assert 'MIN < MAX' in capsys.readouterr().err
+
+
+def test_fill_bomb_is_refused_naming_the_op(tmp_path, capsys):
+    """Issue 12 item 9: a tiny .pb declaring Fill of 2^20 x 2^20 was folded for 15 minutes."""
+    from graph_models._tf import tf, v1
+    graph = tf.Graph()
+    with graph.as_default():
+        x = v1.placeholder(tf.float32, [1, 4], name='x')
+        big = tf.fill(tf.constant([1 << 20, 1 << 20]), 1.0, name='big')
+        tf.add(x, tf.reduce_sum(big), name='y')
+    pb = tmp_path / 'bomb.pb'
+    pb.write_bytes(graph.as_graph_def().SerializeToString())
+    assert cli.main(['export', str(pb), '--output-arrays', 'y']) == 1
+    err = capsys.readouterr().err
+    assert 'big (Fill) declares a tensor of shape [1048576, 1048576]' in err
+    with pytest.raises(UnsafeGraphError):
+        sources.load_source(str(pb), output_arrays=['y'])
