@@ -213,16 +213,21 @@ def test_qat_residual_cnn_pb_gets_symmetric_int8_weights(models, tmp_path, capsy
 
 def test_input_range_is_recorded_and_used(models, tmp_path, capsys):
     model = tmp_path / 'r.tflite'
-    assert cli.main(['export', models['qat'], '--quantize', 'uint8', '--input-range', '0,2',
-                     '-o', str(model)]) == 0
+    assert cli.main(['export', models['cnn'], '--quantize', 'int8', '--input-range', '0,2',
+                     '--data-dir', models['data_dir'], '-o', str(model)]) == 0
     record = json.loads((tmp_path / 'r.tflite.json').read_text())
     assert record['input_range'] == [0.0, 2.0]
     from ai_edge_litert.interpreter import Interpreter
     interpreter = Interpreter(model_content=model.read_bytes())
     scale, zero_point = interpreter.get_input_details()[0]['quantization']
-    assert scale == pytest.approx(2.0 / 255, rel=1e-6) and zero_point == 0
-    assert cli.main(['export', models['qat'], '--input-range', '1,0']) == 2
-    assert 'MIN < MAX' in capsys.readouterr().err
+    # Calibrated on pixels scaled to [0, 2] (the synthetic images reach 254 of 255).
+    assert scale == pytest.approx(2.0 / 255, rel=0.02) and zero_point == -128
+    capsys.readouterr()
+    assert cli.main(['eval', str(model), '--data-dir', models['data_dir']]) == 0
+    assert float(capsys.readouterr().out.split('agreement with the TF graph: ')[1][:6]) >= 0.95
+    with pytest.raises(SystemExit) as e:
+        cli.main(['export', models['qat'], '--input-range', '1,0'])
+    assert e.value.code == 2 and 'MIN < MAX' in capsys.readouterr().err
 
 
 def test_fill_bomb_is_refused_naming_the_op(tmp_path, capsys):
