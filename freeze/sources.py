@@ -103,8 +103,9 @@ def source_kind(path: str) -> str:
         return CHECKPOINT_META
     if os.path.exists(path):
         return FROZEN_GRAPH
-    raise FreezeError(f'nothing at {path}; pass a frozen .pb/.pbtxt, a checkpoint prefix with '
-                      'its .meta (model.ckpt), or a SavedModel folder')
+    raise FreezeError(f'no checkpoint at {path} (nor a model file or folder); pass a frozen '
+                      '.pb/.pbtxt, a checkpoint prefix with its .meta (model.ckpt), or a '
+                      'SavedModel folder')
 
 
 def _checkpoint_prefix(path: str) -> str:
