@@ -336,11 +336,6 @@ def _add_freeze_parser(subparsers) -> None:
     p.set_defaults(handler=_run_freeze)
 
 
-def _checkpoint_folder(path: str) -> str:
-    import os
-    return path if os.path.isdir(path) else os.path.dirname(path) or '.'
-
-
 def _run_freeze(args) -> int:
     from graph_models.run_export import freeze_model
     frozen, written = freeze_model(args.checkpoint, args.output, batch_size=args.batch_size,

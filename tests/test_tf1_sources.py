@@ -245,3 +245,51 @@ def test_fill_bomb_is_refused_naming_the_op(tmp_path, capsys):
     assert 'big (Fill) declares a tensor of shape [1048576, 1048576]' in err
     with pytest.raises(UnsafeGraphError):
         sources.load_source(str(pb), output_arrays=['y'])
+
+
+def test_pbtxt_from_freeze_is_read_by_every_command(models, tmp_path, capsys):
+    pb = tmp_path / 'tutorial.pb'
+    assert cli.main(['freeze', models['ckpt'], '-o', str(pb), '--pbtxt']) == 0
+    out = capsys.readouterr().out
+    assert 'input x [1, 784], outputs Probs' in out
+    text = str(tmp_path / 'tutorial.pbtxt')
+    data_dir = models['data_dir']
+    assert cli.main(['eval', text, '--data-dir', data_dir]) == 0
+    from_text = _accuracy(capsys.readouterr().out)
+    assert cli.main(['eval', str(pb), '--data-dir', data_dir]) == 0
+    assert _accuracy(capsys.readouterr().out) == from_text
+    assert cli.main(['inspect', text]) == 0
+    assert 'inputs: x' in capsys.readouterr().out
+    assert cli.main(['export', text, '-o', str(tmp_path / 't.tflite')]) == 0
+    labels = _pngs(tmp_path / 'digits', models['data'])
+    capsys.readouterr()
+    assert cli.main(['predict', str(tmp_path / 'digits'), '--model', text]) == 0
+    assert _predicted(capsys.readouterr().out) == labels
+
+
+def test_unsafe_ops_are_refused_in_meta_and_saved_model_sources(tmp_path, capsys):
+    from graph_models._tf import tf, v1
+    target = tmp_path / 'written.txt'
+    graph = tf.Graph()
+    with graph.as_default():
+        x = v1.placeholder(tf.float32, [None, 784], name='x')
+        w = v1.get_variable('w', [784, 10])
+        write = tf.io.write_file(str(target), 'written by an untrusted graph')
+        with tf.control_dependencies([write]):
+            tf.nn.softmax(tf.matmul(x, w), name='probs')
+        with v1.Session() as session:
+            session.run(v1.global_variables_initializer())
+            prefix = v1.train.Saver().save(session, str(tmp_path / 'm' / 'model.ckpt'))
+            builder = v1.saved_model.Builder(str(tmp_path / 'sm'))
+            builder.add_meta_graph_and_variables(
+                session, ['serve'], signature_def_map={
+                    'serving_default': v1.saved_model.predict_signature_def(
+                        {'x': x}, {'probs': graph.get_tensor_by_name('probs:0')})})
+            builder.save()
+    for source in (prefix, str(tmp_path / 'sm')):
+        for command in (['export', source, '-o', str(tmp_path / 'x.tflite')],
+                        ['eval', source], ['freeze', source, '-o', str(tmp_path / 'f.pb')]):
+            assert cli.main(command) == 1
+            err = capsys.readouterr().err
+            assert 'WriteFile (WriteFile)' in err and '--allow-unsafe-ops' in err
+    assert not target.exists() and not (tmp_path / 'x.tflite').exists()
