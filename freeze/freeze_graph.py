@@ -97,8 +97,7 @@ def freeze_session(session: v1.Session, keep_var_names: Optional[Sequence[str]] 
 def stateful_ops(graph_def) -> List[str]:
     """``name (type)`` of each variable, optimizer, summary, saver, random or queue op."""
     return [f'{node.name} ({node.op})' for node in graph_def.node
-            if node.op.startswith(_STATEFUL_PREFIXES) or node.op.endswith(_SUMMARY_SUFFIX)
-            or 'AssignMovingAvg' in node.name]
+            if node.op.startswith(_STATEFUL_PREFIXES) or node.op.endswith(_SUMMARY_SUFFIX)]
 
 
 def graph_digest(graph_def) -> str:

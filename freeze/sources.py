@@ -40,6 +40,8 @@ _TRAINING = re.compile(r'(is_)?train(ing)?(_phase)?$|phase_train', re.I)
 _RATE = re.compile(r'(dropout_?)?rate$|^dropout$', re.I)
 _NOT_OUTPUT_SCOPES = ('gradients', 'save', 'train', 'init', 'summaries', 'Adam', 'GradientDescent')
 _VARIABLE_OPS = ('VariableV2', 'Variable', 'VarHandleOp')
+_UPDATE_OPS = ('Assign', 'AssignAdd', 'AssignSub')
+_RESOURCE_UPDATE_OPS = ('AssignVariableOp', 'AssignAddVariableOp', 'AssignSubVariableOp')
 # RandomUniform draws from [0, 1): the largest float32 below 1 closes the interval.
 _BELOW_ONE = float(np.nextafter(np.float32(1), np.float32(0)))
 
@@ -270,6 +272,7 @@ def _variables_to_constants(graph_def, checkpoint: Optional[str], source: str):
     out.library.CopyFrom(graph_def.library)
     out.versions.CopyFrom(graph_def.versions)
     handles = {n.name for n in variables if n.op == 'VarHandleOp'}
+    graph_dtypes = {n.name: n.attr['dtype'].type for n in variables}
     for node in graph_def.node:
         new = out.node.add()
         if node.name in values:
@@ -282,6 +285,13 @@ def _variables_to_constants(graph_def, checkpoint: Optional[str], source: str):
             new.name, new.op = node.name, 'Identity'
             new.input.extend(node.input)
             new.attr['T'].type = node.attr['dtype'].type
+        elif node.op in _UPDATE_OPS and node.input and op_name(node.input[0]) in values:
+            # A training update the outputs read (contrib/quantize's moving-average ranges
+            # feed their fake-quant ops through AssignMovingAvg): at inference the variable
+            # keeps its trained value.
+            new.name, new.op = node.name, 'Identity'
+            new.input.append(node.input[0])
+            new.attr['T'].type = graph_dtypes[op_name(node.input[0])]
         else:
             new.CopyFrom(node)
     return out
@@ -649,9 +659,15 @@ def make_inference_graph(graph_def, *, checkpoint: Optional[str] = None,
     # Prune to what the outputs need, cutting the graph at the inputs.
     cut = v1.GraphDef()
     cut.CopyFrom(graph_def)
+    updates = {n.name for n in cut.node if n.op in _UPDATE_OPS + _RESOURCE_UPDATE_OPS}
     for node in cut.node:
         if node.name in inputs:
             del node.input[:]
+        # Reads that wait for a training update (control dependency) read the trained value.
+        kept = [i for i in node.input if not (i.startswith('^') and op_name(i) in updates)]
+        if len(kept) != len(node.input):
+            del node.input[:]
+            node.input.extend(kept)
         for key in ('_class', '_output_shapes'):
             if key in node.attr:
                 del node.attr[key]
@@ -686,7 +702,7 @@ def _without_variables(graph_def):
     out = v1.GraphDef()
     out.library.CopyFrom(graph_def.library)
     out.node.extend(n for n in graph_def.node
-                    if n.op not in _VARIABLE_OPS and not (n.op == 'ReadVariableOp'))
+                    if n.op not in _VARIABLE_OPS + _UPDATE_OPS and n.op != 'ReadVariableOp')
     return out
 
 

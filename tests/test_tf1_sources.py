@@ -293,3 +293,37 @@ def test_unsafe_ops_are_refused_in_meta_and_saved_model_sources(tmp_path, capsys
             err = capsys.readouterr().err
             assert 'WriteFile (WriteFile)' in err and '--allow-unsafe-ops' in err
     assert not target.exists() and not (tmp_path / 'x.tflite').exists()
+
+
+@pytest.mark.parametrize('use_resource', [True, False])
+def test_moving_average_range_updates_are_read_as_trained_values(tmp_path, use_resource):
+    """contrib/quantize's training graph feeds fake-quant ops through AssignMovingAvg."""
+    from graph_models._tf import tf, v1
+    graph = tf.Graph()
+    with graph.as_default():
+        x = v1.placeholder(tf.float32, [None, 784], name='x')
+        low = v1.get_variable('act/min', initializer=0.0, trainable=False,
+                              use_resource=use_resource)
+        high = v1.get_variable('act/max', initializer=1.0, trainable=False,
+                               use_resource=use_resource)
+        new_low = v1.assign_sub(low, 0.1 * (low - tf.reduce_min(x)), name='AssignMovingAvg')
+        new_high = v1.assign_sub(high, 0.1 * (high - tf.reduce_max(x)), name='AssignMovingAvg_1')
+        q = tf.quantization.fake_quant_with_min_max_vars(x, new_low, new_high)
+        w = v1.get_variable('w', [784, 10], use_resource=use_resource)
+        wq = tf.quantization.fake_quant_with_min_max_vars(w, -1.0, 1.0)
+        logits = tf.quantization.fake_quant_with_min_max_vars(tf.matmul(q, wq), -8.0, 8.0)
+        tf.nn.softmax(logits, name='probs')
+        with v1.Session() as session:
+            session.run(v1.global_variables_initializer())
+            session.run(high.assign(0.75))
+            prefix = v1.train.Saver().save(session, str(tmp_path / 'model.ckpt'))
+    frozen = sources.load_source(prefix)
+    ops = {n.op for n in frozen.graph_def.node}
+    assert not {o for o in ops if o.startswith('Assign')} and frozen.fake_quantized
+    fake_quant = [n for n in frozen.graph_def.node if n.op == 'FakeQuantWithMinMaxVars'
+                  and n.input[0] == 'x'][0]
+    nodes = {n.name: n for n in frozen.graph_def.node}
+    max_node = nodes[fake_quant.input[2]]
+    while max_node.op == 'Identity':
+        max_node = nodes[max_node.input[0]]
+    assert tf.make_ndarray(max_node.attr['value'].tensor) == pytest.approx(0.75)
