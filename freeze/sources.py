@@ -389,9 +389,13 @@ def _fold_constants(graph_def, outputs: Sequence[str]):
     """Replaces every computation that depends only on constants by its value."""
     graph = _import(graph_def)
     foldable = {}
+    branch = {}  # Ops inside a v1 cond branch: may be dead, never evaluated here.
     for op in graph.get_operations():  # Topological order.
-        if op.type == 'Const':
-            foldable[op.name] = True
+        branch[op.name] = op.type in ('Switch', 'RefSwitch') or any(
+            branch.get(t.op.name, False) for t in op.inputs) or any(
+                branch.get(c.name, False) for c in op.control_inputs)
+        if op.type == 'Const':  # Inside a cond branch a constant waits for the branch.
+            foldable[op.name] = all(foldable.get(c.name, False) for c in op.control_inputs)
             continue
         # Fake-quant ops stay: the converter reads the ranges of weights from them.
         if op.type in _NOT_FOLDABLE or op.type.startswith(('Random', 'TruncatedNormal',
@@ -399,7 +403,8 @@ def _fold_constants(graph_def, outputs: Sequence[str]):
                 op.type in stateful_types():
             foldable[op.name] = False
             continue
-        if op.type == 'Shape' and op.inputs[0].shape.is_fully_defined():
+        if op.type == 'Shape' and op.inputs[0].shape.is_fully_defined() and \
+                not branch[op.name]:
             foldable[op.name] = True
             continue
         foldable[op.name] = all(foldable.get(t.op.name, False) for t in op.inputs) and all(
@@ -676,6 +681,13 @@ def make_inference_graph(graph_def, *, checkpoint: Optional[str] = None,
         pruned = v1.graph_util.extract_sub_graph(cut, outputs)
     except (AssertionError, ValueError, TypeError) as e:
         raise FreezeError(f'cannot prune {source} to {", ".join(outputs)}: {e}') from None
+    v2_flow = [f'{n.name} ({n.op})' for n in pruned.node
+               if n.op in ('If', 'StatelessIf', 'While', 'StatelessWhile')]
+    if v2_flow:
+        raise FreezeError(f'{v2_flow[0]} is TF2 control flow (tf.cond/while_loop with control '
+                          'flow v2), which this tool does not fold into an inference graph; '
+                          'build the graph after tf.compat.v1.disable_control_flow_v2() (v1 '
+                          'Switch/Merge folds away), or freeze it yourself')
     if not allow_unsafe_ops:
         safety.check_graph_safety(_without_variables(pruned), source)
     pruned = _variables_to_constants(pruned, checkpoint, source)

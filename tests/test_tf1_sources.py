@@ -327,3 +327,38 @@ def test_moving_average_range_updates_are_read_as_trained_values(tmp_path, use_r
     while max_node.op == 'Identity':
         max_node = nodes[max_node.input[0]]
     assert tf.make_ndarray(max_node.attr['value'].tensor) == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize('control_flow_v2', [False, True])
+def test_is_training_cond_is_resolved_or_named(tmp_path, control_flow_v2):
+    """A v1 cond on is_training (Switch/Merge) folds away; a v2 If is named, not kept."""
+    from graph_models._tf import tf, v1
+    if not control_flow_v2:
+        v1.disable_control_flow_v2()
+    try:
+        graph = tf.Graph()
+        with graph.as_default():
+            x = v1.placeholder(tf.float32, [None, 784], name='x')
+            is_training = v1.placeholder_with_default(True, [], name='is_training')
+            w = v1.get_variable('w', [784, 10])
+            h = tf.matmul(x, w)
+            h = v1.cond(is_training, lambda: tf.nn.dropout(h, rate=0.5), lambda: h * 1.0)
+            tf.nn.softmax(h, name='probs')
+            with v1.Session() as session:
+                session.run(v1.global_variables_initializer())
+                expected_w = session.run(w)
+                prefix = v1.train.Saver().save(session, str(tmp_path / 'model.ckpt'))
+    finally:
+        v1.enable_control_flow_v2()
+    if control_flow_v2:
+        with pytest.raises(FreezeError, match=r'^cond \((StatelessIf|If)\) is TF2 control flow'):
+            sources.load_source(prefix)
+        return
+    frozen = sources.load_source(prefix)
+    ops = {n.op for n in frozen.graph_def.node}
+    assert not ops & {'Switch', 'Merge', 'RandomUniform'}
+    image = np.random.default_rng(0).uniform(0, 1, (1, 784)).astype(np.float32)
+    got = freeze_export.run_graph(frozen.graph_def, 'x', 'probs', image)
+    logits = image @ expected_w
+    want = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    np.testing.assert_allclose(got, want, atol=1e-5)  # float32 matmul of 784 terms.
