@@ -1,11 +1,13 @@
-"""Evaluating models: ``.tflite`` with the LiteRT interpreter, frozen ``.pb``, checkpoints.
+"""Evaluating models: ``.tflite`` with the LiteRT interpreter, and any TF graph source.
 
 A ``.tflite`` runs in ``ai_edge_litert.interpreter.Interpreter`` (``tf.lite.Interpreter`` is
 deprecated in TF 2.21). Integer models get their input quantized and their output dequantized
 with the model's own scale and zero point, so every model is scored on the same float images.
-For a ``.tflite`` exported from a checkpoint (its ``.json`` export record names it), the TF graph
-it was converted from is run on the same images to measure top-1 agreement and the mean absolute
-difference of the probabilities.
+For a ``.tflite`` whose ``.json`` export record names its source, that TF graph is loaded again,
+checked against the record's graph digest, and run on the same images to measure top-1
+agreement and the mean absolute difference of the probabilities. Graph sources (our runs, TF1
+checkpoints, SavedModels, ``.pb``/``.pbtxt``) are scored as frozen inference graphs
+(`graph_models.run_export.load_model`); shapes always come from the model.
 """
 
 import dataclasses

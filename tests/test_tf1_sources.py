@@ -362,3 +362,12 @@ def test_is_training_cond_is_resolved_or_named(tmp_path, control_flow_v2):
     logits = image @ expected_w
     want = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
     np.testing.assert_allclose(got, want, atol=1e-5)  # float32 matmul of 784 terms.
+
+
+def test_freeze_toolkit_stands_alone():
+    """`grep -rn graph_models freeze/` prints nothing: the toolkit imports nothing of ours."""
+    folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'freeze')
+    for name in sorted(os.listdir(folder)):
+        if name.endswith('.py'):
+            with open(os.path.join(folder, name)) as f:
+                assert 'graph_models' not in f.read(), name
