@@ -233,3 +233,18 @@ def test_predict_flattens_transparency_onto_white(tmp_path):
     # White background, inverted: background 0, the stroke bright.
     assert pixels[0, 0] == pytest.approx(0.0, abs=1e-6)
     assert pixels[14, 14] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_predict_with_our_checkpoint_and_its_frozen_graph(runs, tmp_path, capsys):
+    from PIL import Image
+    data = runs['data']
+    for i in range(3):
+        Image.fromarray(255 - data.test_images[i]).save(tmp_path / f'd{i}.png')
+    pb = tmp_path / 'frozen.pb'
+    assert cli.main(['freeze', runs['a'], '-o', str(pb)]) == 0
+    capsys.readouterr()
+    outputs = []
+    for model in (runs['a'], str(pb)):
+        assert cli.main(['predict', str(tmp_path), '--model', model]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1] and outputs[0].count('\n') == 3
