@@ -215,7 +215,9 @@ def _sample_inputs(shape: Sequence[int], input_range, representative: Optional[n
 def export_graph(frozen, mode: str = 'float', *,
                  representative_images: Optional[np.ndarray] = None,
                  input_range: Tuple[float, float] = tflite.INPUT_RANGE,
-                 calibrate: bool = False) -> ExportRecord:
+                 calibrate: bool = False,
+                 representative_examples: int = tflite.REPRESENTATIVE_EXAMPLES,
+                 seed: int = 0) -> ExportRecord:
     """Converts a frozen inference graph, verifying integer models.
 
     Args:
@@ -226,6 +228,8 @@ def export_graph(frozen, mode: str = 'float', *,
       input_range: real ``(min, max)`` of the inputs, for the quantized input statistics.
       calibrate: calibrate every range from ``representative_images`` (post-training), even
         where the graph has fake-quant ranges.
+      representative_examples: how many of ``representative_images`` the converter sees.
+      seed: which ones (`freeze.tflite.representative_from_images`).
 
     Returns:
       The `ExportRecord`.
@@ -274,7 +278,8 @@ def export_graph(frozen, mode: str = 'float', *,
             raise UsageError(f'the representative data has examples of shape '
                              f'{list(representative_images.shape[1:])}, the model input '
                              f'{frozen.inputs[0]} needs {shape[1:]}') from None
-        representative = tflite.representative_from_images(images)
+        representative = tflite.representative_from_images(
+            images, count=representative_examples, seed=seed)
     model = tflite.convert_graph_def(graph_def, frozen.inputs, frozen.outputs, mode,
                                      fake_quantized=fake_quantized,
                                      representative_data=representative,

@@ -27,7 +27,6 @@ from graph_models.restore import build_restored_inference_graph  # noqa: F401
 from graph_models.run_config import RunConfig
 
 RUN = 'checkpoint'  # Source kind of our own run folders in export records.
-REPRESENTATIVE_IMAGES = 1000
 
 
 @dataclasses.dataclass
@@ -177,7 +176,7 @@ def export_model(source: str, mode: str = 'float', *, batch_size: int = 1,
                  tag_set: Sequence[str] = ('serve',), signature_def: Optional[str] = None,
                  input_range: Tuple[float, float] = tflite.INPUT_RANGE,
                  calibrate: bool = False, allow_unsafe_ops: bool = False,
-                 representative_examples: int = REPRESENTATIVE_IMAGES) -> ExportRecord:
+                 representative_examples: int = tflite.REPRESENTATIVE_EXAMPLES) -> ExportRecord:
     """Exports any model source to TFLite, verifying integer models.
 
     For one of our runs, ``int8``/``uint8`` use its QAT eval graph when it was quantized, and
@@ -210,26 +209,22 @@ def export_model(source: str, mode: str = 'float', *, batch_size: int = 1,
                         input_arrays=input_arrays, output_arrays=output_arrays,
                         input_shapes=input_shapes, tag_set=tag_set, signature_def=signature_def,
                         allow_unsafe_ops=allow_unsafe_ops)
-    images = None
-    if integer and (data_dir or calibrate or not frozen.fake_quantized):
-        if data_dir is None and (calibrate or not frozen.fake_quantized):
-            images = None  # export_graph names the layers and asks for --data-dir.
-        else:
-            images, _, _ = dataset_images(frozen, dataset, data_dir,
-                                          limit=None if frozen.source_kind != RUN else
-                                          None)
-            rng = np.random.default_rng(0)
-            pick = rng.choice(len(images), min(representative_examples, len(images)),
-                              replace=False)
-            images = scale_to_range(images[np.sort(pick)], input_range)
+    images, seed, limit = None, 0, None
+    if frozen.source_kind == RUN:
+        seed, limit = run.seed, run.limit  # The run's own training examples, as it saw them.
+    if integer and data_dir is not None and (calibrate or not frozen.fake_quantized):
+        images, _, _ = dataset_images(frozen, dataset, data_dir, limit=limit)
+        images = scale_to_range(images, input_range)
     record = freeze_export.export_graph(frozen, mode, representative_images=images,
-                                        input_range=input_range, calibrate=calibrate)
+                                        input_range=input_range, calibrate=calibrate,
+                                        representative_examples=representative_examples,
+                                        seed=seed)
     return record
 
 
 def export_checkpoint(checkpoint: str, mode: str = 'float', *, batch_size: int = 1,
                       data_dir: Optional[str] = None,
-                      representative_examples: int = REPRESENTATIVE_IMAGES) -> ExportRecord:
+                      representative_examples: int = tflite.REPRESENTATIVE_EXAMPLES) -> ExportRecord:
     """Exports one of our runs (see `export_model`)."""
     if not restore.is_run(checkpoint):
         restore.open_run(checkpoint)  # Raises the precise CheckpointError.
