@@ -212,6 +212,26 @@ def _sample_inputs(shape: Sequence[int], input_range, representative: Optional[n
     return rng.uniform(low, high, (SAMPLE_INPUTS,) + tuple(shape[1:])).astype(np.float32)
 
 
+def _check_input_range(graph_def, inputs: Sequence[str], input_range) -> None:
+    """Refuses an input range that the input's own fake-quant range would silently override."""
+    nodes = {n.name: n for n in graph_def.node}
+    for node in graph_def.node:
+        if not node.op.startswith('FakeQuantWithMinMax') or op_name(node.input[0]) not in inputs:
+            continue
+        if node.op == 'FakeQuantWithMinMaxArgs':
+            low, high = node.attr['min'].f, node.attr['max'].f
+        else:
+            bounds = [nodes.get(op_name(node.input[k])) for k in (1, 2)]
+            if any(b is None or b.op != 'Const' for b in bounds):
+                continue
+            low, high = (float(np.min(tf.make_ndarray(b.attr['value'].tensor))) for b in bounds)
+        if not np.allclose((low, high), input_range, atol=1e-6):
+            raise UsageError(f'--input-range {input_range[0]:g},{input_range[1]:g} differs from '
+                             f'the range [{low:g}, {high:g}] the graph quantizes input '
+                             f'{op_name(node.input[0])} to ({node.name}); pass --input-range '
+                             f'{low:g},{high:g}')
+
+
 def export_graph(frozen, mode: str = 'float', *,
                  representative_images: Optional[np.ndarray] = None,
                  input_range: Tuple[float, float] = tflite.INPUT_RANGE,
@@ -247,6 +267,8 @@ def export_graph(frozen, mode: str = 'float', *,
     began = time.perf_counter()
     graph_def = frozen.graph_def
     integer = mode in ('int8', 'uint8')
+    if integer:
+        _check_input_range(graph_def, frozen.inputs, (low, high))
     fake_quantized = frozen.fake_quantized
     missing = verify.missing_ranges(graph_def) if integer and fake_quantized else []
     if integer and len(frozen.inputs) != 1:

@@ -225,6 +225,11 @@ def test_input_range_is_recorded_and_used(models, tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(['eval', str(model), '--data-dir', models['data_dir']]) == 0
     assert float(capsys.readouterr().out.split('agreement with the TF graph: ')[1][:6]) >= 0.95
+    # The QAT graph quantizes its input x to [0, 1] itself: another range is refused.
+    assert cli.main(['export', models['qat'], '--quantize', 'int8', '--input-range', '0,2',
+                     '-o', str(tmp_path / 'q.tflite')]) == 2
+    assert 'differs from the range [0, 1] the graph quantizes input x to' in \
+        capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         cli.main(['export', models['qat'], '--input-range', '1,0'])
     assert e.value.code == 2 and 'MIN < MAX' in capsys.readouterr().err
