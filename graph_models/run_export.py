@@ -212,7 +212,8 @@ def export_model(source: str, mode: str = 'float', *, batch_size: int = 1,
     images, seed, limit = None, 0, None
     if frozen.source_kind == RUN:
         seed, limit = run.seed, run.limit  # The run's own training examples, as it saw them.
-    if integer and data_dir is not None and (calibrate or not frozen.fake_quantized):
+    wants_data = data_dir is not None or dataset is not None  # --dataset alone: its cache.
+    if integer and wants_data and (calibrate or not frozen.fake_quantized):
         images, _, _ = dataset_images(frozen, dataset, data_dir, limit=limit)
         images = scale_to_range(images, input_range)
     record = freeze_export.export_graph(frozen, mode, representative_images=images,
