@@ -15,9 +15,9 @@ from typing import Dict
 
 import numpy as np
 
-from freeze.export import export_checkpoint
 from graph_models import evaluate, keras_reference
 from graph_models._tf import tf
+from graph_models.run_export import export_checkpoint
 from graph_models.checkpoints import resolve_checkpoint
 from graph_models.nets_factory import ModelConfig
 from graph_models.quantize import QuantizationConfig

@@ -1,26 +1,40 @@
-"""One call from a checkpoint folder (or a frozen ``.pb``) to a ``.tflite``.
+"""One call from a frozen inference graph to a verified ``.tflite`` with its export record.
 
-`export_checkpoint` picks the right graph for the mode (float graph for ``float``/``dynamic``
-and post-training ``int8``; the QAT eval graph for ``int8``/``uint8`` of a quantized run), with a
-fixed batch size. `export_frozen_graph` converts a ``.pb`` from elsewhere. Both return an
-`ExportRecord`; `write_export` writes the model atomically, with a ``.json`` record beside it that
-``graph-models eval`` reads to compare the model with its TF graph.
+`export_graph` converts a `freeze.sources.FrozenGraph` (from any source kind) in one of the
+modes of `freeze.tflite`. For ``int8``/``uint8`` it
+
+* uses the graph's fake-quant ranges when every layer has them (QAT), widening int8 weight
+  ranges to symmetric ones so that int8 weights get zero point 0 (`symmetrize_weight_ranges`);
+* refuses, naming the layers, a graph where some layers have no ranges, unless asked to
+  calibrate (``calibrate=True``: every range comes from representative data instead);
+* quantizes a graph without any fake-quant op post-training, from representative data;
+* verifies the result (`freeze.verify`) and raises instead of returning a float-computing model.
+
+`write_export` publishes the model and its ``.json`` record together (`freeze.fileio.publish`);
+the record holds the model's digest, so `read_export_record` never pairs a model with another
+model's record, and the digest of the converted graph, so an evaluation can check that the
+record's source still is the graph that was converted.
 """
 
 import dataclasses
+import hashlib
 import json
 import os
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from freeze import freeze_graph, safety, tflite
-from graph_models import __version__, checkpoints, graphs
-from graph_models import data as data_lib
-from graph_models.errors import ConfigError
-from graph_models.fileio import atomic_write
-from graph_models.run_config import read_run_config
+from freeze import tflite, verify
+from freeze._tf import tf, v1
+from freeze.errors import ExportError, UsageError, VerificationError
+from freeze.fileio import publish
+from freeze.freeze_graph import graph_digest, op_name
+
+RECORD_SUFFIX = '.json'
+# A record is a few hundred bytes; anything much larger is not one.
+MAX_RECORD_BYTES = 1 << 20
+SAMPLE_INPUTS = 32
 
 
 @dataclasses.dataclass
@@ -30,16 +44,21 @@ class ExportRecord:
     Attributes:
       model: the ``.tflite`` bytes (not written to the JSON record).
       mode: ``float``, ``dynamic``, ``int8`` or ``uint8``.
-      source: checkpoint prefix or ``.pb`` path.
-      source_kind: ``checkpoint`` or ``frozen_graph``.
+      source: checkpoint prefix, folder or ``.pb`` path.
+      source_kind: ``checkpoint`` (our runs), ``checkpoint_meta``, ``saved_model`` or
+        ``frozen_graph``.
       graph: which TF graph was converted: ``float`` or ``qat_eval``.
       quantization: ``none``, ``dynamic``, ``qat`` or ``post_training``.
       batch_size: static batch size of the input.
       input_arrays: input op names.
       output_arrays: output op names.
-      seconds: wall time of the whole export (graph rebuild, restore, conversion).
-      symmetrized_weights: whether asymmetric QAT weight ranges were widened to symmetric
-        ones for the int8 spec (weights with zero point 0).
+      seconds: wall time of the whole export.
+      symmetrized_weights: whether asymmetric weight ranges were widened to symmetric ones.
+      input_range: the real ``(min, max)`` of the inputs (``--input-range``).
+      input_shapes: input name -> static shape.
+      graph_sha256: digest of the frozen graph that was converted (after symmetrization).
+      options: how the source was loaded (SavedModel tags, signature...).
+      verified: whether the integer checks of `freeze.verify` ran and passed.
     """
 
     model: bytes
@@ -53,165 +72,303 @@ class ExportRecord:
     output_arrays: List[str]
     seconds: float
     symmetrized_weights: bool = False
+    input_range: Tuple[float, float] = tflite.INPUT_RANGE
+    input_shapes: Dict[str, List[int]] = dataclasses.field(default_factory=dict)
+    graph_sha256: str = ''
+    options: Dict = dataclasses.field(default_factory=dict)
+    verified: bool = False
 
     def to_json(self) -> Dict:
         d = dataclasses.asdict(self)
         del d['model']
+        d['input_range'] = list(self.input_range)
         d['size_bytes'] = len(self.model)
-        d['package_version'] = __version__
+        d['model_sha256'] = hashlib.sha256(self.model).hexdigest()
         return d
 
 
-def _representative(run, data_dir: Optional[str], count: int) -> tflite.RepresentativeData:
-    data = data_lib.load_dataset(run.dataset, data_dir or run.data_source, download=False,
-                                 limit=run.limit)
-    images = data_lib.to_float(data.train_images, run.model.input_shape)
-    return tflite.representative_from_images(images, count=count, seed=run.seed)
+def constant_nodes(graph_def) -> set:
+    """Names of the nodes whose value depends on constants only (weights, folded or not)."""
+    nodes = {n.name: n for n in graph_def.node}
+    state = {}
+    for root in nodes:
+        stack = [root]
+        while stack:
+            name = stack[-1]
+            if name in state:
+                stack.pop()
+                continue
+            node = nodes.get(name)
+            if node is None or node.op.startswith(('Placeholder', 'Random', 'Variable',
+                                                    'VarHandle')):
+                state[name] = False
+                stack.pop()
+                continue
+            if node.op == 'Const':
+                state[name] = True
+                stack.pop()
+                continue
+            pending = [op_name(i) for i in node.input if op_name(i) not in state]
+            if pending:
+                stack.extend(pending)
+                if len(stack) > 100000:
+                    raise ExportError('the graph is too deep to analyse')
+                continue
+            state[name] = all(state[op_name(i)] for i in node.input)
+            stack.pop()
+    return {name for name, constant in state.items() if constant}
 
 
-def export_checkpoint(checkpoint: str, mode: str = 'float', *, batch_size: int = 1,
-                      data_dir: Optional[str] = None,
-                      representative_examples: int = tflite.REPRESENTATIVE_EXAMPLES
-                      ) -> ExportRecord:
-    """Exports a training checkpoint to TFLite through ``TFLiteConverter.from_session``.
+def weight_fake_quants(graph_def) -> List[str]:
+    """Names of the fake-quant ops whose input depends on constants only (weights)."""
+    constant = constant_nodes(graph_def)
+    return [n.name for n in graph_def.node
+            if n.op.startswith('FakeQuantWithMinMaxVars') and op_name(n.input[0]) in constant]
+
+
+def symmetrize_weight_ranges(graph_def) -> Tuple[tf.compat.v1.GraphDef, int]:
+    """Widens each weight fake-quant range ``[min, max]`` of a frozen graph to ``[-r, r]``.
+
+    TFLite's int8 spec (and XNNPACK, and the Edge TPU) need int8 weights with zero point 0.
+    ``r = max(|min|, |max|)`` clips nothing; the quantization step grows by at most 2x.
 
     Args:
-      checkpoint: checkpoint folder (latest checkpoint) or prefix, with ``run_config.json``.
+      graph_def: a frozen graph whose fake-quant min/max inputs are constants.
+
+    Returns:
+      ``(new graph_def, number of ranges changed)``.
+    """
+    out = v1.GraphDef()
+    out.CopyFrom(graph_def)
+    nodes = {n.name: n for n in out.node}
+    changed = 0
+    for name in weight_fake_quants(out):
+        node = nodes[name]
+        bounds = [nodes.get(op_name(node.input[k])) for k in (1, 2)]
+        while any(b is not None and b.op == 'Identity' for b in bounds):
+            bounds = [nodes.get(op_name(b.input[0])) if b is not None and b.op == 'Identity'
+                      else b for b in bounds]
+        if any(b is None or b.op != 'Const' for b in bounds):
+            continue
+        low, high = (tf.make_ndarray(b.attr['value'].tensor) for b in bounds)
+        bound = np.maximum(np.abs(low), np.abs(high)).astype(low.dtype)
+        if np.array_equal(-bound, low) and np.array_equal(bound, high):
+            continue
+        # The min/max constants may be shared; give this op its own.
+        for k, value in ((1, -bound), (2, bound)):
+            const = out.node.add()
+            const.name = f'{name}/symmetric_{"min" if k == 1 else "max"}'
+            const.op = 'Const'
+            const.attr['dtype'].type = tf.as_dtype(value.dtype).as_datatype_enum
+            const.attr['value'].tensor.CopyFrom(tf.make_tensor_proto(value))
+            node.input[k] = const.name
+        changed += 1
+    return (v1.graph_util.extract_sub_graph(out, [n.name for n in out.node]) if changed
+            else out), changed
+
+
+def strip_fake_quant(graph_def) -> tf.compat.v1.GraphDef:
+    """The float graph under a fake-quantized one (each fake-quant op becomes an Identity)."""
+    out = v1.GraphDef()
+    out.CopyFrom(graph_def)
+    for node in out.node:
+        if node.op.startswith('FakeQuantWithMinMax'):
+            inputs = [node.input[0]] + [i for i in node.input if i.startswith('^')]
+            del node.input[:]
+            node.input.extend(inputs)
+            node.op = 'Identity'
+            node.attr.clear()
+            node.attr['T'].type = tf.float32.as_datatype_enum
+    return out
+
+
+def run_graph(graph_def, input_name: str, output_name: str, inputs: np.ndarray) -> np.ndarray:
+    """Runs a frozen GraphDef on float ``inputs [N, ...]`` in batches of its static batch."""
+    graph = tf.Graph()
+    with graph.as_default():
+        v1.import_graph_def(graph_def, name='')
+    x = graph.get_tensor_by_name(input_name + ':0')
+    y = graph.get_tensor_by_name(output_name + ':0')
+    static = x.shape.as_list()
+    batch = static[0] or 256
+    shape = tuple(static[1:])
+    inputs = inputs.reshape((len(inputs),) + shape).astype(x.dtype.as_numpy_dtype)
+    out = []
+    with v1.Session(graph=graph) as session:
+        for start in range(0, len(inputs), batch):
+            chunk = inputs[start:start + batch]
+            n = len(chunk)
+            if static[0] and n < batch:
+                chunk = np.concatenate([chunk, np.zeros((batch - n,) + shape, chunk.dtype)])
+            out.append(session.run(y, {x: chunk})[:n])
+    return np.concatenate(out)
+
+
+def _sample_inputs(shape: Sequence[int], input_range, representative: Optional[np.ndarray]):
+    if representative is not None and len(representative):
+        return representative[:SAMPLE_INPUTS].reshape((-1,) + tuple(shape[1:]))
+    rng = np.random.default_rng(0)
+    low, high = input_range
+    return rng.uniform(low, high, (SAMPLE_INPUTS,) + tuple(shape[1:])).astype(np.float32)
+
+
+def _check_input_range(graph_def, inputs: Sequence[str], input_range) -> None:
+    """Refuses an input range that the input's own fake-quant range would silently override."""
+    nodes = {n.name: n for n in graph_def.node}
+    for node in graph_def.node:
+        if not node.op.startswith('FakeQuantWithMinMax') or op_name(node.input[0]) not in inputs:
+            continue
+        if node.op == 'FakeQuantWithMinMaxArgs':
+            low, high = node.attr['min'].f, node.attr['max'].f
+        else:
+            bounds = [nodes.get(op_name(node.input[k])) for k in (1, 2)]
+            if any(b is None or b.op != 'Const' for b in bounds):
+                continue
+            low, high = (float(np.min(tf.make_ndarray(b.attr['value'].tensor))) for b in bounds)
+        if not np.allclose((low, high), input_range, atol=1e-6):
+            raise UsageError(f'--input-range {input_range[0]:g},{input_range[1]:g} differs from '
+                             f'the range [{low:g}, {high:g}] the graph quantizes input '
+                             f'{op_name(node.input[0])} to ({node.name}); pass --input-range '
+                             f'{low:g},{high:g}')
+
+
+def export_graph(frozen, mode: str = 'float', *,
+                 representative_images: Optional[np.ndarray] = None,
+                 input_range: Tuple[float, float] = tflite.INPUT_RANGE,
+                 calibrate: bool = False,
+                 representative_examples: int = tflite.REPRESENTATIVE_EXAMPLES,
+                 seed: int = 0) -> ExportRecord:
+    """Converts a frozen inference graph, verifying integer models.
+
+    Args:
+      frozen: a `freeze.sources.FrozenGraph` (one input, one output for integer modes).
       mode: one of `freeze.tflite.MODES`.
-      batch_size: static batch size of ``Input`` (1 for Edge TPU).
-      data_dir: where the training data is, for post-training int8 (default: the run's data
-        source).
-      representative_examples: how many training examples calibrate post-training int8.
+      representative_images: float inputs ``[N, ...]`` for post-training quantization (a
+        graph without fake-quant ops, or ``calibrate``); also the verification samples.
+      input_range: real ``(min, max)`` of the inputs, for the quantized input statistics.
+      calibrate: calibrate every range from ``representative_images`` (post-training), even
+        where the graph has fake-quant ranges.
+      representative_examples: how many of ``representative_images`` the converter sees.
+      seed: which ones (`freeze.tflite.representative_from_images`).
 
     Returns:
       The `ExportRecord`.
 
     Raises:
-      CheckpointError: missing or unfitting checkpoint.
-      ConfigError: a mode the checkpoint cannot give (uint8 from a float run).
+      UsageError: a mode the graph cannot give without data, or a bad input range.
       ExportError: the converter failed.
+      VerificationError: the converted integer model is not one (nothing should be written).
     """
     if mode not in tflite.MODES:
-        raise ConfigError(f'unknown export mode {mode!r}; choose one of '
-                          f'{", ".join(tflite.MODES)}')
-    if batch_size <= 0:
-        raise ConfigError(f'batch size must be positive, got {batch_size}')
+        raise UsageError(f'unknown export mode {mode!r}; choose one of {", ".join(tflite.MODES)}')
+    low, high = (float(v) for v in input_range)
+    if not (np.isfinite(low) and np.isfinite(high) and low < high):
+        raise UsageError(f'input range must be MIN,MAX with MIN < MAX, got {low},{high}')
     began = time.perf_counter()
-    prefix = checkpoints.resolve_checkpoint(checkpoint)
-    run = read_run_config(checkpoint if os.path.isdir(checkpoint) else prefix)
-    qat = bool(run.quantization) and mode in ('int8', 'uint8')
+    graph_def = frozen.graph_def
+    integer = mode in ('int8', 'uint8')
+    if integer:
+        _check_input_range(graph_def, frozen.inputs, (low, high))
+    fake_quantized = frozen.fake_quantized
+    missing = verify.missing_ranges(graph_def) if integer and fake_quantized else []
+    if integer and len(frozen.inputs) != 1:
+        raise UsageError(f'integer export needs exactly one input, the graph has '
+                         f'{len(frozen.inputs)}: {", ".join(frozen.inputs)}')
+    if calibrate:
+        if not integer:
+            raise UsageError('calibration applies to int8/uint8 export')
+        if representative_images is None:
+            raise UsageError('calibration needs representative data: pass --data-dir')
+        graph_def, fake_quantized, missing = strip_fake_quant(graph_def), False, []
+    elif missing:
+        raise VerificationError(verify.missing_ranges_message(missing))
+    if integer and not fake_quantized and representative_images is None:
+        raise UsageError(verify.missing_ranges_message(verify.missing_ranges(graph_def)
+                                                       or ['the graph']))
+    if mode == 'uint8' and not fake_quantized and not calibrate:
+        pass  # Post-training uint8 I/O: the converter supports it with int8 internals.
+    symmetrized = 0
+    if integer and fake_quantized and mode == 'int8':
+        graph_def, symmetrized = symmetrize_weight_ranges(graph_def)
     representative = None
-    if mode in ('int8', 'uint8') and not qat:
-        if mode == 'uint8':
-            raise ConfigError('uint8 export needs a quantization-aware checkpoint (train with '
-                              '--quantize); for a float checkpoint use --quantize int8 '
-                              '(post-training quantization)')
-        representative = _representative(run, data_dir, representative_examples)
-    session, model = freeze_graph.build_restored_inference_graph(
-        run, prefix, batch_size=batch_size, quantized=qat)
-    symmetrize = qat and mode == 'int8' and not run.quantization.symmetric
-    try:
-        if symmetrize:
-            symmetrize_weight_ranges(session)
-        flatbuffer = tflite.convert_session(session, [model.inputs], [model.output], mode,
-                                            fake_quantized=qat,
-                                            representative_data=representative)
-    finally:
-        session.close()
-    quantization = {'float': 'none', 'dynamic': 'dynamic'}.get(
-        mode, 'qat' if qat else 'post_training')
-    return ExportRecord(flatbuffer, mode, prefix, 'checkpoint', 'qat_eval' if qat else 'float',
-                        quantization, batch_size, [graphs.INPUT], [graphs.OUTPUT],
-                        time.perf_counter() - began, symmetrized_weights=symmetrize)
-
-
-def symmetrize_weight_ranges(session) -> int:
-    """Widens every ``weights_quant`` range of a QAT eval graph to ``[-r, r]``.
-
-    TFLite's int8 spec (and XNNPACK, and the Edge TPU) need weights with zero point 0. The
-    asymmetric ranges of a default QAT run give other zero points, so for int8 export each
-    range becomes symmetric around 0 with ``r = max(|min|, |max|)``. That clips nothing; the
-    quantization step grows by at most 2x. Runs trained with ``--symmetric`` need none of this.
-
-    Args:
-      session: a session holding a restored QAT eval graph.
-
-    Returns:
-      The number of weight ranges changed.
-    """
-    from graph_models.quantize import QUANTIZATION_VARIABLES, WEIGHTS_QUANT
-    graph = session.graph
-    ranges = {}
-    for var in graph.get_collection(QUANTIZATION_VARIABLES):
-        scope, end = var.op.name.rsplit('/', 1)
-        # <ctx>/weights_quant, or weights_quant[_N] for root or shared-scope layers.
-        if end in ('min', 'max') and scope.rsplit('/', 1)[-1].split('_quant')[0] == 'weights':
-            ranges.setdefault(scope, {})[end] = var
-    with graph.as_default():
-        for pair in ranges.values():
-            low, high = session.run([pair['min'], pair['max']])
-            bound = max(abs(float(low)), abs(float(high)))
-            pair['min'].load(-bound, session)
-            pair['max'].load(bound, session)
-    return len(ranges)
-
-
-def export_frozen_graph(path: str, mode: str = 'float', *,
-                        input_arrays: Sequence[str] = (graphs.INPUT,),
-                        output_arrays: Sequence[str] = (graphs.OUTPUT,),
-                        input_shapes: Optional[Dict[str, Sequence[int]]] = None,
-                        representative_images: Optional[np.ndarray] = None,
-                        allow_unsafe_ops: bool = False) -> ExportRecord:
-    """Exports a frozen ``.pb`` (ours or from elsewhere) via ``from_frozen_graph``.
-
-    Args:
-      path: the frozen GraphDef.
-      mode: one of `freeze.tflite.MODES`.
-      input_arrays: input op names.
-      output_arrays: output op names.
-      input_shapes: input name -> static shape (needed when the graph's batch is ``None``).
-      representative_images: float inputs for post-training int8/uint8 of a graph without
-        fake quantization.
-      allow_unsafe_ops: skip the allow-list check of `freeze.safety` (trusted graphs only).
-
-    Returns:
-      The `ExportRecord`.
-    """
-    began = time.perf_counter()
-    graph_def = freeze_graph.read_graph_def(path)
-    safety.check_graph_safety(graph_def, path, allow_unsafe_ops)
-    freeze_graph.check_output_names(graph_def, list(input_arrays) + list(output_arrays))
-    fake_quantized = any(n.op.startswith('FakeQuantWithMinMax') for n in graph_def.node)
-    representative = None
-    if representative_images is not None and mode in ('int8', 'uint8') and not fake_quantized:
-        representative = tflite.representative_from_images(representative_images)
-    flatbuffer = tflite.convert_frozen_graph(path, input_arrays, output_arrays, input_shapes,
-                                             mode, fake_quantized=fake_quantized,
-                                             representative_data=representative)
-    batch = 1
-    if input_shapes:
-        batch = int(list(input_shapes.values())[0][0])
+    shape = frozen.input_shapes[frozen.inputs[0]]
+    if integer and not fake_quantized:
+        images = np.asarray(representative_images, np.float32)
+        try:
+            images = images.reshape((-1,) + tuple(shape[1:]))
+        except ValueError:
+            raise UsageError(f'the representative data has examples of shape '
+                             f'{list(representative_images.shape[1:])}, the model input '
+                             f'{frozen.inputs[0]} needs {shape[1:]}') from None
+        representative = tflite.representative_from_images(
+            images, count=representative_examples, seed=seed)
+    model = tflite.convert_graph_def(graph_def, frozen.inputs, frozen.outputs, mode,
+                                     fake_quantized=fake_quantized,
+                                     representative_data=representative,
+                                     input_range=(low, high))
+    verified = False
+    if integer:
+        samples = _sample_inputs(shape, (low, high), representative_images)
+        verify.verify_integer_model(
+            model, samples, lambda x: run_graph(graph_def, frozen.inputs[0],
+                                                frozen.outputs[0], x), missing)
+        verified = True
     quantization = {'float': 'none', 'dynamic': 'dynamic'}.get(
         mode, 'qat' if fake_quantized else 'post_training')
-    return ExportRecord(flatbuffer, mode, os.path.abspath(path), 'frozen_graph',
-                        'qat_eval' if fake_quantized else 'float', quantization, batch,
-                        list(input_arrays), list(output_arrays), time.perf_counter() - began)
+    return ExportRecord(model, mode, frozen.source, frozen.source_kind,
+                        'qat_eval' if fake_quantized else 'float', quantization, shape[0],
+                        list(frozen.inputs), list(frozen.outputs), time.perf_counter() - began,
+                        symmetrized_weights=bool(symmetrized), input_range=(low, high),
+                        input_shapes=dict(frozen.input_shapes),
+                        graph_sha256=graph_digest(graph_def), options=dict(frozen.options),
+                        verified=verified)
 
 
 def write_export(record: ExportRecord, path: str) -> str:
-    """Writes the ``.tflite`` and its ``.json`` record atomically; returns the record path."""
+    """Publishes the ``.tflite`` and its ``.json`` record together; returns the record path.
+
+    Raises:
+      OSError: if writing fails (then neither file changed and no temporary file is left).
+    """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    atomic_write(path, record.model)
-    record_path = path + '.json'
-    atomic_write(record_path, (json.dumps(record.to_json(), indent=2) + '\n').encode())
+    record_path = path + RECORD_SUFFIX
+    publish([(path, record.model),
+             (record_path, (json.dumps(record.to_json(), indent=2) + '\n').encode())])
     return record_path
 
 
-def read_export_record(tflite_path: str) -> Optional[Dict]:
-    """The ``.json`` record written beside a ``.tflite`` by `write_export`, or None."""
+def read_export_record(tflite_path: str, model: Optional[bytes] = None) -> Optional[Dict]:
+    """The record written beside a ``.tflite`` by `write_export`, or None if there is none.
+
+    Args:
+      tflite_path: the model file.
+      model: its bytes, to check the record's ``model_sha256`` (a record of another model
+        is ignored, as if absent).
+
+    Raises:
+      ExportError: if a record is there but is not a valid export record.
+    """
+    path = tflite_path + RECORD_SUFFIX
     try:
-        with open(tflite_path + '.json') as f:
-            return json.load(f)
-    except (OSError, ValueError):
+        if not os.path.isfile(path):
+            return None
+        if os.path.getsize(path) > MAX_RECORD_BYTES:
+            raise ExportError(f'{path} is not an export record (too large); delete it or '
+                              'export the model again')
+        with open(path, 'rb') as f:
+            record = json.loads(f.read().decode('utf-8'))
+    except OSError as e:
+        raise ExportError(f'cannot read {path}: {e.strerror}') from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ExportError(f'{path} is not a valid export record (not JSON); delete it or '
+                          'export the model again') from None
+    fields = {'source': str, 'source_kind': str, 'mode': str}
+    if not isinstance(record, dict) or any(not isinstance(record.get(k), t)
+                                           for k, t in fields.items()):
+        raise ExportError(f'{path} is not a valid export record (missing source, source_kind '
+                          'or mode); delete it or export the model again')
+    if model is not None and record.get('model_sha256') not in (
+            None, hashlib.sha256(model).hexdigest()):
         return None
+    return record

@@ -1,66 +1,42 @@
-"""Freezing: variables to constants, only what the outputs need.
+"""Freezing: variables to constants, only what the outputs need; reading and writing GraphDefs.
 
-`freeze_session` is the classic utility for any Session; `freeze_checkpoint` goes from a training
-checkpoint folder to a frozen inference ``GraphDef``. It rebuilds the *inference* graph from
-``run_config.json`` (fixed batch size, no dropout, the quantization eval rewrite when the run was
-quantized), restores the checkpoint and freezes it. It then checks that no variable, optimizer,
-summary, saver or moving-average update op is left.
+`freeze_session` is the classic utility for any Session. `read_graph_def` reads binary ``.pb``
+and text ``.pbtxt`` files alike (what ``freeze --pbtxt`` writes is readable by every command).
 """
 
-import dataclasses
 import difflib
+import hashlib
 import os
 from typing import Iterable, List, Optional, Sequence
 
-from graph_models import checkpoints, graphs
-from graph_models._tf import tf, v1
-from graph_models.errors import CheckpointError, GraphModelsError, tf_error_reason
-from graph_models.fileio import atomic_write
-from graph_models.run_config import RunConfig, read_run_config
+from freeze._tf import tf, v1
+from freeze.errors import FreezeError
+from freeze.fileio import atomic_write
 
 FROZEN_GRAPH_FILE = 'frozen_graph.pb'
+# A GraphDef larger than this is refused before parsing (protobuf's own limit is 2 GB).
+MAX_GRAPH_BYTES = 1 << 30
 
 # Op types that must not survive in a frozen inference graph.
 _STATEFUL_PREFIXES = ('Variable', 'VarHandle', 'ReadVariable', 'Assign', 'Apply', 'ResourceApply',
-                      'ResourceSparseApply', 'Save', 'Restore', 'MergeV2Checkpoints')
+                      'ResourceSparseApply', 'Save', 'Restore', 'MergeV2Checkpoints', 'Random',
+                      'TruncatedNormal', 'Multinomial', 'Queue', 'FIFOQueue', 'Iterator',
+                      'StatelessRandom')
 _SUMMARY_SUFFIX = 'Summary'
 
 
-class FreezeError(GraphModelsError):
-    """A graph cannot be frozen as asked (unknown output name, stateful ops left, ...)."""
-
-
-@dataclasses.dataclass
-class FrozenModel:
-    """A frozen inference graph and where it came from.
-
-    Attributes:
-      graph_def: the frozen ``GraphDef``.
-      run: the run config of the checkpoint.
-      checkpoint: the checkpoint prefix that was restored.
-      batch_size: the static batch size of ``Input``.
-      quantized: whether the graph has the quantization eval rewrite.
-    """
-
-    graph_def: tf.compat.v1.GraphDef
-    run: RunConfig
-    checkpoint: str
-    batch_size: int
-    quantized: bool
-
-
-def _op_name(name: str) -> str:
-    return name.split(':')[0]
+def op_name(name: str) -> str:
+    """``'x:0'`` and ``'^x'`` -> ``'x'``."""
+    return name.lstrip('^').split(':')[0]
 
 
 def _available_names(graph_def) -> List[str]:
     """Names worth suggesting: inputs and ops nothing else consumes (likely outputs)."""
-    consumed = {_op_name(i.lstrip('^')) for node in graph_def.node for i in node.input}
-    names = [n.name for n in graph_def.node
-             if n.op == 'Placeholder' or (n.name not in consumed and n.op not in (
-                 'NoOp', 'Const', 'VarHandleOp', 'VariableV2') and not n.op.startswith(
-                     _STATEFUL_PREFIXES) and 'save' not in n.name.lower())]
-    return names
+    consumed = {op_name(i) for node in graph_def.node for i in node.input}
+    return [n.name for n in graph_def.node
+            if n.op == 'Placeholder' or (n.name not in consumed and n.op not in (
+                'NoOp', 'Const', 'VarHandleOp', 'VariableV2') and not n.op.startswith(
+                    _STATEFUL_PREFIXES) and 'save' not in n.name.lower())]
 
 
 def check_output_names(graph_def, output_names: Iterable[str]) -> List[str]:
@@ -71,10 +47,11 @@ def check_output_names(graph_def, output_names: Iterable[str]) -> List[str]:
       output_names: tensor or op names (``Output`` or ``Output:0``).
 
     Raises:
-      FreezeError: naming the unknown output, close matches and the graph's likely outputs.
+      FreezeError: naming the unknown name, close matches and the graph's likely inputs and
+        outputs.
     """
     ops = {node.name for node in graph_def.node}
-    names = [_op_name(n) for n in output_names]
+    names = [op_name(n) for n in output_names]
     for name in names:
         if name not in ops:
             close = difflib.get_close_matches(name, ops, n=3)
@@ -107,7 +84,7 @@ def freeze_session(session: v1.Session, keep_var_names: Optional[Sequence[str]] 
     """
     graph = session.graph
     graph_def = graph.as_graph_def()
-    names = check_output_names(graph_def, output_names or [graphs.OUTPUT])
+    names = check_output_names(graph_def, output_names or ['Output'])
     if clear_devices:
         for node in graph_def.node:
             node.device = ''
@@ -118,84 +95,14 @@ def freeze_session(session: v1.Session, keep_var_names: Optional[Sequence[str]] 
 
 
 def stateful_ops(graph_def) -> List[str]:
-    """``name (type)`` of each variable, optimizer, summary, saver or update op in a graph."""
+    """``name (type)`` of each variable, optimizer, summary, saver, random or queue op."""
     return [f'{node.name} ({node.op})' for node in graph_def.node
-            if node.op.startswith(_STATEFUL_PREFIXES) or node.op.endswith(_SUMMARY_SUFFIX)
-            or 'AssignMovingAvg' in node.name or node.op.startswith('RandomUniform')]
+            if node.op.startswith(_STATEFUL_PREFIXES) or node.op.endswith(_SUMMARY_SUFFIX)]
 
 
-def build_restored_inference_graph(run: RunConfig, checkpoint: str, *, batch_size: int = 1,
-                                   quantized: Optional[bool] = None):
-    """Rebuilds a run's inference graph and restores a checkpoint into it.
-
-    Args:
-      run: the run config.
-      checkpoint: checkpoint prefix.
-      batch_size: static batch size of ``Input``.
-      quantized: with the quantization eval rewrite; default: whether the run was quantized.
-        False on a quantized run gives its float graph (model variables only).
-
-    Returns:
-      ``(session, model_tensors)``; the caller closes the session.
-
-    Raises:
-      CheckpointError: if the checkpoint does not fit the model or cannot be read.
-    """
-    quantized = bool(run.quantization) if quantized is None else quantized
-    if quantized and not run.quantization:
-        raise CheckpointError('this checkpoint comes from a float run: it has no quantization '
-                              'ranges; train with --quantize, or export with post-training '
-                              'quantization')
-    rewrite = run.quantization.eval_rewrite() if quantized else None
-    graph, model = graphs.build_inference_graph(run.model, batch_size=batch_size,
-                                                rewrite=rewrite)
-    with graph.as_default():
-        variables = (v1.global_variables() if quantized
-                     else checkpoints.model_variables(graph))
-        checkpoints.check_variables_fit(checkpoint, variables)
-        saver = v1.train.Saver(variables)
-    session = v1.Session(graph=graph)
-    try:
-        with graph.as_default():
-            saver.restore(session, checkpoint)
-    except tf.errors.OpError as e:
-        session.close()
-        raise CheckpointError(f'cannot restore {checkpoint}: {tf_error_reason(e.message)}') \
-            from None
-    return session, model
-
-
-def freeze_checkpoint(checkpoint: str, *, batch_size: int = 1,
-                      quantized: Optional[bool] = None) -> FrozenModel:
-    """Rebuilds the inference graph of a training checkpoint, restores it and freezes it.
-
-    Args:
-      checkpoint: a checkpoint folder written by training (its latest checkpoint) or a prefix.
-      batch_size: static batch size of ``Input`` (1 for TFLite and Edge TPU).
-      quantized: see `build_restored_inference_graph`.
-
-    Returns:
-      The `FrozenModel`; its graph has the outputs ``Output`` and ``Logits``.
-
-    Raises:
-      CheckpointError: missing checkpoint or run config, or a checkpoint of another model.
-      FreezeError: if a stateful op is left in the frozen graph.
-    """
-    if batch_size <= 0:
-        raise FreezeError(f'batch size must be positive, got {batch_size}')
-    prefix = checkpoints.resolve_checkpoint(checkpoint)
-    run = read_run_config(checkpoint if os.path.isdir(checkpoint) else prefix)
-    session, _ = build_restored_inference_graph(run, prefix, batch_size=batch_size,
-                                                quantized=quantized)
-    try:
-        graph_def = freeze_session(session, output_names=[graphs.OUTPUT, graphs.LOGITS])
-    finally:
-        session.close()
-    left = stateful_ops(graph_def)
-    if left:
-        raise FreezeError(f'the frozen graph still has stateful ops: {", ".join(left[:5])}')
-    quantized = bool(run.quantization) if quantized is None else quantized
-    return FrozenModel(graph_def, run, prefix, batch_size, quantized)
+def graph_digest(graph_def) -> str:
+    """SHA-256 of a GraphDef's deterministic serialization (identifies the graph converted)."""
+    return hashlib.sha256(graph_def.SerializeToString(deterministic=True)).hexdigest()
 
 
 def write_graph_def(graph_def, path: str, as_text: bool = False) -> None:
@@ -207,22 +114,36 @@ def write_graph_def(graph_def, path: str, as_text: bool = False) -> None:
 
 
 def read_graph_def(path: str) -> tf.compat.v1.GraphDef:
-    """Reads a binary frozen ``GraphDef``.
+    """Reads a frozen ``GraphDef``: binary ``.pb``, or text ``.pbtxt`` (by content).
 
     Raises:
-      FreezeError: if the file is missing, empty or not a GraphDef.
+      FreezeError: if the file is missing, not a regular file, too large, empty or not a
+        GraphDef.
     """
+    from google.protobuf import text_format
     from google.protobuf.message import DecodeError
     try:
+        if not os.path.isfile(path):
+            raise FreezeError(f'no graph file at {path}' if not os.path.exists(path) else
+                              f'{path} is not a regular file; pass a .pb or .pbtxt file')
+        if os.path.getsize(path) > MAX_GRAPH_BYTES:
+            raise FreezeError(f'{path} is larger than {MAX_GRAPH_BYTES >> 20} MB; not a graph '
+                              'this tool handles')
         with open(path, 'rb') as f:
             content = f.read()
     except OSError as e:
         raise FreezeError(f'cannot read {path}: {e.strerror}') from None
     graph_def = tf.compat.v1.GraphDef()
+    text = path.endswith('.pbtxt') or content.lstrip()[:5] == b'node '
     try:
-        graph_def.ParseFromString(content)
-    except (DecodeError, RuntimeWarning, ValueError) as e:
-        raise FreezeError(f'{path} is not a frozen GraphDef (.pb) file ({e})') from None
+        if text:
+            text_format.Parse(content.decode('utf-8'), graph_def)
+        else:
+            graph_def.ParseFromString(content)
+    except (DecodeError, RuntimeWarning, ValueError, text_format.ParseError,
+            UnicodeDecodeError) as e:
+        kind = 'text GraphDef (.pbtxt)' if text else 'frozen GraphDef (.pb)'
+        raise FreezeError(f'{path} is not a {kind} file ({str(e)[:200]})') from None
     if not graph_def.node:
         raise FreezeError(f'{path} holds no graph (empty or not a GraphDef .pb file)')
     return graph_def

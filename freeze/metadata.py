@@ -16,7 +16,8 @@ identifier ``M001``, schema 1.0.0 fields only):
 
 As the Task Library expects, the metadata FlatBuffer is a model buffer named
 ``TFLITE_METADATA`` in ``Model.metadata``, and associated files (``labels.txt``) are a zip
-archive appended to the model. The interpreter ignores both. No import of ``graph_models``.
+archive appended to the model. The interpreter ignores both. Like all of ``freeze/``, this
+module stands alone.
 """
 
 import dataclasses

@@ -26,16 +26,12 @@ from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 
-from graph_models._tf import tf, v1
-from graph_models.errors import ConfigError, GraphModelsError
+from freeze._tf import tf, v1
+from freeze.errors import ExportError, UsageError as ConfigError
 
 MODES = ('float', 'dynamic', 'int8', 'uint8')
 INPUT_RANGE = (0.0, 1.0)
 REPRESENTATIVE_EXAMPLES = 200
-
-
-class ExportError(GraphModelsError):
-    """The converter refused the graph, or the request cannot be converted."""
 
 
 RepresentativeData = Callable[[], Iterable[Sequence[np.ndarray]]]
@@ -162,6 +158,29 @@ def convert_frozen_graph(path: str, input_arrays: Sequence[str], output_arrays: 
     return _convert(converter)
 
 
+def convert_graph_def(graph_def, input_arrays: Sequence[str], output_arrays: Sequence[str],
+                      mode: str = 'float', **kwargs) -> bytes:
+    """Converts an in-memory frozen ``GraphDef`` (``from_session`` on the imported graph).
+
+    Args:
+      graph_def: the frozen GraphDef, with static input shapes.
+      input_arrays: input op names.
+      output_arrays: output op names.
+      mode: one of `MODES`.
+      **kwargs: `configure` options.
+
+    Returns:
+      The ``.tflite`` flatbuffer.
+    """
+    graph = tf.Graph()
+    with graph.as_default():
+        v1.import_graph_def(graph_def, name='')
+    inputs = [graph.get_tensor_by_name(n + ':0') for n in input_arrays]
+    outputs = [graph.get_tensor_by_name(n + ':0') for n in output_arrays]
+    with v1.Session(graph=graph) as session:
+        return convert_session(session, inputs, outputs, mode, **kwargs)
+
+
 def toco_convert(graph_def, input_tensors, output_tensors, mode: str = 'float') -> bytes:
     """``tf.compat.v1.lite.toco_convert``, the legacy call of ML Kit-era scripts.
 
@@ -192,6 +211,11 @@ def toco_convert(graph_def, input_tensors, output_tensors, mode: str = 'float') 
                                     **kwargs)
     except Exception as e:  # pylint: disable=broad-except
         raise ExportError(f'toco_convert failed: {str(e).splitlines()[0][:500]}') from None
+
+
+def has_fake_quant(graph_def) -> bool:
+    """Whether a graph carries fake-quantization ranges (a QAT eval graph)."""
+    return _has_fake_quant(graph_def)
 
 
 def _has_fake_quant(graph_def) -> bool:

@@ -12,7 +12,7 @@ import traceback
 from typing import Callable, List, Optional
 
 from graph_models import __version__
-from graph_models.errors import GraphModelsError
+from graph_models.errors import USER_ERRORS, GraphModelsError
 
 PROG = 'graph-models'
 UNSAFE_HELP = ('.pb only: accept ops outside the pure math/NN allow-list (file access, Python '
@@ -285,40 +285,74 @@ def _run_cluster_local(args) -> int:
                              timeout=args.timeout)
 
 
+def input_range(text: str):
+    """``MIN,MAX`` with MIN < MAX (the real range of a model's inputs)."""
+    try:
+        low, high = (float(v) for v in text.split(','))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected MIN,MAX such as -1,1, got {text!r}') \
+            from None
+    if not (low < high) or float('inf') in (abs(low), abs(high)):
+        raise argparse.ArgumentTypeError(f'expected finite MIN < MAX, got {text!r}')
+    return low, high
+
+
+def _add_source_flags(p, *, shapes: bool = True) -> None:
+    """Flags that say how to read a model source (every kind: run, .meta, SavedModel, .pb)."""
+    g = p.add_argument_group('model source (TF1 checkpoint + .meta, SavedModel, .pb/.pbtxt)')
+    g.add_argument('--input-arrays', nargs='+', metavar='NAME',
+                   help='input op names (default: the placeholders the outputs need)')
+    g.add_argument('--output-arrays', nargs='+', metavar='NAME',
+                   help='output op names (default: the softmax, else the one sink)')
+    if shapes:
+        g.add_argument('--input-shapes', type=int_list, metavar='D,D,...',
+                       help='static shape of the (first) input, for example 1,784')
+    g.add_argument('--tag-set', default='serve', metavar='TAGS',
+                   help='SavedModel: comma-separated MetaGraph tags (default serve)')
+    g.add_argument('--signature-def', metavar='KEY',
+                   help='SavedModel: signature (default serving_default or the only one)')
+    g.add_argument('--allow-unsafe-ops', action='store_true', help=UNSAFE_HELP)
+
+
+def _source_kwargs(args) -> dict:
+    shapes = None
+    if getattr(args, 'input_shapes', None):
+        first = (args.input_arrays or ['Input'])[0]
+        shapes = {first: args.input_shapes}
+    return dict(input_arrays=args.input_arrays, output_arrays=args.output_arrays,
+                input_shapes=shapes, tag_set=tuple(t for t in args.tag_set.split(',') if t),
+                signature_def=args.signature_def, allow_unsafe_ops=args.allow_unsafe_ops)
+
+
 def _add_freeze_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        'freeze', help='checkpoint -> frozen GraphDef (.pb)',
-        description='Rebuild the inference graph of a checkpoint (fixed batch, no dropout, '
-                    'the quantization eval rewrite for QAT runs), restore it and freeze it.')
-    p.add_argument('checkpoint', metavar='CHECKPOINT', help='checkpoint folder or prefix')
+        'freeze', help='checkpoint, .meta, SavedModel or .pb -> frozen inference GraphDef',
+        description='Freeze a model into an inference GraphDef: our run folders are rebuilt '
+                    'from run_config.json (the quantization eval rewrite for QAT runs); a TF1 '
+                    'checkpoint with its .meta, a SavedModel or a .pb/.pbtxt loses what only '
+                    'training needs (optimizer, summaries, savers, dropout switches).')
+    p.add_argument('checkpoint', metavar='SOURCE',
+                   help='run folder or prefix, TF1 checkpoint prefix (.meta beside it), '
+                        'SavedModel folder, or .pb/.pbtxt')
     p.add_argument('-o', '--output', metavar='PATH',
-                   help='default: CHECKPOINT_DIR/frozen_graph.pb')
+                   help='default: frozen_graph.pb beside the source')
     p.add_argument('--batch-size', type=positive_int, default=1, help='static batch (1)')
     p.add_argument('--pbtxt', action='store_true', help='also write a text .pbtxt beside it')
     p.add_argument('--float', action='store_true',
                    help='for a QAT checkpoint: freeze its float graph instead of the eval graph')
+    _add_source_flags(p)
     p.set_defaults(handler=_run_freeze)
 
 
-def _checkpoint_folder(path: str) -> str:
-    import os
-    return path if os.path.isdir(path) else os.path.dirname(path) or '.'
-
-
 def _run_freeze(args) -> int:
-    import os
-    from freeze.freeze_graph import FROZEN_GRAPH_FILE, freeze_checkpoint, write_graph_def
-    frozen = freeze_checkpoint(args.checkpoint, batch_size=args.batch_size,
-                               quantized=False if args.float else None)
-    output = args.output or os.path.join(_checkpoint_folder(args.checkpoint), FROZEN_GRAPH_FILE)
-    _ensure_parent(output)
-    write_graph_def(frozen.graph_def, output)
-    if args.pbtxt:
-        write_graph_def(frozen.graph_def, os.path.splitext(output)[0] + '.pbtxt', as_text=True)
-    kind = 'QAT eval' if frozen.quantized else 'float'
-    print(f'{output}: {kind} graph of {frozen.checkpoint}, {len(frozen.graph_def.node)} nodes, '
-          f'input Input {[args.batch_size, *frozen.run.model.input_shape]}, outputs Output, '
-          'Logits')
+    from graph_models.run_export import freeze_model
+    frozen, written = freeze_model(args.checkpoint, args.output, batch_size=args.batch_size,
+                                   float_graph=args.float, pbtxt=args.pbtxt,
+                                   **_source_kwargs(args))
+    kind = 'QAT eval' if frozen.fake_quantized else 'float'
+    inputs = ', '.join(f'{n} {frozen.input_shapes[n]}' for n in frozen.inputs)
+    print(f'{written[0]}: {kind} graph of {frozen.source}, {len(frozen.graph_def.node)} nodes, '
+          f'input {inputs}, outputs {", ".join(frozen.outputs)}')
     return 0
 
 
@@ -336,162 +370,91 @@ def _ensure_parent(path: str) -> None:
 def _add_export_parser(subparsers) -> None:
     from graph_models.data import DATASET_NAMES
     p = subparsers.add_parser(
-        'export', help='checkpoint or frozen .pb -> .tflite (TFLiteConverter v1)',
-        description='Convert a checkpoint folder (or a frozen .pb) to TensorFlow Lite.')
-    p.add_argument('source', metavar='CHECKPOINT_DIR_OR_FROZEN_PB')
+        'export', help='any TF1 model -> verified .tflite (TFLiteConverter v1)',
+        description='Convert a run folder, TF1 checkpoint + .meta, SavedModel or frozen '
+                    '.pb/.pbtxt to TensorFlow Lite. int8/uint8 models are verified (integer '
+                    'compute only, weights with zero point 0, run in LiteRT with and without '
+                    'XNNPACK, agree with the TF graph); a model that fails is not written.')
+    p.add_argument('source', metavar='SOURCE')
     p.add_argument('--quantize', choices=['float', 'dynamic', 'int8', 'uint8'], default='float',
-                   help='float; dynamic (int8 weights); int8/uint8 fully integer (from a QAT '
-                        'checkpoint, or post-training int8 from a float one)')
+                   help='float; dynamic (int8 weights); int8/uint8 fully integer (fake-quant '
+                        'ranges of a QAT graph, or post-training from --data-dir for a float '
+                        'graph)')
     p.add_argument('-o', '--output', metavar='PATH',
-                   help='default: model_<mode>.tflite beside the checkpoint or .pb')
+                   help='default: model_<mode>.tflite beside the source')
     p.add_argument('--batch-size', type=positive_int, default=1, help='static batch (1)')
-    p.add_argument('--input-arrays', nargs='+', default=['Input'], metavar='NAME')
-    p.add_argument('--output-arrays', nargs='+', default=['Output'], metavar='NAME')
-    p.add_argument('--input-shapes', type=int_list, metavar='D,D,...',
-                   help='.pb: static shape of the input, for example 1,784')
     p.add_argument('--dataset', choices=list(DATASET_NAMES),
-                   help='post-training int8: representative data (default: the run\'s)')
+                   help='post-training int8: representative data (default: the run\'s, else '
+                        'what --data-dir holds)')
     p.add_argument('--data-dir', metavar='DIR', help='where that dataset is')
-    p.add_argument('--allow-unsafe-ops', action='store_true', help=UNSAFE_HELP)
+    p.add_argument('--calibrate', action='store_true',
+                   help='int8/uint8: calibrate every range from --data-dir (post-training), '
+                        'also for a graph whose fake-quant ranges miss some layers')
+    p.add_argument('--input-range', type=input_range, default=(0.0, 1.0), metavar='MIN,MAX',
+                   help='real range of the input values, for the quantized input statistics '
+                        '(default 0,1); recorded in the export record')
     p.add_argument('--no-metadata', action='store_true',
                    help='do not embed TFLite metadata (name, normalization, labels file; '
-                        'embedded by default for checkpoints and for a .pb with --dataset)')
+                        'embedded by default for our runs and for other sources with --dataset)')
+    _add_source_flags(p)
     p.set_defaults(handler=_run_export)
 
 
 def _run_export(args) -> int:
-    import os
-    from freeze.export import export_checkpoint, export_frozen_graph, write_export
-    from graph_models.errors import ConfigError
-    if args.source.endswith(('.pb', '.pbtxt')) and os.path.isfile(args.source):
-        images = None
-        if args.quantize in ('int8', 'uint8') and args.dataset:
-            from graph_models.data import load_dataset, to_float
-            data = load_dataset(args.dataset, args.data_dir, download=False)
-            images = to_float(data.train_images[:1000], (784,))
-        shapes = {args.input_arrays[0]: args.input_shapes} if args.input_shapes else None
-        record = export_frozen_graph(args.source, args.quantize, input_arrays=args.input_arrays,
-                                     output_arrays=args.output_arrays, input_shapes=shapes,
-                                     representative_images=images,
-                                     allow_unsafe_ops=args.allow_unsafe_ops)
-        folder = os.path.dirname(os.path.abspath(args.source))
-    else:
-        if args.input_arrays != ['Input'] or args.output_arrays != ['Output'] or \
-                args.input_shapes:
-            raise ConfigError('--input-arrays, --output-arrays and --input-shapes apply to a '
-                              'frozen .pb; a checkpoint always exports Input -> Output')
-        record = export_checkpoint(args.source, args.quantize, batch_size=args.batch_size,
-                                   data_dir=args.data_dir)
-        folder = _checkpoint_folder(args.source)
-    output = args.output or os.path.join(folder, f'model_{args.quantize}.tflite')
-    if not args.no_metadata:
-        from freeze.metadata import MetadataError
-        from graph_models.labels import embed_in_export
-        try:
-            embed_in_export(record, args.dataset)
-        except MetadataError as e:
-            raise ConfigError(f'cannot embed metadata ({e}); pass --no-metadata to export '
-                              'without it') from None
-    _ensure_parent(output)
-    write_export(record, output)
+    from graph_models.run_export import export_to_file
+    record, output = export_to_file(
+        args.source, args.output, args.quantize, metadata=not args.no_metadata,
+        batch_size=args.batch_size, dataset=args.dataset, data_dir=args.data_dir,
+        calibrate=args.calibrate, input_range=args.input_range, **_source_kwargs(args))
+    verified = ', verified' if record.verified else ''
     print(f'{output}: {len(record.model):,} bytes, {args.quantize} ({record.quantization}, '
-          f'{record.graph} graph), exported in {record.seconds:.2f} s')
+          f'{record.graph} graph{verified}), exported in {record.seconds:.2f} s')
     return 0
 
 
 def _add_eval_parser(subparsers) -> None:
     from graph_models.data import DATASET_NAMES
     p = subparsers.add_parser(
-        'eval', help='test accuracy of a .tflite, frozen .pb or checkpoint',
+        'eval', help='test accuracy of a .tflite or any TF1 model',
         description='Score a model on the test set; a .tflite runs in the LiteRT interpreter '
-                    'and, when exported from a checkpoint, is compared with its TF graph.')
-    p.add_argument('model', metavar='MODEL', help='.tflite, frozen .pb, or checkpoint')
+                    'and, when its export record names its source, is compared with that TF '
+                    'graph.')
+    p.add_argument('model', metavar='MODEL',
+                   help='.tflite, run folder, TF1 checkpoint, SavedModel, or .pb/.pbtxt')
     p.add_argument('--dataset', choices=list(DATASET_NAMES),
                    help='default: the checkpoint\'s, else mnist')
     p.add_argument('--data-dir', metavar='DIR')
     p.add_argument('--limit', type=positive_int, metavar='N', help='first N test examples')
     p.add_argument('--latency', action='store_true',
                    help='.tflite: also the median batch latency (LiteRT, one thread)')
-    p.add_argument('--allow-unsafe-ops', action='store_true', help=UNSAFE_HELP)
+    p.add_argument('--edgetpu', action='store_true',
+                   help='.tflite: also check the Edge TPU requirements (exit 1 if not ready)')
     p.add_argument('--report', metavar='DIR',
                    help='also write confusion_matrix.png, mistakes.png (most confident '
                         'mistakes) and per_class.json (precision, recall) here (default: none)')
+    _add_source_flags(p)
     p.set_defaults(handler=_run_eval)
 
 
 def _run_eval(args) -> int:
-    import os
-    from graph_models.data import load_dataset, to_float
-    from graph_models import evaluate
-    record, run = None, None
-    path = args.model
-    if path.endswith('.tflite'):
-        from freeze.export import read_export_record
-        record = read_export_record(path)
-        model = evaluate.LiteModel(evaluate.read_tflite(path))
-    elif not path.endswith(('.pb', '.pbtxt')):
-        from graph_models.checkpoints import resolve_checkpoint
-        from graph_models.run_config import read_run_config
-        prefix = resolve_checkpoint(path)
-        run = read_run_config(path if os.path.isdir(path) else prefix)
-    dataset = args.dataset or (run.dataset if run else None)
-    if dataset is None and record and record.get('source_kind') == 'checkpoint':
-        from graph_models.run_config import read_run_config
-        dataset = read_run_config(record['source']).dataset
-    data = load_dataset(dataset or 'mnist', args.data_dir, download=args.data_dir is None)
-    count = args.limit or len(data.test_labels)
-    images = to_float(data.test_images[:count], (784,))
-    labels = data.test_labels[:count]
-    lines = []
-    if path.endswith('.tflite'):
-        reference = evaluate.reference_probabilities(record, images) if record else None
-        probs = model.probabilities(images)
-        result = evaluate.score(probs, labels, reference)
-        if args.latency:
-            lines.append(f'latency (batch {model.batch_size}, 1 thread, median): '
-                         f'{model.latency(images[:model.batch_size]) * 1e6:,.1f} us')
-    elif path.endswith(('.pb', '.pbtxt')):
-        from freeze.freeze_graph import read_graph_def
-        from freeze.safety import check_graph_safety
-        graph_def = read_graph_def(path)
-        check_graph_safety(graph_def, path, args.allow_unsafe_ops)
-        probs = evaluate.frozen_graph_probabilities(graph_def, images)
-        result = evaluate.score(probs, labels)
-    else:
-        from graph_models.train import Evaluator
-        evaluator = Evaluator.for_run(run)
-        evaluator.restore(prefix)
-        logits = evaluator.logits(images.reshape((count,) + run.model.input_shape))
-        evaluator.close()
-        result = evaluate.score(logits, labels)
-        from graph_models.eval_report import softmax
-        probs = softmax(logits)
-    print(f'{path}: accuracy {result.accuracy:.4f} on {result.examples} {data.name} test '
-          'examples')
-    if result.agreement is not None:
-        print(f'agreement with the TF graph: {result.agreement:.4f} top-1, mean |prob diff| '
-              f'{result.mean_abs_diff:.5f}')
-    for line in lines:
+    from graph_models.evaluate import evaluate_model
+    report = evaluate_model(args.model, dataset=args.dataset, data_dir=args.data_dir,
+                            limit=args.limit, latency=args.latency, edgetpu=args.edgetpu,
+                            report_dir=args.report, **_source_kwargs(args))
+    for line in report.lines():
         print(line)
-    if args.report:
-        from graph_models.eval_report import write_eval_report
-        from graph_models.labels import labels_of
-        names = labels_of(evaluate.read_tflite(path), data.name) if path.endswith(
-            '.tflite') else None
-        from graph_models.data import class_names
-        written = write_eval_report(args.report, images, labels, probs,
-                                    names or class_names(data.name), model=path)
-        print('report: ' + ', '.join(sorted(written.values())))
-    return 0
+    return 0 if report.ok else 1
 
 
 def _add_predict_parser(subparsers) -> None:
-    p = subparsers.add_parser('predict', help='classify digit images with a .tflite',
-                              description='Grayscale, resize to 28x28, invert light '
-                                          'backgrounds, normalize, and classify. Class names '
-                                          'come from the model\'s metadata (labels file).')
+    p = subparsers.add_parser('predict', help='classify digit images with any model',
+                              description='Flatten transparency onto white, grayscale, resize '
+                                          'to the model input, invert light backgrounds, '
+                                          'normalize, and classify. Class names come from the '
+                                          'model\'s metadata (labels file) when it has one.')
     p.add_argument('images', metavar='IMAGE_OR_DIR', help='an image file or a folder of them')
-    p.add_argument('--model', required=True, metavar='MODEL.tflite', help='the model (required)')
+    p.add_argument('--model', required=True, metavar='MODEL',
+                   help='.tflite, run folder, TF1 checkpoint, SavedModel, or .pb/.pbtxt')
     p.add_argument('--top-k', type=positive_int, default=1, metavar='K',
                    help='print the K most likely classes per image (default 1)')
     p.add_argument('--json', action='store_true',
@@ -500,28 +463,22 @@ def _add_predict_parser(subparsers) -> None:
     p.add_argument('--grid', metavar='OUT.png',
                    help='also draw the images with their predictions into this PNG '
                         '(default: none)')
+    _add_source_flags(p)
     p.set_defaults(handler=_run_predict)
 
 
 def _run_predict(args) -> int:
-    import numpy as np
-    from graph_models import evaluate
-    from graph_models.labels import labels_of, read_model_metadata
-    from graph_models.predict import image_paths, load_digit
-    paths = image_paths(args.images)
-    content = evaluate.read_tflite(args.model)
-    read_model_metadata(content, args.model)  # A broken metadata buffer is a one-line error.
-    names = labels_of(content)
-    model = evaluate.LiteModel(content)
-    images = np.stack([load_digit(p) for p in paths])
-    probs = model.probabilities(images)
+    from graph_models.predict import predict_images
     from graph_models.predict_output import format_predictions
-    print(format_predictions(paths, probs, names, top_k=args.top_k, as_json=args.json))
+    result = predict_images(args.images, args.model, **_source_kwargs(args))
+    print(format_predictions(result.paths, result.probabilities, result.class_names,
+                             top_k=args.top_k, as_json=args.json))
     if args.grid:
         from graph_models import pictures
         from graph_models.fileio import atomic_write
         _ensure_parent(args.grid)
-        atomic_write(args.grid, pictures.prediction_grid(images, probs, class_names=names))
+        atomic_write(args.grid, pictures.prediction_grid(result.pixels, result.probabilities,
+                                                         class_names=result.class_names))
         if not args.json:
             print(f'grid: {args.grid}')
     return 0
@@ -529,53 +486,26 @@ def _run_predict(args) -> int:
 
 def _add_inspect_parser(subparsers) -> None:
     p = subparsers.add_parser('inspect', help='inputs, outputs, ops of a .tflite; Edge TPU check',
-                              description='Describe a .tflite; --edgetpu checks it against the '
-                                          'Coral Edge TPU model requirements (exit 1 if not '
-                                          'ready).')
-    p.add_argument('model', metavar='MODEL', help='.tflite (or a frozen .pb: its ops)')
+                              description='Describe a .tflite (or a TF graph source); --edgetpu '
+                                          'checks a .tflite against the Coral Edge TPU model '
+                                          'requirements (exit 1 if not ready).')
+    p.add_argument('model', metavar='MODEL', help='.tflite (or a .pb/.pbtxt, .meta, SavedModel)')
     p.add_argument('--edgetpu', action='store_true')
     p.add_argument('--allow-unsafe-ops', action='store_true', help=UNSAFE_HELP)
+    p.add_argument('--tag-set', default='serve', metavar='TAGS', help='SavedModel tags')
+    p.add_argument('--signature-def', metavar='KEY', help='SavedModel signature')
     p.set_defaults(handler=_run_inspect)
 
 
-def _inspect_graph_def(args) -> int:
-    import collections
-    from freeze.freeze_graph import read_graph_def
-    from freeze.safety import check_graph_safety
-    graph_def = read_graph_def(args.model)
-    check_graph_safety(graph_def, args.model, args.allow_unsafe_ops)
-    placeholders = [n.name for n in graph_def.node if n.op.startswith('Placeholder')]
-    counts = collections.Counter(n.op for n in graph_def.node)
-    print(f'{args.model}: frozen GraphDef, {len(graph_def.node)} nodes')
-    print(f'inputs: {", ".join(placeholders) or "none"}')
-    print('ops: ' + ', '.join(f'{k} x{v}' for k, v in sorted(counts.items())))
-    return 0
-
-
-def _read_model_bytes(path: str) -> bytes:
-    from graph_models.evaluate import read_tflite
-    return read_tflite(path)
-
-
 def _run_inspect(args) -> int:
-    from graph_models.inspect_tflite import edgetpu_blockers, format_info, inspect_file
-    if args.model.endswith(('.pb', '.pbtxt')):
-        return _inspect_graph_def(args)
-    info = inspect_file(args.model)
-    print(format_info(info, args.model))
-    from freeze.metadata import format_metadata
-    from graph_models.labels import read_model_metadata
-    print(format_metadata(read_model_metadata(_read_model_bytes(args.model), args.model)))
-    if not args.edgetpu:
-        return 0
-    blockers = edgetpu_blockers(info)
-    if not blockers:
-        print('Edge TPU: ready (every tensor 8-bit, static shapes, all ops supported)')
-        return 0
-    print(f'Edge TPU: not ready ({len(blockers)} blockers)')
-    for line in blockers:
-        print(f'  {line}')
-    return 1
+    from graph_models.inspect_model import inspect_model
+    lines, status = inspect_model(args.model, edgetpu=args.edgetpu,
+                                  allow_unsafe_ops=args.allow_unsafe_ops,
+                                  tag_set=tuple(t for t in args.tag_set.split(',') if t),
+                                  signature_def=args.signature_def)
+    for line in lines:
+        print(line)
+    return status
 
 
 def _add_compare_parser(subparsers) -> None:
@@ -738,10 +668,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             sys.stderr.flush()
             os._exit(status)
         return status
-    except GraphModelsError as e:
+    except USER_ERRORS as e:
         if args.debug:
             traceback.print_exc()
-        print(f'{PROG} {args.command}: error: {e.for_cli()}', file=sys.stderr)
+        # Our errors may carry a command-line wording; the freeze toolkit's have one message.
+        text = e.for_cli() if isinstance(e, GraphModelsError) else str(e)
+        print(f'{PROG} {args.command}: error: {text}', file=sys.stderr)
         return e.exit_code
     except OSError as e:
         # Unwritable folders, a full disk: the operating system's words name file and cause.

@@ -179,7 +179,7 @@ def _compare_seed(model_name: str, data: data_lib.Dataset, out_dir: str, *, epoc
                   batch_size: int, learning_rate: float, seed: int, keras_style: str,
                   quick: bool, log: Callable[[str], None]) -> Dict:
     """One seed of `compare`: ``{'seed', 'graph', 'keras', 'agreement_top1'}``."""
-    from freeze.export import export_checkpoint
+    from graph_models.run_export import export_checkpoint
     from freeze.tflite import representative_from_images
 
     os.makedirs(out_dir, exist_ok=True)

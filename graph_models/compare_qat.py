@@ -124,7 +124,7 @@ def compare_qat(model_name: str, data: data_lib.Dataset, out_dir: str, *, epochs
     Raises:
       ConfigError: TFMOT / tf-keras missing, an unknown model, or a delay beyond the training.
     """
-    from freeze.export import export_checkpoint
+    from graph_models.run_export import export_checkpoint
     from graph_models import compare as compare_lib
     from graph_models.quantize import QuantizationConfig
     from graph_models.run_config import RunConfig

@@ -81,3 +81,12 @@ def tf_error_reason(message: str) -> str:
                                                                   'Detected at node', 'File ',
                                                                   'Node:'))]
     return (meaningful or lines or ['unknown TensorFlow error'])[0]
+
+
+def _user_errors():
+    from freeze.errors import ToolkitError
+    return (GraphModelsError, ToolkitError)
+
+
+# Every error type with a one-line user message: ours and the freeze toolkit's.
+USER_ERRORS = _user_errors()

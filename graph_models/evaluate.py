@@ -1,22 +1,24 @@
-"""Evaluating models: ``.tflite`` with the LiteRT interpreter, frozen ``.pb``, checkpoints.
+"""Evaluating models: ``.tflite`` with the LiteRT interpreter, and any TF graph source.
 
 A ``.tflite`` runs in ``ai_edge_litert.interpreter.Interpreter`` (``tf.lite.Interpreter`` is
 deprecated in TF 2.21). Integer models get their input quantized and their output dequantized
 with the model's own scale and zero point, so every model is scored on the same float images.
-For a ``.tflite`` exported from a checkpoint (its ``.json`` export record names it), the TF graph
-it was converted from is run on the same images to measure top-1 agreement and the mean absolute
-difference of the probabilities.
+For a ``.tflite`` whose ``.json`` export record names its source, that TF graph is loaded again,
+checked against the record's graph digest, and run on the same images to measure top-1
+agreement and the mean absolute difference of the probabilities. Graph sources (our runs, TF1
+checkpoints, SavedModels, ``.pb``/``.pbtxt``) are scored as frozen inference graphs
+(`graph_models.run_export.load_model`); shapes always come from the model.
 """
 
 import dataclasses
 import os
 import statistics
 import time
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from graph_models.errors import GraphModelsError
+from graph_models.errors import ConfigError, GraphModelsError
 
 TFLITE_IDENTIFIER = b'TFL3'
 
@@ -57,12 +59,33 @@ class LiteModel:
         try:
             self.interpreter = Interpreter(model_content=model, num_threads=num_threads)
             self.interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as e:
+            inputs = self.interpreter.get_input_details()
+            outputs = self.interpreter.get_output_details()
+        except (ValueError, RuntimeError, UnicodeDecodeError) as e:
             raise ModelFileError(f'LiteRT cannot load the model: {str(e).splitlines()[0]}') \
                 from None
-        self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
-        self.batch_size = int(self.input['shape'][0])
+        if len(inputs) != 1 or len(outputs) < 1:
+            raise ModelFileError(f'the model has {len(inputs)} inputs and {len(outputs)} '
+                                 'outputs; only models with one image input and an output '
+                                 'can be scored')
+        self.input = inputs[0]
+        self.output = outputs[0]
+        shape = [int(d) for d in self.input['shape']]
+        if len(shape) < 2 or min(shape) <= 0:
+            raise ModelFileError(f'the model input has shape {shape}; expected [batch, ...] '
+                                 'with static dimensions')
+        if self.input['dtype'] not in (np.float32, np.int8, np.uint8):
+            raise ModelFileError(f'the model input is {np.dtype(self.input["dtype"]).name}; '
+                                 'expected float32, int8 or uint8 images')
+        self.batch_size = shape[0]
+        self.input_shape = shape
+
+    def _invoke(self) -> None:
+        try:
+            self.interpreter.invoke()
+        except (RuntimeError, ValueError) as e:
+            raise ModelFileError(f'the model fails when run: {str(e).splitlines()[0][:300]}') \
+                from None
 
     def _quantize(self, images: np.ndarray) -> np.ndarray:
         dtype = self.input['dtype']
@@ -86,6 +109,9 @@ class LiteModel:
         batch size (the last batch padded).
         """
         shape = tuple(int(d) for d in self.input['shape'][1:])
+        if int(np.prod(shape)) != int(np.prod(images.shape[1:])):
+            raise ModelFileError(f'the model input takes examples of shape {list(shape)}, the '
+                                 f'data has {list(images.shape[1:])}')
         images = images.reshape((len(images),) + shape)
         out = []
         for start in range(0, len(images), self.batch_size):
@@ -95,7 +121,7 @@ class LiteModel:
                 batch = np.concatenate([batch, np.zeros((self.batch_size - n,) + shape,
                                                         images.dtype)])
             self.interpreter.set_tensor(self.input['index'], self._quantize(batch))
-            self.interpreter.invoke()
+            self._invoke()
             out.append(self._dequantize(self.interpreter.get_tensor(self.output['index']))[:n])
         return np.concatenate(out)
 
@@ -111,7 +137,7 @@ class LiteModel:
                                             self.output['index'])
         for _ in range(warmup):
             interpreter.set_tensor(in_index, data)
-            interpreter.invoke()
+            self._invoke()  # A failing model gives our error here, before the timed loop.
             interpreter.get_tensor(out_index)
         times = []
         for _ in range(iterations):
@@ -126,25 +152,8 @@ class LiteModel:
 def frozen_graph_probabilities(graph_def, images: np.ndarray, input_name: str = 'Input',
                                output_name: str = 'Output') -> np.ndarray:
     """Runs a frozen GraphDef on float ``images`` (batched to its static batch size)."""
-    from graph_models._tf import tf, v1
-    graph = tf.Graph()
-    with graph.as_default():
-        v1.import_graph_def(graph_def, name='')
-    inputs = graph.get_tensor_by_name(input_name + ':0')
-    outputs = graph.get_tensor_by_name(output_name + ':0')
-    static = inputs.shape.as_list()
-    batch = static[0] or 1000
-    shape = tuple(static[1:])
-    images = images.reshape((len(images),) + shape)
-    out = []
-    with v1.Session(graph=graph) as session:
-        for start in range(0, len(images), batch):
-            chunk = images[start:start + batch]
-            n = len(chunk)
-            if static[0] and n < batch:
-                chunk = np.concatenate([chunk, np.zeros((batch - n,) + shape, np.float32)])
-            out.append(session.run(outputs, {inputs: chunk})[:n])
-    return np.concatenate(out)
+    from freeze.export import run_graph
+    return run_graph(graph_def, input_name, output_name, images)
 
 
 @dataclasses.dataclass
@@ -178,11 +187,164 @@ def score(probabilities: np.ndarray, labels: np.ndarray,
 
 
 def reference_probabilities(record: Dict, images: np.ndarray) -> Optional[np.ndarray]:
-    """Runs the TF graph a ``.tflite`` was exported from (per its export record)."""
-    if record.get('source_kind') != 'checkpoint' or not os.path.isfile(
-            record['source'] + '.index'):
-        return None
-    from freeze.freeze_graph import freeze_checkpoint
-    frozen = freeze_checkpoint(record['source'], batch_size=record.get('batch_size', 1),
-                               quantized=record.get('graph') == 'qat_eval')
-    return frozen_graph_probabilities(frozen.graph_def, images)
+    """Runs the TF graph a ``.tflite`` was exported from (per its export record), or None."""
+    reference, _ = _reference(record, images)
+    return reference
+
+
+def _reference(record: Dict, images: np.ndarray):
+    from graph_models.run_export import reference_graph, scale_to_range
+    frozen, why = reference_graph(record)
+    if frozen is None:
+        return None, why
+    input_range = tuple(record.get('input_range') or (0.0, 1.0))
+    return frozen_graph_probabilities(frozen.graph_def, scale_to_range(images, input_range),
+                                      frozen.inputs[0], frozen.outputs[0]), ''
+
+
+@dataclasses.dataclass
+class EvalReport:
+    """What ``eval`` found.
+
+    Attributes:
+      path: the model.
+      kind: ``tflite`` or the graph source kind.
+      dataset: the dataset name.
+      result: the `Evaluation`.
+      notes: further lines (agreement skipped, latency, Edge TPU readiness).
+      ok: False when ``--edgetpu`` found blockers (exit status 1).
+    """
+
+    path: str
+    kind: str
+    dataset: str
+    result: Evaluation
+    notes: List[str]
+    ok: bool = True
+
+    def lines(self) -> List[str]:
+        out = [f'{self.path}: accuracy {self.result.accuracy:.4f} on {self.result.examples} '
+               f'{self.dataset} test examples']
+        if self.result.agreement is not None:
+            out.append(f'agreement with the TF graph: {self.result.agreement:.4f} top-1, mean '
+                       f'|prob diff| {self.result.mean_abs_diff:.5f}')
+        return out + self.notes
+
+
+def is_tflite(path: str) -> bool:
+    """Whether ``path`` is a regular file with the TFLite identifier (else: a graph source)."""
+    try:
+        if not os.path.isfile(path):
+            return path.endswith('.tflite')
+        with open(path, 'rb') as f:
+            head = f.read(8)
+    except OSError:
+        return path.endswith('.tflite')
+    return head[4:8] == TFLITE_IDENTIFIER or path.endswith('.tflite')
+
+
+def _check_classes(probabilities: np.ndarray, labels: np.ndarray, dataset: str) -> None:
+    if probabilities.ndim != 2 or probabilities.shape[1] <= int(labels.max()):
+        raise ModelFileError(f'the model outputs shape {list(probabilities.shape[1:])}, not one '
+                             f'score per {dataset} class ({int(labels.max()) + 1}); name the '
+                             'class scores with --output-arrays')
+
+
+def evaluate_model(path: str, *, dataset: Optional[str] = None, data_dir: Optional[str] = None,
+                   limit: Optional[int] = None, latency: bool = False, edgetpu: bool = False,
+                   input_arrays: Optional[Sequence[str]] = None,
+                   output_arrays: Optional[Sequence[str]] = None,
+                   input_shapes: Optional[Dict[str, Sequence[int]]] = None,
+                   tag_set: Sequence[str] = ('serve',), signature_def: Optional[str] = None,
+                   allow_unsafe_ops: bool = False,
+                   report_dir: Optional[str] = None) -> EvalReport:
+    """Scores any model on a test set: ``.tflite``, any graph source, our runs.
+
+    A ``.tflite`` runs in LiteRT; when its export record names the graph it came from (and that
+    graph's digest still matches), the graph runs on the same images for the agreement. Graph
+    sources run as frozen inference graphs (shapes from the graph, never assumed).
+
+    Args:
+      path: the model.
+      dataset: dataset name (default: the run's or the record's, else mnist).
+      data_dir: where the dataset is.
+      limit: only the first N test examples.
+      latency: ``.tflite`` only: median latency of one invoke (refused for graphs).
+      edgetpu: ``.tflite`` only: Edge TPU readiness (refused for graphs).
+      input_arrays, output_arrays, input_shapes, tag_set, signature_def, allow_unsafe_ops:
+        how to read a graph source (see `graph_models.run_export.load_model`).
+      report_dir: also write the pictures and per-class figures of
+        `graph_models.eval_report.write_eval_report` there.
+
+    Returns:
+      The `EvalReport`.
+    """
+    from graph_models import data as data_lib
+    from graph_models.run_export import RUN, dataset_images, load_model, scale_to_range
+    notes = []
+    ok = True
+    if is_tflite(path):
+        if input_arrays or output_arrays or input_shapes:
+            raise ConfigError('--input-arrays, --output-arrays and --input-shapes apply to '
+                              'graph sources; a .tflite has its own')
+        from freeze.export import read_export_record
+        content = read_tflite(path)
+        model = LiteModel(content)
+        record = read_export_record(path, content)
+        if dataset is None and record:
+            dataset = (record.get('options') or {}).get('dataset')
+        data = data_lib.load_dataset(dataset or 'mnist', data_dir, download=data_dir is None)
+        count = min(limit or len(data.test_labels), len(data.test_labels))
+        images = data_lib.to_float(data.test_images[:count], (784,))
+        labels = data.test_labels[:count]
+        input_range = tuple((record or {}).get('input_range') or (0.0, 1.0))
+        probs = model.probabilities(scale_to_range(images, input_range))
+        _check_classes(probs, labels, data.name)
+        reference = None
+        if record:
+            reference, why = _reference(record, images)
+            if reference is None:
+                notes.append(f'agreement with the TF graph: not measured ({why})')
+        result = score(probs, labels, reference)
+        if latency:
+            notes.append(f'latency (batch {model.batch_size}, 1 thread, median): '
+                         f'{model.latency(images[:model.batch_size]) * 1e6:,.1f} us')
+        if edgetpu:
+            from graph_models.inspect_tflite import edgetpu_blockers, read_model_info
+            blockers = edgetpu_blockers(read_model_info(content))
+            ok = not blockers
+            notes.append('Edge TPU: ready' if ok else
+                         f'Edge TPU: not ready ({len(blockers)} blockers: {blockers[0]})')
+        if report_dir:
+            from graph_models.labels import labels_of
+            notes.append(_write_report(report_dir, images, labels, probs,
+                                       labels_of(content, data.name), path))
+        return EvalReport(path, 'tflite', data.name, result, notes, ok)
+    if latency or edgetpu:
+        flag = '--latency' if latency else '--edgetpu'
+        raise ConfigError(f'{flag} measures a .tflite model; {path} is a TF graph: export it '
+                          'with "graph-models export" and evaluate the .tflite')
+    frozen = load_model(path, batch_size=100, input_arrays=input_arrays,
+                        output_arrays=output_arrays, input_shapes=input_shapes,
+                        tag_set=tag_set, signature_def=signature_def,
+                        allow_unsafe_ops=allow_unsafe_ops)
+    if frozen.source_kind == RUN and dataset is None:
+        dataset = frozen.options.get('dataset')
+    images, labels, data = dataset_images(frozen, dataset, data_dir, split='test', limit=limit,
+                                          download=data_dir is None)
+    probs = frozen_graph_probabilities(frozen.graph_def, images, frozen.inputs[0],
+                                       frozen.outputs[0])
+    probs = probs.reshape(len(probs), -1)
+    _check_classes(probs, labels, data.name)
+    if report_dir:
+        notes.append(_write_report(report_dir, images, labels, probs,
+                                   data_lib.class_names(data.name), path))
+    return EvalReport(path, frozen.source_kind, data.name, score(probs, labels), notes)
+
+
+def _write_report(folder: str, images: np.ndarray, labels: np.ndarray,
+                  probabilities: np.ndarray, names: Sequence[str], path: str) -> str:
+    """Writes the ``eval --report`` files; returns the line that lists them."""
+    from graph_models.eval_report import write_eval_report
+    written = write_eval_report(folder, images, labels, probabilities, names, model=path)
+    return 'report: ' + ', '.join(sorted(written.values()))

@@ -2,7 +2,7 @@
 back out of it for ``predict``, ``eval`` and ``inspect``.
 """
 
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from graph_models import data as data_lib
 
@@ -12,7 +12,8 @@ DESCRIPTIONS = {
 }
 
 
-def model_info(model_name: str, dataset: str, *, mode: str = 'float', version: str = ''):
+def model_info(model_name: str, dataset: str, *, mode: str = 'float', version: str = '',
+               input_range: Tuple[float, float] = (0.0, 1.0)):
     """The `freeze.metadata.ModelInfo` of one of our classifiers trained on ``dataset``.
 
     Args:
@@ -20,21 +21,28 @@ def model_info(model_name: str, dataset: str, *, mode: str = 'float', version: s
       dataset: the training dataset; gives the labels and the description.
       mode: export mode (float, dynamic, int8, uint8), named in the description.
       version: model version string (for example the package version).
+      input_range: the real ``(min, max)`` the model takes for pixels 0 and 255; the
+        normalization ``(pixel - mean) / std`` maps one onto the other.
     """
     from freeze.metadata import ModelInfo
     from graph_models import __version__
     description = DESCRIPTIONS.get(dataset, f'{dataset} classifier')
+    low, high = (float(v) for v in input_range)
+    std = 255.0 / (high - low)
     return ModelInfo(name=f'{model_name}-{dataset}', version=version or __version__,
                      description=f'{description}; {mode} TFLite export of graph-models '
-                                 f'{model_name}. Input: pixels scaled to [0, 1], light strokes '
-                                 'on a dark background.',
-                     author='graph-models', labels=data_lib.class_names(dataset))
+                                 f'{model_name}. Input: pixels scaled to [{low:g}, {high:g}], '
+                                 'light strokes on a dark background.',
+                     author='graph-models', labels=data_lib.class_names(dataset),
+                     mean=(0.0 - low * std,), std=(std,))
 
 
-def with_metadata(model: bytes, model_name: str, dataset: str, mode: str = 'float') -> bytes:
+def with_metadata(model: bytes, model_name: str, dataset: str, mode: str = 'float',
+                  input_range: Tuple[float, float] = (0.0, 1.0)) -> bytes:
     """``model`` with the metadata and labels file of ``model_info``."""
     from freeze.metadata import add_metadata
-    return add_metadata(model, model_info(model_name, dataset, mode=mode))
+    return add_metadata(model, model_info(model_name, dataset, mode=mode,
+                                          input_range=input_range))
 
 
 def labels_of(model: bytes, dataset: Optional[str] = None) -> List[str]:
@@ -67,7 +75,8 @@ def embed_in_export(record, dataset: Optional[str] = None) -> Optional[str]:
         model_name, dataset = run.model.name, dataset or run.dataset
     if dataset is None:
         return None
-    record.model = with_metadata(record.model, model_name, dataset, record.mode)
+    record.model = with_metadata(record.model, model_name, dataset, record.mode,
+                                 tuple(record.input_range))
     return dataset
 
 

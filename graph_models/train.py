@@ -126,14 +126,19 @@ class Evaluator:
         self.graph, self.model = graphs.build_inference_graph(
             model_config, batch_size=batch_size, rewrite=rewrite)
         with self.graph.as_default():
-            self._saver = v1.train.Saver(v1.global_variables())
+            self._variables = v1.global_variables()
+            self._saver = v1.train.Saver(self._variables)
             self._global_step = v1.train.get_global_step()
         self.session = v1.Session(graph=self.graph)
 
     def restore(self, checkpoint_path: str) -> int:
-        """Restores a checkpoint; returns its global step."""
-        with self.graph.as_default():
-            self._saver.restore(self.session, checkpoint_path)
+        """Restores a checkpoint (names and shapes checked first); returns its global step.
+
+        Raises:
+          CheckpointError: the checkpoint does not fit the graph or cannot be read.
+        """
+        from graph_models.restore import restore_variables
+        restore_variables(self.session, checkpoint_path, self._variables, saver=self._saver)
         return int(self.session.run(self._global_step))
 
     def logits(self, images: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:

@@ -10,6 +10,7 @@ import tempfile
 
 import numpy as np
 
+from freeze.errors import FreezeError
 from freeze.freeze_graph import read_graph_def
 from graph_models import data as data_lib
 from graph_models.errors import GraphModelsError
@@ -61,7 +62,7 @@ def tflite_file(content: bytes):
 def graph_def_file(content: bytes):
     try:
         return _in_file(content, '.pb', read_graph_def)
-    except GraphModelsError:
+    except FreezeError:  # The freeze toolkit's own error type.
         return None
 
 

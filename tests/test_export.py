@@ -5,7 +5,9 @@ import os
 import numpy as np
 import pytest
 
-from freeze import export, freeze_graph, tflite
+from freeze import tflite
+from graph_models import run_export as export
+from graph_models import run_export as freeze_graph
 from graph_models import cli, evaluate, graphs
 from graph_models import data as data_lib
 from graph_models._tf import tf, v1

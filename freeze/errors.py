@@ -1,0 +1,50 @@
+"""The toolkit's own error types (it stands alone: it knows nothing of the project using it).
+
+Every error carries a one-line message that says what is wrong and how to fix it, and the exit
+status a command line should use for it.
+"""
+
+
+class ToolkitError(Exception):
+    """Base of every error the ``freeze`` toolkit raises on bad input.
+
+    Attributes:
+      exit_code: 1 when the input is wrong, 2 for a bad request (usage error).
+    """
+
+    exit_code = 1
+
+
+class UsageError(ToolkitError):
+    """A request that cannot be honoured as given (bad mode, missing data...)."""
+
+    exit_code = 2
+
+
+class FreezeError(ToolkitError):
+    """A graph cannot be loaded or frozen as asked (unknown tensor, stateful op left...)."""
+
+
+class ExportError(ToolkitError):
+    """The converter refused the graph, or the request cannot be converted."""
+
+
+class UnsafeGraphError(ToolkitError):
+    """A graph has ops outside the allow-list, or declares tensors that are too large."""
+
+
+class VerificationError(ToolkitError):
+    """A converted model is not what was asked for (float compute in an integer model...)."""
+
+
+def tf_error_reason(message: str) -> str:
+    """The informative line of a TensorFlow op error's multi-line message."""
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    for index, line in enumerate(lines):
+        if line.startswith('[[') and index > 0:
+            cause = lines[index - 1]
+            return cause.split('; ', 1)[-1] if '; ' in cause else cause
+    meaningful = [line for line in lines if not line.startswith(('Graph execution error',
+                                                                  'Detected at node', 'File ',
+                                                                  'Node:'))]
+    return (meaningful or lines or ['unknown TensorFlow error'])[0][:300]

@@ -1,0 +1,375 @@
+"""Model sources for the commands: our run folders through `graph_models.restore`, any other TF1
+model (``.pb``, ``.pbtxt``, checkpoint + ``.meta``, SavedModel) through the ``freeze`` toolkit.
+
+`load_model` turns any source into a `freeze.sources.FrozenGraph`; `export_model` converts it
+(verified, see `freeze.export`); `reference_graph` rebuilds the graph an export record names and
+checks it is the one that was converted. The library decides what a path is; the CLI only
+passes it on.
+"""
+
+import dataclasses
+import os
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+
+from freeze import export as freeze_export
+from freeze import sources, tflite
+from freeze.errors import FreezeError  # noqa: F401  (re-exported for callers and tests)
+from freeze.export import ExportRecord, write_export  # noqa: F401
+from freeze.freeze_graph import (FROZEN_GRAPH_FILE, freeze_session, graph_digest,  # noqa: F401
+                                 stateful_ops, write_graph_def)
+from graph_models import data as data_lib
+from graph_models import graphs, restore
+from graph_models._tf import tf
+from graph_models.errors import CheckpointError, ConfigError
+from graph_models.restore import build_restored_inference_graph  # noqa: F401
+from graph_models.run_config import RunConfig
+
+RUN = 'checkpoint'  # Source kind of our own run folders in export records.
+
+
+@dataclasses.dataclass
+class FrozenModel:
+    """A frozen inference graph of one of our runs.
+
+    Attributes:
+      graph_def: the frozen ``GraphDef``.
+      run: the run config of the checkpoint.
+      checkpoint: the checkpoint prefix that was restored.
+      batch_size: the static batch size of ``Input``.
+      quantized: whether the graph has the quantization eval rewrite.
+    """
+
+    graph_def: tf.compat.v1.GraphDef
+    run: RunConfig
+    checkpoint: str
+    batch_size: int
+    quantized: bool
+
+
+def freeze_checkpoint(checkpoint: str, *, batch_size: int = 1, quantized: Optional[bool] = None,
+                      output_names: Sequence[str] = (graphs.OUTPUT, graphs.LOGITS)
+                      ) -> FrozenModel:
+    """Rebuilds the inference graph of one of our checkpoints, restores it and freezes it.
+
+    Args:
+      checkpoint: a run folder (its latest checkpoint) or a prefix inside one.
+      batch_size: static batch size of ``Input`` (1 for TFLite and Edge TPU).
+      quantized: see `graph_models.restore.build_restored_inference_graph`.
+      output_names: outputs to keep (``Output`` and ``Logits``).
+
+    Raises:
+      CheckpointError: missing checkpoint or run config, or a checkpoint of another model.
+      FreezeError: an unknown output name, or a stateful op left in the frozen graph.
+    """
+    if batch_size <= 0:
+        raise ConfigError(f'batch size must be positive, got {batch_size}')
+    restored = restore.restore_run(checkpoint, batch_size=batch_size, quantized=quantized)
+    try:
+        graph_def = freeze_session(restored.session, output_names=list(output_names))
+    finally:
+        restored.close()
+    left = stateful_ops(graph_def)
+    if left:
+        raise FreezeError(f'the frozen graph still has stateful ops: {", ".join(left[:5])}')
+    return FrozenModel(graph_def, restored.run, restored.checkpoint, batch_size,
+                       restored.quantized)
+
+
+def _run_graph(path: str, *, batch_size: int, quantized: Optional[bool],
+               input_arrays: Optional[Sequence[str]], output_arrays: Optional[Sequence[str]],
+               input_shapes: Optional[Dict[str, Sequence[int]]]) -> sources.FrozenGraph:
+    if input_arrays and list(input_arrays) != [graphs.INPUT]:
+        raise ConfigError(f'a run of ours has the one input {graphs.INPUT}, not '
+                          f'{", ".join(input_arrays)}')
+    outputs = list(output_arrays or [graphs.OUTPUT])
+    unknown = set(outputs) - {graphs.OUTPUT, graphs.LOGITS}
+    if unknown:
+        raise ConfigError(f'a run of ours has the outputs {graphs.OUTPUT} and {graphs.LOGITS}, '
+                          f'not {sorted(unknown)[0]}')
+    run, _ = restore.open_run(path)
+    if input_shapes:
+        shape = list(input_shapes.get(graphs.INPUT, []))
+        if not shape or shape[1:] != list(run.model.input_shape):
+            raise ConfigError(f'--input-shapes {shape} does not fit the run\'s input '
+                              f'{[batch_size, *run.model.input_shape]}; only the batch may '
+                              'change')
+        batch_size = shape[0]
+    frozen = freeze_checkpoint(path, batch_size=batch_size, quantized=quantized,
+                               output_names=outputs)
+    return sources.FrozenGraph(frozen.graph_def, [graphs.INPUT], outputs,
+                               {graphs.INPUT: [batch_size, *run.model.input_shape]},
+                               frozen.checkpoint, RUN,
+                               {'quantized': frozen.quantized, 'dataset': run.dataset})
+
+
+def load_model(path: str, *, batch_size: int = 1, quantized: Optional[bool] = None,
+               input_arrays: Optional[Sequence[str]] = None,
+               output_arrays: Optional[Sequence[str]] = None,
+               input_shapes: Optional[Dict[str, Sequence[int]]] = None,
+               tag_set: Sequence[str] = ('serve',), signature_def: Optional[str] = None,
+               allow_unsafe_ops: bool = False) -> sources.FrozenGraph:
+    """Any model source as a frozen inference graph.
+
+    Args:
+      path: one of our run folders (or a prefix in one), a checkpoint prefix with its
+        ``.meta``, a SavedModel folder, or a frozen ``.pb``/``.pbtxt``.
+      batch_size: static batch size where the source leaves it open.
+      quantized: our runs only: the QAT eval graph (default: when the run was quantized).
+      input_arrays, output_arrays, input_shapes: see `freeze.sources.load_source`.
+      tag_set, signature_def: SavedModel selection.
+      allow_unsafe_ops: skip the op allow-list (not needed for our runs).
+
+    Returns:
+      The `freeze.sources.FrozenGraph`.
+    """
+    if batch_size <= 0:
+        raise ConfigError(f'batch size must be positive, got {batch_size}')
+    if restore.is_run(path):
+        return _run_graph(path, batch_size=batch_size, quantized=quantized,
+                          input_arrays=input_arrays, output_arrays=output_arrays,
+                          input_shapes=input_shapes)
+    if quantized is False:
+        raise ConfigError('--float applies to our QAT runs; for other sources pick the graph '
+                          'with --output-arrays')
+    return sources.load_source(path, input_arrays=input_arrays, output_arrays=output_arrays,
+                               input_shapes=input_shapes, batch_size=batch_size,
+                               tag_set=tag_set, signature_def=signature_def,
+                               allow_unsafe_ops=allow_unsafe_ops)
+
+
+def scale_to_range(images: np.ndarray, input_range: Tuple[float, float]) -> np.ndarray:
+    """Maps pixels in [0, 1] onto a model's real input range."""
+    low, high = input_range
+    if (low, high) == (0.0, 1.0):
+        return images
+    return (low + (high - low) * images).astype(np.float32)
+
+
+def dataset_images(frozen: sources.FrozenGraph, dataset: Optional[str],
+                   data_dir: Optional[str], *, split: str = 'train',
+                   limit: Optional[int] = None, download: bool = False):
+    """``(images shaped for the model's input, labels, dataset)`` of a dataset split.
+
+    Raises:
+      ConfigError: when the dataset's examples do not fit the model's input shape.
+    """
+    data = data_lib.load_dataset(dataset or 'mnist', data_dir, download=download)
+    images = data.train_images if split == 'train' else data.test_images
+    labels = data.train_labels if split == 'train' else data.test_labels
+    if limit:
+        images, labels = images[:limit], labels[:limit]
+    shape = frozen.input_shapes[frozen.inputs[0]][1:]
+    if int(np.prod(shape)) != int(np.prod(images.shape[1:])):
+        raise ConfigError(f'the model input {frozen.inputs[0]} takes examples of shape {shape}, '
+                          f'{data.name} has {list(images.shape[1:])}; pick a model for this '
+                          'dataset, or the dataset for this model')
+    return data_lib.to_float(images, shape), labels, data
+
+
+def export_model(source: str, mode: str = 'float', *, batch_size: int = 1,
+                 dataset: Optional[str] = None, data_dir: Optional[str] = None,
+                 input_arrays: Optional[Sequence[str]] = None,
+                 output_arrays: Optional[Sequence[str]] = None,
+                 input_shapes: Optional[Dict[str, Sequence[int]]] = None,
+                 tag_set: Sequence[str] = ('serve',), signature_def: Optional[str] = None,
+                 input_range: Tuple[float, float] = tflite.INPUT_RANGE,
+                 calibrate: bool = False, allow_unsafe_ops: bool = False,
+                 representative_examples: int = tflite.REPRESENTATIVE_EXAMPLES) -> ExportRecord:
+    """Exports any model source to TFLite, verifying integer models.
+
+    For one of our runs, ``int8``/``uint8`` use its QAT eval graph when it was quantized, and
+    post-training quantization from its own training data otherwise. For other sources,
+    post-training quantization needs ``data_dir`` (the dataset defaults to what it holds).
+
+    Returns:
+      The `freeze.export.ExportRecord` (write it with `write_export`).
+
+    Raises:
+      ConfigError, CheckpointError, freeze.errors.ToolkitError: see the callees.
+    """
+    if mode not in tflite.MODES:
+        raise ConfigError(f'unknown export mode {mode!r}; choose one of '
+                          f'{", ".join(tflite.MODES)}')
+    integer = mode in ('int8', 'uint8')
+    quantized = None
+    if restore.is_run(source):
+        run, _ = restore.open_run(source)
+        qat = bool(run.quantization) and integer and not calibrate
+        if mode == 'uint8' and not run.quantization and not calibrate:
+            raise ConfigError('uint8 export needs a quantization-aware checkpoint (train with '
+                              '--quantize); for a float checkpoint use --quantize int8 '
+                              '(post-training quantization)')
+        quantized = qat
+        if integer and not qat:
+            dataset = dataset or run.dataset
+            data_dir = data_dir or run.data_source
+    frozen = load_model(source, batch_size=batch_size, quantized=quantized,
+                        input_arrays=input_arrays, output_arrays=output_arrays,
+                        input_shapes=input_shapes, tag_set=tag_set, signature_def=signature_def,
+                        allow_unsafe_ops=allow_unsafe_ops)
+    images, seed, limit = None, 0, None
+    if frozen.source_kind == RUN:
+        seed, limit = run.seed, run.limit  # The run's own training examples, as it saw them.
+    wants_data = data_dir is not None or dataset is not None  # --dataset alone: its cache.
+    if integer and wants_data and (calibrate or not frozen.fake_quantized):
+        images, _, _ = dataset_images(frozen, dataset, data_dir, limit=limit)
+        images = scale_to_range(images, input_range)
+    record = freeze_export.export_graph(frozen, mode, representative_images=images,
+                                        input_range=input_range, calibrate=calibrate,
+                                        representative_examples=representative_examples,
+                                        seed=seed)
+    return record
+
+
+def export_checkpoint(checkpoint: str, mode: str = 'float', *, batch_size: int = 1,
+                      data_dir: Optional[str] = None,
+                      representative_examples: int = tflite.REPRESENTATIVE_EXAMPLES) -> ExportRecord:
+    """Exports one of our runs (see `export_model`)."""
+    if not restore.is_run(checkpoint):
+        restore.open_run(checkpoint)  # Raises the precise CheckpointError.
+        raise CheckpointError(f'no run of ours at {checkpoint}')
+    return export_model(checkpoint, mode, batch_size=batch_size, data_dir=data_dir,
+                        representative_examples=representative_examples)
+
+
+def symmetrize_weight_ranges(session) -> int:
+    """Widens every ``weights_quant`` range variable of a live QAT eval graph to ``[-r, r]``.
+
+    The session form of `freeze.export.symmetrize_weight_ranges` (which rewrites a frozen
+    graph, as export does): both give the same frozen graph.
+
+    Returns:
+      The number of weight ranges changed.
+    """
+    from graph_models.quantize import QUANTIZATION_VARIABLES
+    graph = session.graph
+    ranges = {}
+    for var in graph.get_collection(QUANTIZATION_VARIABLES):
+        scope, end = var.op.name.rsplit('/', 1)
+        # <ctx>/weights_quant, or weights_quant[_N] for root or shared-scope layers.
+        if end in ('min', 'max') and scope.rsplit('/', 1)[-1].split('_quant')[0] == 'weights':
+            ranges.setdefault(scope, {})[end] = var
+    with graph.as_default():
+        for pair in ranges.values():
+            low, high = session.run([pair['min'], pair['max']])
+            bound = max(abs(float(low)), abs(float(high)))
+            pair['min'].load(-bound, session)
+            pair['max'].load(bound, session)
+    return len(ranges)
+
+
+def reference_graph(record: Dict) -> Tuple[Optional[sources.FrozenGraph], str]:
+    """The frozen graph an export record says was converted, or None and why not.
+
+    The source is loaded again as it was for the export (our run's QAT or float graph, the
+    same tensors, shapes, tags and signature; symmetrized weights; calibration's float graph).
+    Its digest must equal the record's ``graph_sha256``: otherwise the source changed (or the
+    record names another model) and no agreement can be measured.
+    """
+    source = record.get('source')
+    if not isinstance(source, str):
+        return None, 'the export record names no source'
+    try:
+        if record.get('source_kind') == RUN:
+            frozen = load_model(source, batch_size=int(record.get('batch_size', 1)),
+                                quantized=record.get('graph') == 'qat_eval',
+                                output_arrays=record.get('output_arrays'))
+        else:
+            options = record.get('options') or {}
+            frozen = sources.load_source(
+                source, input_arrays=record.get('input_arrays'),
+                output_arrays=record.get('output_arrays'),
+                input_shapes=record.get('input_shapes') or None,
+                tag_set=options.get('tag_set', ['serve']),
+                signature_def=options.get('signature_def'))
+    except (CheckpointError, ConfigError, FreezeError, OSError) as e:
+        return None, f'its source {source} cannot be loaded ({e})'
+    except Exception as e:  # pylint: disable=broad-except
+        from freeze.errors import ToolkitError
+        if isinstance(e, ToolkitError):
+            return None, f'its source {source} cannot be loaded ({e})'
+        raise
+    graph_def = frozen.graph_def
+    if record.get('graph') == 'float' and frozen.fake_quantized:
+        graph_def = freeze_export.strip_fake_quant(graph_def)
+    if record.get('symmetrized_weights'):
+        graph_def, _ = freeze_export.symmetrize_weight_ranges(graph_def)
+    digest = record.get('graph_sha256')
+    if digest and digest != graph_digest(graph_def):
+        return None, (f'its source {source} is not the graph that was converted (the graph '
+                      'digest differs): export the model again')
+    frozen.graph_def = graph_def
+    return frozen, ''
+
+
+def _beside(source: str, name: str) -> str:
+    folder = source if os.path.isdir(source) else os.path.dirname(source) or '.'
+    return os.path.join(folder, name)
+
+
+def _prepare_output(path: str, source: str) -> None:
+    from graph_models.errors import GraphModelsError
+    if os.path.abspath(path) == os.path.abspath(source):
+        raise ConfigError(f'the output {path} is the source itself; choose another -o path')
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise GraphModelsError(f'cannot create folder {folder} ({e.strerror}); choose another '
+                               'output path') from None
+
+
+def freeze_model(source: str, output: Optional[str] = None, *, batch_size: int = 1,
+                 float_graph: bool = False, pbtxt: bool = False, **source_options):
+    """Freezes any source into a ``.pb`` (and a ``.pbtxt``): ``(frozen graph, paths written)``.
+
+    Args:
+      source: see `load_model`.
+      output: the ``.pb`` path (default ``frozen_graph.pb`` beside the source).
+      batch_size: static batch size where the source leaves it open.
+      float_graph: our QAT runs: their float graph instead of the eval graph.
+      pbtxt: also write the text form beside it.
+      **source_options: `load_model` options.
+    """
+    if restore.is_run(source) and not source_options.get('output_arrays'):
+        source_options['output_arrays'] = [graphs.OUTPUT, graphs.LOGITS]
+    frozen = load_model(source, batch_size=batch_size,
+                        quantized=False if float_graph else None, **source_options)
+    output = output or _beside(source, FROZEN_GRAPH_FILE)
+    _prepare_output(output, source)
+    write_graph_def(frozen.graph_def, output)
+    written = [output]
+    if pbtxt:
+        text = os.path.splitext(output)[0] + '.pbtxt'
+        _prepare_output(text, source)
+        write_graph_def(frozen.graph_def, text, as_text=True)
+        written.append(text)
+    return frozen, written
+
+
+def export_to_file(source: str, output: Optional[str], mode: str = 'float', *,
+                   metadata: bool = True, **options):
+    """`export_model`, then publishes the model and its record: ``(record, model path)``.
+
+    Args:
+      source, mode, options: as for `export_model`.
+      output: the ``.tflite`` path (default ``model_<mode>.tflite`` beside the source).
+      metadata: embed TFLite metadata (name, input normalization, labels file) when the
+        dataset is known: our runs know theirs, other sources need ``dataset``.
+    """
+    output = output or _beside(source, f'model_{mode}.tflite')
+    _prepare_output(output, source)
+    record = export_model(source, mode, **options)
+    if metadata:
+        from freeze.metadata import MetadataError
+        from graph_models.labels import embed_in_export
+        try:
+            embed_in_export(record, options.get('dataset'))
+        except MetadataError as e:
+            raise ConfigError(f'cannot embed metadata ({e})',
+                              cli_message=f'cannot embed metadata ({e}); pass --no-metadata '
+                                          'to export without it') from None
+    write_export(record, output)
+    return record, output
