@@ -135,8 +135,8 @@ def test_full_disk_gives_a_clear_error_and_no_partial_files(full_disk, tmp_path,
                        str(tmp_path / 'logs'), '--no-progress'])
     assert status == 1
     assert 'No space left on device' in capsys.readouterr().err
-    leftovers = [f for _, _, files in os.walk(full_disk) for f in files]
-    assert leftovers == ['run_config.json']  # Written first; no half checkpoint.
+    # No half checkpoint, and no run folder without a checkpoint (issue 12 item 7).
+    assert os.listdir(full_disk) == []
 
     ckpt = tmp_path / 'ckpt'
     assert cli.main(['train', '--model', 'mlp', '--data-dir', tiny_data_dir, '--epochs', '1',
@@ -147,8 +147,7 @@ def test_full_disk_gives_a_clear_error_and_no_partial_files(full_disk, tmp_path,
                     ['freeze', str(ckpt / 'ok'), '-o', str(full_disk / 'frozen.pb')]):
         assert cli.main(command) == 1
         assert 'No space left on device' in capsys.readouterr().err
-    leftovers = [f for _, _, files in os.walk(full_disk) for f in files]
-    assert leftovers == ['run_config.json']
+    assert os.listdir(full_disk) == []
 
 
 @pytest.fixture(scope='module')
