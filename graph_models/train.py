@@ -427,6 +427,7 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
     ckpt_dir = os.path.join(checkpoint_dir, run_name)
     run_log_dir = os.path.join(log_dir, run_name)
     created = {folder: not os.path.lexists(folder) for folder in (ckpt_dir, run_log_dir)}
+    new_parents = [parent for parent in (checkpoint_dir, log_dir) if not os.path.lexists(parent)]
     _make_folder(ckpt_dir, '--checkpoint-dir')
     lock = RunLock(ckpt_dir)
     lock.acquire()
@@ -463,6 +464,9 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
             for folder in (ckpt_dir, run_log_dir):
                 if owned[folder]:
                     shutil.rmtree(folder, ignore_errors=True)
+            for parent in new_parents:  # --checkpoint-dir / --log-dir this call created.
+                with contextlib.suppress(OSError):
+                    os.rmdir(parent)  # Only if empty.
         raise
     finally:
         lock.release()
