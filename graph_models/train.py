@@ -558,6 +558,9 @@ def _train_locked(run: RunConfig, data: data_lib.Dataset, *, run_name: str, ckpt
                 raise TrainingInterrupted(f'{name} during start-up: nothing trained in this '
                                           'call, no checkpoint written (earlier ones are '
                                           'untouched)', exit_code=status) from None
+            # The signal may land between a step and the bookkeeping after it: name the
+            # checkpoint after the step the variables are really at.
+            training.step = int(training.session.run(training.tensors.global_step))
             path = training.save()
             name = 'SIGTERM' if signals.last == signal.SIGTERM else name
             status = 143 if signals.last == signal.SIGTERM else status
