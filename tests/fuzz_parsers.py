@@ -41,7 +41,7 @@ def run(examples: int, only=None) -> int:
             targets.SEEDS[seed] = targets.tiny_tflite()
         strategy = st.binary(max_size=size) if size else None
         if seed:
-            strategy = (st.one_of(strategy, mutated(targets.SEEDS[seed])) if strategy
+            strategy = (st.one_of(strategy, mutated(targets.SEEDS[seed])) if strategy is not None
                         else mutated(targets.SEEDS[seed]))
 
         @settings(max_examples=examples, deadline=None, database=None,

@@ -192,3 +192,58 @@ def test_failed_train_leaves_no_empty_run_folders(tmp_path, tiny_data):
         _train(tmp_path, tiny_data, run_name='kept', model=ModelConfig('mlp_deep'),
                resume=True)
     assert _checkpoints(tmp_path / 'ckpt' / 'kept') == [8]
+
+
+# Item 8: hostile run_config.json ----------------------------------------------------------------
+
+def _config_variants():
+    from graph_models.run_config import RunConfig as RC
+    good = RC(model=ModelConfig('mlp', hidden_sizes=[64])).to_dict()
+
+    def changed(**fields):
+        d = json.loads(json.dumps(good))
+        for key, value in fields.items():
+            if key.startswith('model.'):
+                d['model'][key[6:]] = value
+            else:
+                d[key] = value
+        return json.dumps(d)
+
+    return {
+        'hidden 1e20': changed(**{'model.hidden_sizes': [1e20]}),
+        'hidden 10**20': changed(**{'model.hidden_sizes': [10 ** 20]}),
+        'hidden 2.5': changed(**{'model.hidden_sizes': [2.5]}),
+        'hidden text': changed(**{'model.hidden_sizes': 'abc'}),
+        'epochs 1e20': changed(epochs=1e20),
+        'batch huge': changed(batch_size=10 ** 20),
+        'lr text': changed(learning_rate='fast'),
+        'lr inf': '{"format_version": 1, "model": {"name": "mlp"}, "learning_rate": 1e999}',
+        'model text': changed(model='mlp'),
+        'nested 100000': '[' * 100000 + ']' * 100000,
+        'nested dict': '{"a": ' * 100000 + '1' + '}' * 100000,
+    }
+
+
+@pytest.mark.parametrize('case', sorted(_config_variants()))
+def test_hostile_run_config_is_one_clear_error(tmp_path, case):
+    from graph_models.run_config import read_run_config
+    folder = tmp_path / 'run'
+    folder.mkdir()
+    (folder / 'run_config.json').write_text(_config_variants()[case])
+    with pytest.raises(CheckpointError, match='run_config.json'):
+        read_run_config(str(folder))
+
+
+def test_cli_resume_with_hostile_run_config(tmp_path, tiny_data_dir, capsys):
+    from graph_models import cli
+    argv = ['train', '--model', 'mlp', '--hidden-sizes', '64', '--data-dir', tiny_data_dir,
+            '--epochs', '1', '--checkpoint-dir', str(tmp_path / 'ckpt'), '--log-dir',
+            str(tmp_path / 'logs'), '--run-name', 'r', '--no-progress']
+    assert cli.main(argv) == 0
+    capsys.readouterr()
+    config = tmp_path / 'ckpt' / 'r' / 'run_config.json'
+    for case in ('hidden 1e20', 'nested 100000'):
+        config.write_text(_config_variants()[case])
+        assert cli.main(argv[:-1] + ['--resume', '--epochs', '2', '--no-progress']) == 1
+        err = capsys.readouterr().err
+        assert err.count('\n') == 1 and 'run_config.json' in err, err
