@@ -73,12 +73,23 @@ def markdown(results) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def _write_error(folder: str, error: OSError) -> int:
+    print(f'python -m bench: error: cannot write results to {folder} '
+          f'({error.strerror or error}); free disk space or choose another --out',
+          file=sys.stderr)
+    return 1
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog='python -m bench', description=__doc__)
     parser.add_argument('--quick', action='store_true',
                         help='a few iterations only (smoke test of the harness)')
     parser.add_argument('--out', default=common.RESULTS_DIR, help='results folder')
     args = parser.parse_args(argv)
+    try:  # A full or unwritable --out fails now, not after minutes of measuring.
+        common.check_writable(args.out)
+    except OSError as e:
+        return _write_error(args.out, e)
 
     results = {'machine': common.machine_info(), 'quick': args.quick}
     results['throughput'] = throughput.measure(quick=args.quick)
@@ -92,7 +103,10 @@ def main(argv=None) -> int:
                                                     results['flops']['machine_matmul_flops'])
     results['headline'] = headline(results)
     text = markdown(results)
-    path = common.write_results(results, text, args.out)
+    try:
+        path = common.write_results(results, text, args.out)
+    except OSError as e:
+        return _write_error(args.out, e)
     print(text)
     print(f'written: {path}')
     return 0

@@ -54,11 +54,29 @@ def interleaved_medians(steps: Dict[str, Callable[[], None]], iterations: int,
     return {name: statistics.median(times) for name, times in rounds.items()}
 
 
+def check_writable(folder: str, probe_bytes: int = 256 * 1024) -> None:
+    """Raises OSError unless ``folder`` can be created and take ``probe_bytes`` more."""
+    os.makedirs(folder, exist_ok=True)
+    probe = os.path.join(folder, '.bench-probe')
+    try:
+        atomic_write(probe, bytes(probe_bytes))
+    finally:
+        if os.path.exists(probe):
+            os.unlink(probe)
+
+
 def write_results(results: Dict, markdown: str, folder: str = RESULTS_DIR) -> str:
-    """Writes ``<date>.json`` and ``<date>.md`` into ``folder``; returns the JSON path."""
+    """Writes ``<date>.json`` and ``<date>.md`` into ``folder``; returns the JSON path.
+
+    Both or neither: if the ``.md`` cannot be written, the new ``.json`` is removed again.
+    """
     os.makedirs(folder, exist_ok=True)
     stamp = datetime.datetime.now().strftime('%Y-%m-%d')
     path = os.path.join(folder, f'{stamp}.json')
     atomic_write(path, (json.dumps(results, indent=2) + '\n').encode())
-    atomic_write(os.path.join(folder, f'{stamp}.md'), markdown.encode())
+    try:
+        atomic_write(os.path.join(folder, f'{stamp}.md'), markdown.encode())
+    except OSError:
+        os.unlink(path)
+        raise
     return path

@@ -621,6 +621,14 @@ def _install_signal_handlers() -> dict:
             signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler)}
 
 
+def _thread_excepthook(hook_args) -> None:
+    """No traceback for TensorBoard's writer thread: the next ``FileWriter`` call in the main
+    thread re-raises its error, and training turns that into one line."""
+    if hook_args.thread is not None and hook_args.thread.name == 'EventLoggerThread':
+        return
+    sys.__excepthook__(hook_args.exc_type, hook_args.exc_value, hook_args.exc_traceback)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Runs the command line; returns the exit status.
 
@@ -636,6 +644,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         from graph_models.noise import StderrFilter
         noise_filter = StderrFilter().start()
     previous = _install_signal_handlers()
+    previous_thread_hook = threading.excepthook
+    threading.excepthook = _thread_excepthook
+    if argv is None and os.environ.get('GRAPH_MODELS_CLUSTER_PARENT', '').isdigit():
+        # A task of "cluster-local": die with it, even while TensorFlow is still importing.
+        from graph_models.cluster_local import watch_parent
+        watch_parent(int(os.environ['GRAPH_MODELS_CLUSTER_PARENT']))
     command = _command_name(options)
     args = None
     try:
@@ -680,6 +694,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f'{PROG} {command}: terminated (SIGTERM)', file=sys.stderr)
         return 143
     finally:
+        threading.excepthook = previous_thread_hook
         for signum, handler in previous.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
         if noise_filter is not None:

@@ -23,7 +23,11 @@ NOISE = re.compile(
     rb'|.*oneDNN custom operations are on'
     rb'|\s*fully_quantize: \d'
     rb'|INFO: Created TensorFlow Lite XNNPACK delegate'
-    rb'|.*Init node \S+ doesn\'t exist in graph)')
+    rb'|.*Init node \S+ doesn\'t exist in graph'
+    # A full --log-dir: TensorBoard's writer thread logs it; training reports it in one line.
+    rb'|ERROR:tensorflow:EventFileWriter writer thread error'
+    rb'|\tFailed to flush \d+ events to'
+    rb'|E\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ events_writer\.cc:\d+\] )')
 
 
 def is_noise(line: bytes) -> bool:

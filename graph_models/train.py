@@ -550,6 +550,7 @@ def _train_locked(run: RunConfig, data: data_lib.Dataset, *, run_name: str, ckpt
                     f'train loss {result.train_loss:.4f} acc {result.train_accuracy:.4f}  '
                     f'test loss {result.test_loss:.4f} acc {result.test_accuracy:.4f}  '
                     f'{result.examples_per_sec:,.0f} examples/s')
+            training.close_writers()
         except (KeyboardInterrupt, Terminated):
             signals.hold()  # A second signal must not interrupt the checkpoint being written.
             name = 'SIGTERM' if signals.last == signal.SIGTERM else 'SIGINT'
@@ -621,11 +622,13 @@ class _TrainingRun:
         self.evaluator = Evaluator.for_run(run)
         self.session = v1.Session(graph=self.graph)
         self.train_writer = self.eval_writer = None
+        self.run_log_dir = ''
         self.started = False
 
     def start(self, restore_from: Optional[str], run_log_dir: str,
               log: Callable[[str], None]) -> None:
         """Initializes or restores the variables, writes the run config, opens the writers."""
+        self.run_log_dir = run_log_dir
         # Saver and FileWriter insist on their graph being the default one.
         with self.graph.as_default():
             if restore_from:
@@ -702,7 +705,7 @@ class _TrainingRun:
                 acc_sum += acc * n
                 seen += n
                 if want_summary:
-                    self.train_writer.add_summary(results[3], self.step)
+                    self._log_write(self.train_writer.add_summary, results[3], self.step)
                 if save_every_steps and self.step % save_every_steps == 0:
                     self.save()
                 bar.set_postfix(loss=f'{loss:.4f}', ex_s=f'{seen / max(seconds, 1e-9):,.0f}')
@@ -718,14 +721,39 @@ class _TrainingRun:
         """Test loss and accuracy of the latest checkpoint in the inference graph; logged."""
         self.evaluator.restore(self.checkpoint_path)
         loss, accuracy = self.evaluator.evaluate(test_x, test_y)
-        self.eval_writer.add_summary(_scalar_summary(loss=loss, accuracy=accuracy), self.step)
-        self.train_writer.flush()
-        self.eval_writer.flush()
+        self._log_write(self.eval_writer.add_summary,
+                        _scalar_summary(loss=loss, accuracy=accuracy), self.step)
+        self._log_write(self.train_writer.flush)
+        self._log_write(self.eval_writer.flush)
         return loss, accuracy
 
+    def _log_write(self, call, *args):
+        """Runs a summary writer call; a failure of its writer thread becomes our error.
+
+        ``FileWriter`` writes from a background thread; when that thread fails (a full
+        ``--log-dir``), the next call in the main thread re-raises its RuntimeError.
+        """
+        try:
+            return call(*args)
+        except RuntimeError as e:
+            reason = str(e).splitlines()[0].split('; ')[-1] if str(e) else 'write failed'
+            raise GraphModelsError(
+                f'cannot write TensorBoard logs in {os.path.dirname(self.run_log_dir)} '
+                f'({reason}); free disk space or choose another --log-dir; the checkpoints in '
+                f'{self.ckpt_dir} are intact') from None
+
+    def close_writers(self) -> None:
+        """Flushes and closes the summary writers (raises `GraphModelsError` on failure)."""
+        writers = [w for w in (self.train_writer, self.eval_writer) if w is not None]
+        self.train_writer = self.eval_writer = None
+        for writer in writers:
+            self._log_write(writer.close)
+
     def close(self) -> None:
+        """Closes everything; on the error path a writer failure must not hide the first."""
         for writer in (self.train_writer, self.eval_writer):
             if writer is not None:
-                writer.close()  # Flushes pending summaries, on success and on every error.
+                with contextlib.suppress(RuntimeError):
+                    writer.close()  # Flushes pending summaries, on every error.
         self.session.close()
         self.evaluator.close()

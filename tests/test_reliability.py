@@ -213,6 +213,24 @@ def test_full_disk_gives_a_clear_error_and_no_partial_files(full_disk, tmp_path,
     assert os.listdir(full_disk) == []
 
 
+def test_full_log_dir_hit_by_the_writer_thread_is_one_line(full_disk, tmp_path, tiny_data_dir):
+    """Issue 12 item 8: TensorBoard's writer thread failed with two tracebacks."""
+    filler = full_disk / 'filler'
+    with open(filler, 'wb') as f:  # Leave about 30 KB: the first epoch's events overflow it.
+        f.write(bytes(os.statvfs(full_disk).f_bavail * os.statvfs(full_disk).f_frsize
+                      - 30 * 1024))
+    proc = subprocess.run(
+        [BIN, 'train', '--model', 'mlp_small', '--data-dir', tiny_data_dir, '--epochs', '2',
+         '--batch-size', '10', '--summary-every-steps', '1', '--run-name', 'r',
+         '--checkpoint-dir', str(tmp_path / 'ckpt'), '--log-dir', str(full_disk / 'logs'),
+         '--no-progress'], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr.count('\n') == 1, proc.stderr
+    assert proc.stderr.startswith('graph-models train: error: cannot write TensorBoard logs in')
+    assert 'No space left on device' in proc.stderr and '--log-dir' in proc.stderr
+    assert _latest_step(str(tmp_path / 'ckpt' / 'r')) >= 40  # The epoch's checkpoint is kept.
+
+
 @pytest.fixture(scope='module')
 def artifacts(tmp_path_factory):
     """A trained checkpoint, its .tflite, and a frozen .pb."""
@@ -256,6 +274,8 @@ def _bad_inputs(root, data_dir):
         (['train', '--data-dir', str(files / 'empty_dir')], 1, 'holds no mnist data'),
         (['train', '--epochs', '0'], 2, 'must be a positive integer'),
         (['train', '--batch-size', '-5'], 2, 'must be a positive integer'),
+        (['train', '--batch-size', '100000000000000000000'], 2, 'must be at most'),
+        (['train', '--hidden-sizes', '1' + '0' * 20], 2, 'positive integers'),
         (['freeze', str(files / 'nowhere')], 1, 'no checkpoint at'),
         (['freeze', str(other)], 1, 'written for a different model'),
         (['freeze', str(broken_config)], 1, 'holds no checkpoint'),
@@ -324,3 +344,17 @@ def test_our_own_frozen_graphs_pass_the_allow_list(artifacts):
     from freeze.safety import unsafe_ops
     root, _ = artifacts
     assert unsafe_ops(read_graph_def(str(root / 'm.pb'))) == {}
+
+
+def test_bench_out_on_a_full_disk_is_one_line_before_measuring(full_disk, capsys):
+    """Issue 12 item 8: ``python -m bench --out <full disk>`` ended in an OSError traceback."""
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from bench.__main__ import main as bench_main
+    filler = full_disk / 'filler'
+    with open(filler, 'wb') as f:
+        f.write(bytes(os.statvfs(full_disk).f_bavail * os.statvfs(full_disk).f_frsize))
+    status = bench_main(['--quick', '--out', str(full_disk / 'results')])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'No space left on device' in err and '--out' in err, err
+    assert [f for _, _, files in os.walk(full_disk / 'results') for f in files] == []
