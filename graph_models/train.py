@@ -34,7 +34,8 @@ from graph_models._tf import tf, v1
 from graph_models.errors import (CheckpointError, ConfigError, GraphModelsError, Terminated,
                                  TrainingError, TrainingInterrupted, tf_error_reason)
 from graph_models.nets_factory import ModelConfig
-from graph_models.run_config import RunConfig, read_run_config, write_run_config
+from graph_models.run_config import (RunConfig, read_run_config, run_config_path,
+                                     write_run_config)
 
 CHECKPOINT_PREFIX = 'model.ckpt'
 
@@ -430,10 +431,12 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
     new_parents = [parent for parent in (checkpoint_dir, log_dir) if not os.path.lexists(parent)]
     _make_folder(ckpt_dir, '--checkpoint-dir')
     lock = RunLock(ckpt_dir)
+    lock_is_new = not os.path.lexists(lock.path)
     lock.acquire()
     owned = dict(created)  # Folders this call may remove again if it fails before a checkpoint.
     try:
-        remove_stale_temporaries(ckpt_dir)
+        if os.path.isfile(run_config_path(ckpt_dir)):  # Only in a folder that is a run.
+            remove_stale_temporaries(ckpt_dir)
         restore_from = _prepare_run_folders(ckpt_dir, run_log_dir, resume=resume,
                                             overwrite=overwrite, run=run)
         if overwrite:
@@ -467,6 +470,9 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
             for parent in new_parents:  # --checkpoint-dir / --log-dir this call created.
                 with contextlib.suppress(OSError):
                     os.rmdir(parent)  # Only if empty.
+            if lock_is_new and not os.path.isfile(run_config_path(ckpt_dir)):
+                with contextlib.suppress(OSError):  # Leave a folder that is not a run as found.
+                    os.unlink(lock.path)
         raise
     finally:
         lock.release()

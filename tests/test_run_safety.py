@@ -59,9 +59,10 @@ def test_overwrite_only_empties_a_folder_with_our_run_config(tmp_path, tiny_data
     foreign = tmp_path / 'ckpt' / 'photos'
     foreign.mkdir(parents=True)
     (foreign / 'cat.jpg').write_bytes(b'meow')
+    (foreign / 'checkpoint.tmp1').write_bytes(b'not ours either')
     with pytest.raises(ConfigError, match='holds no run_config.json'):
         _train(tmp_path, tiny_data, run_name='photos', overwrite=True)
-    assert (foreign / 'cat.jpg').read_bytes() == b'meow'
+    assert sorted(os.listdir(foreign)) == ['cat.jpg', 'checkpoint.tmp1']  # As found.
     # A log folder with more than train/eval is refused too.
     _train(tmp_path, tiny_data, run_name='r')
     (tmp_path / 'logs' / 'r' / 'notes.txt').write_text('mine')
