@@ -194,8 +194,12 @@ def _read_bytes(path: str) -> bytes:
         stream = zlib.decompressobj(wbits=31)
         head = stream.decompress(raw, 4 + 4 * 255)
         declared = _idx_declared_size(head, path)
-        if declared is None:  # Too short for its own header: parse_idx names the problem.
-            return head + stream.decompress(stream.unconsumed_tail, 4 + 4 * 255)
+        if declared is None:  # Too short for its own header.
+            content = head + stream.decompress(stream.unconsumed_tail, 4 + 4 * 255)
+            if not stream.eof:
+                raise DataError(f'{path} is not a valid gzip file (the stream ends early); it '
+                                'is truncated or corrupt: download it again')
+            return content  # parse_idx names the problem.
         if declared > MAX_IDX_BYTES:
             raise DataError(f'{path} declares {declared:,} bytes of data, more than the '
                             f'{MAX_IDX_BYTES:,} this tool reads; it is corrupt or not a dataset')

@@ -97,7 +97,7 @@ class ModelConfig:
                 raise ConfigError(f'hidden sizes must be positive integers, got {given}')
             sizes = tuple(int(s) for s in given)
             if min(sizes) <= 0 or max(sizes) > MAX_HIDDEN_UNITS:
-                raise ConfigError(f'hidden sizes must be integers from 1 to '
+                raise ConfigError(f'hidden sizes must be positive integers of at most '
                                   f'{MAX_HIDDEN_UNITS:,}, got {given}')
             object.__setattr__(self, 'hidden_sizes', sizes)
         elif spec.family == 'mlp':
