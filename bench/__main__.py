@@ -144,6 +144,13 @@ def markdown(results) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def _write_error(folder: str, error: OSError) -> int:
+    print(f'python -m bench: error: cannot write results to {folder} '
+          f'({error.strerror or error}); free disk space or choose another --out',
+          file=sys.stderr)
+    return 1
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog='python -m bench', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -156,6 +163,11 @@ def main(argv=None) -> int:
     parser.add_argument('--data-dir', default=None,
                         help='data folder (default: the installed or cached dataset)')
     args = parser.parse_args(argv)
+    out = common.results_folder(args.out, args.quick)
+    try:  # A full or unwritable --out fails now, not after minutes of measuring.
+        common.check_writable(out)
+    except OSError as e:
+        return _write_error(out, e)
     settings = dict(QUICK if args.quick else FULL)
     data = load_data(args.quick, args.dataset, args.data_dir)
     settings.update(dataset=data.name, data_source=data.source,
@@ -190,7 +202,10 @@ def main(argv=None) -> int:
     results['flops'] = f
     results['headline'] = headline(results)
     text = markdown(results)
-    path = common.write_results(results, text, common.results_folder(args.out, args.quick))
+    try:
+        path = common.write_results(results, text, out)
+    except OSError as e:
+        return _write_error(out, e)
     print(text)
     print(f'written: {path}')
     return 0

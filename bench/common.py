@@ -101,8 +101,22 @@ def results_folder(folder: Optional[str], quick: bool) -> str:
     return os.path.join(folder, QUICK_SUBFOLDER) if quick else folder
 
 
+def check_writable(folder: str, probe_bytes: int = 256 * 1024) -> None:
+    """Raises OSError unless ``folder`` can be created and take ``probe_bytes`` more."""
+    os.makedirs(folder, exist_ok=True)
+    probe = os.path.join(folder, '.bench-probe')
+    try:
+        atomic_write(probe, bytes(probe_bytes))
+    finally:
+        if os.path.exists(probe):
+            os.unlink(probe)
+
+
 def write_results(results: Dict, markdown: str, folder: str) -> str:
-    """Writes ``<date-time>.json`` and ``.md`` (never replacing a file); returns the JSON path."""
+    """Writes ``<date-time>.json`` and ``.md`` (never replacing a file); returns the JSON path.
+
+    Both or neither: if the ``.md`` cannot be written, the new ``.json`` is removed again.
+    """
     os.makedirs(folder, exist_ok=True)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H%M%SZ')
     name, n = stamp, 1
@@ -111,5 +125,9 @@ def write_results(results: Dict, markdown: str, folder: str) -> str:
         name = f'{stamp}-{n}'
     path = os.path.join(folder, f'{name}.json')
     atomic_write(path, (json.dumps(results, indent=2) + '\n').encode())
-    atomic_write(os.path.join(folder, f'{name}.md'), markdown.encode())
+    try:
+        atomic_write(os.path.join(folder, f'{name}.md'), markdown.encode())
+    except OSError:
+        os.unlink(path)
+        raise
     return path

@@ -7,7 +7,9 @@ traceback of a user error.
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import traceback
 from typing import Callable, List, Optional
 
@@ -15,6 +17,8 @@ from graph_models import __version__
 from graph_models.errors import USER_ERRORS, GraphModelsError
 
 PROG = 'graph-models'
+# Integer flags end up in int32 shapes and int64 steps: bigger values are refused at parse time.
+MAX_INT = 2 ** 31 - 1
 UNSAFE_HELP = ('.pb only: accept ops outside the pure math/NN allow-list (file access, Python '
                'calls); only for graphs you trust')
 
@@ -30,6 +34,8 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f'expected a positive integer, got {text!r}') from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f'must be a positive integer, got {value}')
+    if value > MAX_INT:
+        raise argparse.ArgumentTypeError(f'must be at most {MAX_INT:,}, got {text}')
     return value
 
 
@@ -40,6 +46,8 @@ def non_negative_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f'expected an integer >= 0, got {text!r}') from None
     if value < 0:
         raise argparse.ArgumentTypeError(f'must be >= 0, got {value}')
+    if value > MAX_INT:
+        raise argparse.ArgumentTypeError(f'must be at most {MAX_INT:,}, got {text}')
     return value
 
 
@@ -80,7 +88,7 @@ def int_list(text: str) -> List[int]:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f'expected comma-separated positive integers such as 512,256, got {text!r}') from None
-    if not values or min(values) <= 0:
+    if not values or min(values) <= 0 or max(values) > MAX_INT:
         raise argparse.ArgumentTypeError(f'expected positive integers such as 512,256, got '
                                          f'{text!r}')
     return values
@@ -227,7 +235,7 @@ def _run_train(args: argparse.Namespace) -> int:
                             summary_every_steps=args.summary_every_steps,
                             histogram_every_steps=args.histogram_every_steps, resume=args.resume,
                             overwrite=args.overwrite, resume_from_float=args.resume_from_float,
-                            progress=not args.no_progress and sys.stderr.isatty(),
+                            progress=not args.no_progress and args.stderr_is_tty,
                             log=lambda line: print(line, flush=True))
     final = result.final
     if final is not None:
@@ -240,16 +248,17 @@ def _run_train(args: argparse.Namespace) -> int:
 
 def _run_cluster_worker(args, run, data, cluster) -> int:
     import os
-    import shutil
     from graph_models.distributed import train_worker
+    from graph_models.train import check_run_name, empty_run_for_overwrite
     from graph_models.errors import ConfigError
     if args.resume or args.resume_from_float:
         raise ConfigError('--resume and --resume-from-float are for single-process training')
     run_name = args.run_name or f'{run.model.name}-{run.dataset}' + (
         '-qat' if run.quantization else '')
-    if args.overwrite and cluster.is_chief:
-        shutil.rmtree(os.path.join(args.checkpoint_dir, run_name), ignore_errors=True)
-        shutil.rmtree(os.path.join(args.log_dir, run_name), ignore_errors=True)
+    check_run_name(run_name)
+    ckpt_dir = os.path.join(args.checkpoint_dir, run_name)
+    if args.overwrite and cluster.is_chief and os.path.isdir(ckpt_dir):
+        empty_run_for_overwrite(ckpt_dir, os.path.join(args.log_dir, run_name))
     result = train_worker(run, data, cluster, run_name=run_name, log_dir=args.log_dir,
                           checkpoint_dir=args.checkpoint_dir, sync_replicas=args.sync_replicas,
                           save_every_steps=args.save_every_steps,
@@ -595,6 +604,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
     parser.add_argument('--debug', action='store_true',
                         help='show the full traceback of errors')
+    parser.add_argument('--verbose', action='store_true',
+                        help='also show TensorFlow\'s and LiteRT\'s own log lines (hidden by '
+                             'default)')
     subparsers = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
     _add_train_parser(subparsers)
     _add_freeze_parser(subparsers)
@@ -605,6 +617,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compare_parser(subparsers)
     _add_summary_parser(subparsers)
     _add_cluster_local_parser(subparsers)
+    for sub in subparsers.choices.values():  # --verbose also after the command.
+        sub.add_argument('--verbose', action='store_true', default=argparse.SUPPRESS,
+                         help='also show TensorFlow\'s and LiteRT\'s own log lines')
     _complete_help(parser)
     return parser
 
@@ -654,37 +669,113 @@ def _complete_help(parser: argparse.ArgumentParser) -> None:
             action.help = _MISSING_HELP[action.dest]
 
 
+def _command_name(argv: List[str]) -> str:
+    """The subcommand named in ``argv`` (for messages before parsing is done)."""
+    return next((a for a in argv if not a.startswith('-')), '')
+
+
+def _raise_terminated(signum, frame):
+    from graph_models.errors import Terminated
+    raise Terminated()
+
+
+def _install_signal_handlers() -> dict:
+    """SIGTERM raises `Terminated`, SIGINT `KeyboardInterrupt`, from the very start.
+
+    Installed whatever the inherited disposition (a background job starts with SIGINT
+    ignored), so a signal during start-up (TensorFlow's import takes seconds) still ends in one
+    line and exit status 143/130. Returns the previous handlers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_terminated),
+            signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler)}
+
+
+def _thread_excepthook(hook_args) -> None:
+    """No traceback for TensorBoard's writer thread: the next ``FileWriter`` call in the main
+    thread re-raises its error, and training turns that into one line."""
+    if hook_args.thread is not None and hook_args.thread.name == 'EventLoggerThread':
+        return
+    sys.__excepthook__(hook_args.exc_type, hook_args.exc_value, hook_args.exc_traceback)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    """Runs the command line; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    handler: Callable[[argparse.Namespace], int] = args.handler
+    """Runs the command line; returns the exit status.
+
+    Without ``--verbose``, a command run as a process (``argv`` None) prints only its own lines:
+    stderr passes through `graph_models.noise.StderrFilter`, set up before TensorFlow loads.
+    """
+    from graph_models.errors import Terminated
+    words = sys.argv[1:] if argv is None else list(argv)
+    options = words[:words.index('--')] if '--' in words else words
+    verbose = '--verbose' in options
+    noise_filter = None
+    if argv is None and not verbose:
+        from graph_models.noise import StderrFilter
+        noise_filter = StderrFilter().start()
+    previous = _install_signal_handlers()
+    previous_thread_hook = threading.excepthook
+    threading.excepthook = _thread_excepthook
+    if argv is None and os.environ.get('GRAPH_MODELS_CLUSTER_PARENT', '').isdigit():
+        # A task of "cluster-local": die with it, even while TensorFlow is still importing.
+        from graph_models.cluster_local import watch_parent
+        watch_parent(int(os.environ['GRAPH_MODELS_CLUSTER_PARENT']))
+    command = _command_name(options)
+    args = None
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        command = args.command
+        args.stderr_is_tty = noise_filter.was_tty if noise_filter else sys.stderr.isatty()
+        handler: Callable[[argparse.Namespace], int] = args.handler
         status = handler(args)
         if argv is None and getattr(args, 'hard_exit', False):
             # A cluster task is done, but the tf.distribute.Server it started can block
             # interpreter shutdown once its peers are gone: flush and leave now.
             sys.stdout.flush()
+            if noise_filter is not None:
+                noise_filter.stop()
             sys.stderr.flush()
             os._exit(status)
         return status
     except USER_ERRORS as e:
-        if args.debug:
+        if args is not None and args.debug:
             traceback.print_exc()
         # Our errors may carry a command-line wording; the freeze toolkit's have one message.
         text = e.for_cli() if isinstance(e, GraphModelsError) else str(e)
-        print(f'{PROG} {args.command}: error: {text}', file=sys.stderr)
+        print(f'{PROG} {command}: error: {text}', file=sys.stderr)
         return e.exit_code
     except OSError as e:
         # Unwritable folders, a full disk: the operating system's words name file and cause.
-        if args.debug:
+        if args is not None and args.debug:
             traceback.print_exc()
         where = f' ({e.filename})' if e.filename else ''
-        print(f'{PROG} {args.command}: error: {e.strerror or e}{where}', file=sys.stderr)
+        print(f'{PROG} {command}: error: {e.strerror or e}{where}', file=sys.stderr)
         return 1
+    except OverflowError as e:
+        # A number too large for the int64/float32 it ends up in (for example a huge flag).
+        if args is not None and args.debug:
+            traceback.print_exc()
+        print(f'{PROG} {command}: error: a value is too large ({e}); use a smaller one',
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print(f'{PROG} {args.command}: interrupted', file=sys.stderr)
+        print(f'{PROG} {command}: interrupted (SIGINT)', file=sys.stderr)
         return 130
+    except Terminated:
+        print(f'{PROG} {command}: terminated (SIGTERM)', file=sys.stderr)
+        return 143
+    finally:
+        threading.excepthook = previous_thread_hook
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        if noise_filter is not None:
+            try:
+                sys.stdout.flush()
+            except (OSError, ValueError):
+                pass
+            noise_filter.stop()
 
 
 if __name__ == '__main__':

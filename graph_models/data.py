@@ -18,6 +18,7 @@ Everything here is numpy; nothing imports TensorFlow.
 import dataclasses
 import gzip
 import hashlib
+import math
 import os
 import urllib.error
 import urllib.request
@@ -156,18 +157,75 @@ class Dataset:
 # IDX format
 
 
+# An IDX file may declare at most this many bytes (MNIST's largest file holds 47 MB).
+MAX_IDX_BYTES = 1 << 30
+# Deflate cannot expand data by more than about 1032:1: a .gz that declares more than this many
+# bytes per compressed byte is lying about its size.
+_MAX_DEFLATE_RATIO = 1032
+
+
+def _idx_declared_size(content: bytes, name: str) -> Optional[int]:
+    """Total size (header + data) that an IDX header declares, or None if ``content`` is too
+    short to hold the whole header. Raises `DataError` on a bad magic or type."""
+    if len(content) < 4:
+        return None
+    zero, dtype_code, ndim = content[:2], content[2], content[3]
+    if zero != b'\x00\x00' or ndim == 0:
+        raise DataError(f'{name} is not an IDX file (magic number 0x{content[:4].hex()}); '
+                        'expected an MNIST-format file such as train-images-idx3-ubyte.gz')
+    if dtype_code != _IDX_UBYTE:
+        raise DataError(f'{name} has IDX data type 0x{dtype_code:02x}, expected 0x08 '
+                        '(unsigned byte) as in MNIST')
+    header_size = 4 + 4 * ndim
+    if len(content) < header_size:
+        return None
+    dims = [int(d) for d in np.frombuffer(content, dtype='>u4', count=ndim, offset=4)]
+    # Python integers: 2^31 x 2^31 x 4 must not wrap around as an int64 product did.
+    return header_size + math.prod(dims)
+
+
 def _read_bytes(path: str) -> bytes:
-    """Reads a file, transparently gunzipping it when it starts with the gzip magic."""
+    """Reads an IDX file, gunzipping it when it starts with the gzip magic.
+
+    A gzip file is decompressed only up to the size its IDX header declares (plus one byte, to
+    notice trailing data), after checking that size against `MAX_IDX_BYTES` and against what
+    the compressed file could possibly hold: a decompression bomb is refused before it costs
+    memory.
+    """
     try:
         with open(path, 'rb') as f:
-            raw = f.read()
+            raw = f.read(MAX_IDX_BYTES + 1)
     except OSError as e:
         raise DataError(f'cannot read {path}: {e.strerror}') from None
     if raw[:2] != _GZIP_MAGIC:
+        if len(raw) > MAX_IDX_BYTES:
+            raise DataError(f'{path} is larger than {MAX_IDX_BYTES:,} bytes, more than any '
+                            'IDX dataset this tool reads')
         return raw
     try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as e:
+        stream = zlib.decompressobj(wbits=31)
+        head = stream.decompress(raw, 4 + 4 * 255)
+        declared = _idx_declared_size(head, path)
+        if declared is None:  # Too short for its own header.
+            content = head + stream.decompress(stream.unconsumed_tail, 4 + 4 * 255)
+            if not stream.eof:
+                raise DataError(f'{path} is not a valid gzip file (the stream ends early); it '
+                                'is truncated or corrupt: download it again')
+            return content  # parse_idx names the problem.
+        if declared > MAX_IDX_BYTES:
+            raise DataError(f'{path} declares {declared:,} bytes of data, more than the '
+                            f'{MAX_IDX_BYTES:,} this tool reads; it is corrupt or not a dataset')
+        if declared > len(raw) * _MAX_DEFLATE_RATIO + 1024:
+            raise DataError(f'{path} declares {declared:,} bytes but a {len(raw):,}-byte gzip '
+                            'file cannot hold that much; it is truncated or corrupt: download '
+                            'it again')
+        content = head + stream.decompress(stream.unconsumed_tail,
+                                           max(declared - len(head), 0) + 1)
+        if not stream.eof and not stream.unconsumed_tail and len(content) <= declared:
+            raise DataError(f'{path} is not a valid gzip file (the stream ends early); it is '
+                            'truncated or corrupt: download it again')
+        return content
+    except zlib.error as e:
         raise DataError(f'{path} is not a valid gzip file ({e}); it is truncated or corrupt: '
                         'download it again') from None
 
@@ -189,18 +247,12 @@ def parse_idx(content: bytes, name: str = '<bytes>') -> np.ndarray:
     if len(content) < 4:
         raise DataError(f'{name} is too short to be an IDX file ({len(content)} bytes): '
                         'download it again')
-    zero, dtype_code, ndim = content[:2], content[2], content[3]
-    if zero != b'\x00\x00' or ndim == 0:
-        raise DataError(f'{name} is not an IDX file (magic number 0x{content[:4].hex()}); '
-                        'expected an MNIST-format file such as train-images-idx3-ubyte.gz')
-    if dtype_code != _IDX_UBYTE:
-        raise DataError(f'{name} has IDX data type 0x{dtype_code:02x}, expected 0x08 '
-                        '(unsigned byte) as in MNIST')
-    header_size = 4 + 4 * ndim
-    if len(content) < header_size:
+    expected = _idx_declared_size(content, name)
+    if expected is None:
         raise DataError(f'{name} is truncated inside its header: download it again')
-    dims = tuple(int(d) for d in np.frombuffer(content, dtype='>u4', count=ndim, offset=4))
-    expected = int(np.prod(dims, dtype=np.int64)) + header_size
+    header_size = 4 + 4 * content[3]
+    dims = tuple(int(d) for d in np.frombuffer(content, dtype='>u4', count=content[3],
+                                               offset=4))
     if len(content) != expected:
         what = 'truncated' if len(content) < expected else 'longer than its header says'
         raise DataError(f'{name} is {what}: {len(content)} bytes for dimensions {dims} '

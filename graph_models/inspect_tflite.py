@@ -14,6 +14,7 @@ not by running it. The Edge TPU check follows Coral's published model requiremen
 
 import collections
 import dataclasses
+import struct
 from typing import Dict, List
 
 from graph_models.evaluate import read_tflite
@@ -69,43 +70,102 @@ def _names(enum_class) -> Dict[int, str]:
     return {v: k for k, v in vars(enum_class).items() if not k.startswith('_')}
 
 
-def read_model_info(model: bytes) -> ModelInfo:
-    """Parses a TFLite FlatBuffer (already checked for the ``TFL3`` identifier)."""
+class _Corrupt(Exception):
+    """A FlatBuffer field points outside the buffer or holds an impossible value."""
+
+
+def _count(length: int, model: bytes, what: str) -> int:
+    """A vector length from the FlatBuffer, checked against the buffer's size.
+
+    Every vector element takes at least one byte, so a length larger than the buffer is a lie
+    (a mutated length of 2^31 would otherwise loop for hours).
+    """
+    if not 0 <= length <= len(model):
+        raise _Corrupt(f'{what} count {length} does not fit in {len(model)} bytes')
+    return length
+
+
+def _text(raw) -> str:
+    return (raw or b'').decode('utf-8', errors='backslashreplace')
+
+
+def read_model_info(model: bytes, name: str = 'the model') -> ModelInfo:
+    """Parses a TFLite FlatBuffer (already checked for the ``TFL3`` identifier).
+
+    Args:
+      model: the FlatBuffer bytes.
+      name: what to call the model in error messages.
+
+    Raises:
+      ModelFileError: if the FlatBuffer is truncated or corrupt (offsets outside the buffer,
+        impossible counts, no subgraph).
+    """
+    from graph_models.evaluate import ModelFileError
+    try:
+        return _read_model_info(model)
+    except (_Corrupt, struct.error, IndexError, KeyError, TypeError, ValueError,
+            AttributeError, OverflowError, UnicodeDecodeError) as e:
+        reason = str(e).splitlines()[0] if isinstance(e, _Corrupt) else type(e).__name__
+        raise ModelFileError(f'{name} is not a valid TensorFlow Lite model: its FlatBuffer is '
+                             f'truncated or corrupt ({reason}); export it again') from None
+
+
+def _read_model_info(model: bytes) -> ModelInfo:
     from ai_edge_litert import schema_py_generated as schema
     op_names = _names(schema.BuiltinOperator)
     type_names = _names(schema.TensorType)
     root = schema.Model.GetRootAs(model, 0)
+    if _count(root.SubgraphsLength(), model, 'subgraph') == 0:
+        raise _Corrupt('no subgraph')
     graph = root.Subgraphs(0)
-    buffers_with_data = {i for i in range(root.BuffersLength())
+    buffers_with_data = {i for i in range(_count(root.BuffersLength(), model, 'buffer'))
                          if root.Buffers(i).DataLength() > 0 or root.Buffers(i).Size() > 0}
     tensors = []
-    for i in range(graph.TensorsLength()):
+    for i in range(_count(graph.TensorsLength(), model, 'tensor')):
         t = graph.Tensors(i)
         q = t.Quantization()
-        scale = [float(x) for x in q.ScaleAsNumpy()] if q and q.ScaleLength() else []
-        zero = [int(x) for x in q.ZeroPointAsNumpy()] if q and q.ZeroPointLength() else []
-        shape = [int(x) for x in t.ShapeAsNumpy()] if t.ShapeLength() else []
-        signature = ([int(x) for x in t.ShapeSignatureAsNumpy()] if t.ShapeSignatureLength()
-                     else shape)
-        tensors.append(TensorInfo(t.Name().decode(), shape, signature,
+        scale = ([float(x) for x in q.ScaleAsNumpy()]
+                 if q and _count(q.ScaleLength(), model, 'scale') else [])
+        zero = ([int(x) for x in q.ZeroPointAsNumpy()]
+                if q and _count(q.ZeroPointLength(), model, 'zero point') else [])
+        shape = [int(x) for x in t.ShapeAsNumpy()] if _count(t.ShapeLength(), model,
+                                                             'dimension') else []
+        signature = ([int(x) for x in t.ShapeSignatureAsNumpy()]
+                     if _count(t.ShapeSignatureLength(), model, 'dimension') else shape)
+        tensors.append(TensorInfo(_text(t.Name()), shape, signature,
                                   type_names.get(t.Type(), str(t.Type())), scale, zero,
                                   t.Buffer() in buffers_with_data))
     ops = []
-    for i in range(graph.OperatorsLength()):
-        code = root.OperatorCodes(graph.Operators(i).OpcodeIndex())
+    num_codes = _count(root.OperatorCodesLength(), model, 'operator code')
+    for i in range(_count(graph.OperatorsLength(), model, 'operator')):
+        index = graph.Operators(i).OpcodeIndex()
+        if not 0 <= index < num_codes:
+            raise _Corrupt(f'operator {i} uses operator code {index} of {num_codes}')
+        code = root.OperatorCodes(index)
         builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
         name = op_names.get(builtin, str(builtin))
         if name == 'CUSTOM':
-            name = 'CUSTOM:' + (code.CustomCode() or b'').decode()
+            name = 'CUSTOM:' + _text(code.CustomCode())
         ops.append(name)
-    inputs = [tensors[int(i)] for i in graph.InputsAsNumpy()]
-    outputs = [tensors[int(i)] for i in graph.OutputsAsNumpy()]
+
+    def tensor_list(indices, what):
+        result = []
+        for i in indices:
+            if not 0 <= int(i) < len(tensors):
+                raise _Corrupt(f'{what} tensor {int(i)} of {len(tensors)}')
+            result.append(tensors[int(i)])
+        return result
+
+    inputs = tensor_list(graph.InputsAsNumpy() if _count(graph.InputsLength(), model, 'input')
+                         else [], 'input')
+    outputs = tensor_list(graph.OutputsAsNumpy() if _count(graph.OutputsLength(), model,
+                                                           'output') else [], 'output')
     return ModelInfo(len(model), inputs, outputs, ops, tensors)
 
 
 def inspect_file(path: str) -> ModelInfo:
     """Reads and parses a ``.tflite`` file (see `read_model_info`)."""
-    return read_model_info(read_tflite(path))
+    return read_model_info(read_tflite(path), path)
 
 
 def edgetpu_blockers(info: ModelInfo) -> List[str]:
@@ -140,8 +200,8 @@ def edgetpu_blockers(info: ModelInfo) -> List[str]:
 def format_info(info: ModelInfo, path: str) -> str:
     """The human-readable report of ``graph-models inspect``."""
     def tensor_line(t):
-        quant = (f' scale {t.scale[0]:.6g} zero point {t.zero_point[0]}' if t.scale
-                 else '')
+        quant = (f' scale {t.scale[0]:.6g} zero point {t.zero_point[0] if t.zero_point else 0}'
+                 if t.scale else '')
         return f'  {t.name}: shape {t.shape} {t.dtype.lower()}{quant}'
     lines = [f'{path}: {info.size_bytes:,} bytes, {len(info.ops)} ops, '
              f'{len(info.tensors)} tensors', 'inputs:']

@@ -59,6 +59,10 @@ MODELS: Dict[str, ModelSpec] = {
 MODEL_NAMES = tuple(MODELS)
 
 
+# Largest MLP layer accepted (a 784 x 65536 float32 layer is already 205 MB).
+MAX_HIDDEN_UNITS = 1 << 16
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Which network to build and with which options.
@@ -89,10 +93,17 @@ class ModelConfig:
         if self.hidden_sizes is not None:
             if spec.family != 'mlp':
                 raise ConfigError(f'hidden sizes apply to the MLP models, not {self.name!r}')
-            sizes = tuple(int(s) for s in self.hidden_sizes)
-            if not sizes or min(sizes) <= 0:
-                raise ConfigError(f'hidden sizes must be positive integers, got '
-                                  f'{list(self.hidden_sizes)}')
+            given = list(self.hidden_sizes)
+            # Whole numbers only, and at most MAX_HIDDEN_UNITS: a run_config.json saying 1e20
+            # must be refused here, not overflow (or exhaust memory) while the graph is built.
+            if not given or not all(isinstance(s, int) and not isinstance(s, bool)
+                                    or (isinstance(s, float) and s.is_integer())
+                                    for s in given):
+                raise ConfigError(f'hidden sizes must be positive integers, got {given}')
+            sizes = tuple(int(s) for s in given)
+            if min(sizes) <= 0 or max(sizes) > MAX_HIDDEN_UNITS:
+                raise ConfigError(f'hidden sizes must be positive integers of at most '
+                                  f'{MAX_HIDDEN_UNITS:,}, got {given}')
             object.__setattr__(self, 'hidden_sizes', sizes)
         elif spec.family == 'mlp':
             object.__setattr__(self, 'hidden_sizes', spec.hidden_sizes)

@@ -25,6 +25,7 @@ Example::
 
 import dataclasses
 import json
+import math
 import os
 from typing import Any, Dict, List, Optional
 
@@ -37,6 +38,9 @@ from graph_models.nets_factory import ModelConfig
 from graph_models.quantize import QuantizationConfig
 
 RUN_CONFIG_FILE = 'run_config.json'
+MAX_INT = 2 ** 31 - 1
+# A run config is a few hundred bytes; refuse to parse megabytes of it.
+MAX_RUN_CONFIG_BYTES = 1 << 20
 FORMAT_VERSION = 1
 
 # Settings that may change when a run is resumed; everything else must match the checkpoint.
@@ -72,6 +76,19 @@ class RunConfig:
     xla: bool = False
 
     def __post_init__(self):
+        for name in ('epochs', 'batch_size', 'seed', 'limit'):
+            value = getattr(self, name)
+            if value is None and name == 'limit':
+                continue
+            # Whole numbers that fit an int32 (a JSON 1e20 or "5" must not reach the graph).
+            if isinstance(value, bool) or not isinstance(value, int) or \
+                    not -MAX_INT <= value <= MAX_INT:
+                raise ConfigError(f'{name.replace("_", " ")} must be an integer of at most '
+                                  f'{MAX_INT:,}, got {value!r}')
+        if not isinstance(self.learning_rate, (int, float)) or \
+                isinstance(self.learning_rate, bool) or not math.isfinite(self.learning_rate):
+            raise ConfigError(f'learning rate must be a finite number, got '
+                              f'{self.learning_rate!r}')
         for name in ('epochs', 'batch_size'):
             if getattr(self, name) <= 0:
                 raise ConfigError(f'{name.replace("_", " ")} must be positive, got '
@@ -158,12 +175,17 @@ def read_run_config(path: str) -> RunConfig:
         raise CheckpointError(f'no {RUN_CONFIG_FILE} at {json_path}: pass a checkpoint folder '
                               'written by "graph-models train"')
     try:
-        with open(json_path) as f:
-            data = json.load(f)
+        if os.path.getsize(json_path) > MAX_RUN_CONFIG_BYTES:
+            raise ValueError(f'larger than {MAX_RUN_CONFIG_BYTES:,} bytes')
+        with open(json_path, 'rb') as f:
+            data = json.loads(f.read())
         if not isinstance(data, dict):
             raise ValueError('not a JSON object')
         return RunConfig.from_dict(data)
-    except (ValueError, TypeError) as e:
+    except RecursionError:  # JSON nested thousands of levels deep.
+        raise CheckpointError(f'{json_path} is not a valid run config (nested too deeply); '
+                              're-run training or restore the file') from None
+    except (ValueError, TypeError, AttributeError, OverflowError) as e:
         raise CheckpointError(f'{json_path} is not a valid run config ({e}); re-run training '
                               'or restore the file') from None
     except ConfigError as e:

@@ -13,6 +13,7 @@ Outputs of a run called ``RUN``:
   histograms) and ``<log_dir>/RUN/eval`` (graph, test loss and accuracy per epoch).
 """
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -33,7 +34,8 @@ from graph_models._tf import tf, v1
 from graph_models.errors import (CheckpointError, ConfigError, GraphModelsError, Terminated,
                                  TrainingError, TrainingInterrupted, tf_error_reason)
 from graph_models.nets_factory import ModelConfig
-from graph_models.run_config import RunConfig, read_run_config, write_run_config
+from graph_models.run_config import (RunConfig, read_run_config, run_config_path,
+                                     write_run_config)
 
 CHECKPOINT_PREFIX = 'model.ckpt'
 # Examples per session.run when evaluating (the CNN's activations of 1000 images: ~100 MB).
@@ -258,24 +260,160 @@ def progress_text(loss: float, examples_per_sec: float) -> str:
     return f'loss {loss:.4f}, {examples_per_sec:,.0f} examples/s'
 
 
-def _raise_terminated(signum, frame):
-    raise Terminated()
-
-
-def _install_sigterm_handler():
-    """Makes SIGTERM interrupt training like Ctrl-C; returns the previous handler (or None)."""
-    if threading.current_thread() is not threading.main_thread():
-        return None  # Signal handlers can only be set from the main thread.
-    return signal.signal(signal.SIGTERM, _raise_terminated)
-
-
 def _scalar_summary(**values: float) -> v1.Summary:
     return v1.Summary(value=[v1.Summary.Value(tag=k, simple_value=v) for k, v in values.items()])
 
 
+LOCK_FILE = '.lock'
+_LOG_SUBFOLDERS = ('train', 'eval')
+
+
+def check_run_name(name: str) -> None:
+    """Raises `ConfigError` unless ``name`` is one plain path component (no ``/``, ``.``, ``..``).
+
+    A run name becomes a folder under ``--checkpoint-dir`` and ``--log-dir`` that ``--overwrite``
+    may delete; ``..`` or an absolute path would point it at someone else's files.
+    """
+    bad = (not name or name in ('.', '..') or '/' in name or '\0' in name
+           or (os.sep in name) or (os.altsep is not None and os.altsep in name))
+    if bad:
+        raise ConfigError(f'--run-name must be one plain folder name such as mlp-run1 (no "/", '
+                          f'".", ".."), got {name!r}')
+
+
+class RunLock:
+    """An exclusive lock on a run folder, so two processes never train the same run.
+
+    The lock is ``flock`` on ``<folder>/.lock``, which holds the owner's process id. The kernel
+    drops it when the owner exits, however it exits (even ``kill -9``), so a lock left by a
+    dead process is simply taken over.
+
+    Args:
+      folder: the run's checkpoint folder (must exist).
+    """
+
+    def __init__(self, folder: str):
+        self.path = os.path.join(folder, LOCK_FILE)
+        self._fd: Optional[int] = None
+
+    def acquire(self) -> None:
+        """Takes the lock.
+
+        Raises:
+          ConfigError: if another live process holds it (its process id is named).
+        """
+        import fcntl
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode('ascii', 'replace').strip() or 'unknown'
+            os.close(fd)
+            raise ConfigError(f'{os.path.dirname(self.path)} is in use by another '
+                              f'"graph-models train" (process {holder}); wait for it to end or '
+                              'choose another --run-name') from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f'{os.getpid()}\n'.encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # Closing drops the flock.
+            self._fd = None
+
+
+def _checkpoint_step(name: str) -> Optional[int]:
+    """The step of ``model.ckpt-<step>.index``, or None for other names."""
+    stem = CHECKPOINT_PREFIX + '-'
+    if name.startswith(stem) and name.endswith('.index') and name[len(stem):-6].isdigit():
+        return int(name[len(stem):-6])
+    return None
+
+
+def remove_stale_temporaries(ckpt_dir: str) -> List[str]:
+    """Deletes what an interrupted save leaves behind; returns the names removed.
+
+    A ``kill -9`` during a save leaves TensorFlow's ``*.tempstate*`` bundle files, a sharded
+    save's ``model.ckpt-N_temp`` folder, or the state file's ``checkpoint.tmp*``. Only names
+    of those shapes are touched. Call it while holding the run's `RunLock`.
+    """
+    removed = []
+    for name in sorted(os.listdir(ckpt_dir)):
+        path = os.path.join(ckpt_dir, name)
+        stale = ('.tempstate' in name and name.startswith(CHECKPOINT_PREFIX)) or \
+            name.startswith('checkpoint.tmp') or \
+            (name.startswith(CHECKPOINT_PREFIX + '-') and name.endswith('_temp'))
+        if not stale:
+            continue
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        removed.append(name)
+    return removed
+
+
+def prune_checkpoints(ckpt_dir: str, keep: int, latest: str) -> List[str]:
+    """Keeps the ``keep`` newest ``model.ckpt-<step>`` checkpoints (always ``latest``).
+
+    A restarted Saver only knows the checkpoints it wrote itself, so each resume used to leave
+    the previous run's checkpoints behind for good.
+
+    Returns:
+      The prefixes kept, oldest first.
+    """
+    steps = sorted(step for step in map(_checkpoint_step, os.listdir(ckpt_dir))
+                   if step is not None)
+    prefixes = [os.path.join(ckpt_dir, f'{CHECKPOINT_PREFIX}-{step}') for step in steps]
+    kept = [p for p in prefixes if p != latest][-(keep - 1):] if keep > 1 else []
+    kept = sorted(set(kept) | {latest}, key=lambda p: int(p.rsplit('-', 1)[1]))
+    for prefix in prefixes:
+        if prefix in kept:
+            continue
+        base = os.path.basename(prefix)
+        for name in os.listdir(ckpt_dir):
+            if name == base + '.index' or name == base + '.meta' or \
+                    name.startswith(base + '.data-'):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(ckpt_dir, name))
+    return kept
+
+
+def empty_run_for_overwrite(ckpt_dir: str, log_dir: str) -> None:
+    """Empties a run's folders for ``--overwrite``, refusing folders that are not runs.
+
+    Only a checkpoint folder holding our ``run_config.json`` (or nothing but the lock) is
+    emptied, and a log folder only when it holds nothing but ``train`` and ``eval``.
+    """
+    from graph_models.run_config import RUN_CONFIG_FILE
+    entries = set(os.listdir(ckpt_dir)) - {LOCK_FILE}
+    if entries and RUN_CONFIG_FILE not in entries:
+        raise ConfigError(f'--overwrite refuses to empty {ckpt_dir}: it holds no '
+                          f'{RUN_CONFIG_FILE}, so it is not a run written by "graph-models '
+                          'train"; choose another --run-name or --checkpoint-dir')
+    if os.path.isdir(log_dir):
+        foreign = sorted(set(os.listdir(log_dir)) - set(_LOG_SUBFOLDERS))
+        if foreign:
+            raise ConfigError(f'--overwrite refuses to empty {log_dir}: it holds '
+                              f'{foreign[0]!r}, not only a run\'s train/eval logs; choose '
+                              'another --run-name or --log-dir')
+    for name in entries:
+        path = os.path.join(ckpt_dir, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+    for name in _LOG_SUBFOLDERS:
+        shutil.rmtree(os.path.join(log_dir, name), ignore_errors=True)
+
+
 def _prepare_run_folders(checkpoint_dir: str, log_dir: str, *, resume: bool,
                          overwrite: bool, run: RunConfig) -> Optional[str]:
-    """Checks the run's folders against resume/overwrite; returns the checkpoint to resume."""
+    """Checks the run's folders against resume/overwrite; returns the checkpoint to resume.
+
+    Call it while holding the run's `RunLock`.
+    """
     latest = tf.train.latest_checkpoint(checkpoint_dir) if os.path.isdir(checkpoint_dir) else None
     if resume:
         if latest is None:
@@ -291,8 +429,7 @@ def _prepare_run_folders(checkpoint_dir: str, log_dir: str, *, resume: bool,
             raise ConfigError(differ + 'run name', cli_message=differ + '--run-name')
         return latest
     if overwrite:
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
-        shutil.rmtree(log_dir, ignore_errors=True)
+        empty_run_for_overwrite(checkpoint_dir, log_dir)
     elif latest is not None:
         raise ConfigError(f'{checkpoint_dir} already holds a checkpoint; resume=True continues '
                           'it, overwrite=True starts again, or choose a new run name',
@@ -300,6 +437,15 @@ def _prepare_run_folders(checkpoint_dir: str, log_dir: str, *, resume: bool,
                                       '--resume to continue it, --overwrite to start again, or '
                                       'a new --run-name')
     return None
+
+
+def _checkpoint_global_step(prefix: str) -> int:
+    try:
+        return int(tf.train.load_checkpoint(prefix).get_tensor('global_step'))
+    except (tf.errors.OpError, ValueError, KeyError) as e:
+        message = tf_error_reason(getattr(e, 'message', str(e)))
+        raise CheckpointError(f'cannot read the global step of {prefix} ({message}); the '
+                              'checkpoint is corrupt or incomplete') from None
 
 
 def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional[str] = None,
@@ -356,44 +502,132 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
             raise ConfigError('--resume and --resume-from-float exclude each other: resume '
                               'continues this run, resume-from-float starts it')
         float_checkpoint = checkpoints.resolve_checkpoint(resume_from_float)
-    run_name = run_name or f'{run.model.name}-{run.dataset}' + ('-qat' if run.quantization
-                                                                   else '')
+    if run_name is None:
+        run_name = f'{run.model.name}-{run.dataset}' + ('-qat' if run.quantization else '')
+    check_run_name(run_name)
     ckpt_dir = os.path.join(checkpoint_dir, run_name)
     run_log_dir = os.path.join(log_dir, run_name)
-    restore_from = _prepare_run_folders(ckpt_dir, run_log_dir, resume=resume,
-                                        overwrite=overwrite, run=run)
+    created = {folder: not os.path.lexists(folder) for folder in (ckpt_dir, run_log_dir)}
+    new_parents = [parent for parent in (checkpoint_dir, log_dir) if not os.path.lexists(parent)]
+    _make_folder(ckpt_dir, '--checkpoint-dir')
+    lock = RunLock(ckpt_dir)
+    lock_is_new = not os.path.lexists(lock.path)
+    lock.acquire()
+    owned = dict(created)  # Folders this call may remove again if it fails before a checkpoint.
+    try:
+        if os.path.isfile(run_config_path(ckpt_dir)):  # Only in a folder that is a run.
+            remove_stale_temporaries(ckpt_dir)
+        restore_from = _prepare_run_folders(ckpt_dir, run_log_dir, resume=resume,
+                                            overwrite=overwrite, run=run)
+        if overwrite:
+            owned = {folder: True for folder in owned}
+        spe = data_lib.steps_per_epoch(len(data.train_labels), run.batch_size)
+        if restore_from:
+            step = _checkpoint_global_step(restore_from)
+            if step >= run.epochs * spe:
+                # Nothing to train: leave the run exactly as it is (run config included).
+                log(f'{ckpt_dir} is already trained to step {step} ({step / spe:g} epochs of '
+                    f'{spe} steps); nothing to do (raise --epochs above {step // spe} to '
+                    'train further)')
+                return TrainResult(run_name=run_name, checkpoint_dir=ckpt_dir,
+                                   log_dir=run_log_dir, checkpoint_path=restore_from,
+                                   global_step=step, history=[])
+            prune_checkpoints(ckpt_dir, keep_checkpoints, restore_from)
+        for folder in (os.path.join(run_log_dir, 'train'), os.path.join(run_log_dir, 'eval')):
+            _make_folder(folder, '--log-dir')
+        return _train_locked(run, data, run_name=run_name, ckpt_dir=ckpt_dir,
+                             run_log_dir=run_log_dir, restore_from=restore_from,
+                             keep_checkpoints=keep_checkpoints,
+                             save_every_steps=save_every_steps,
+                             summary_every_steps=summary_every_steps,
+                             float_checkpoint=float_checkpoint, progress=progress, log=log)
+    except BaseException:
+        # A run that failed before its first checkpoint leaves no empty folders behind.
+        if tf.train.latest_checkpoint(ckpt_dir) is None:
+            for folder in (ckpt_dir, run_log_dir):
+                if owned[folder]:
+                    shutil.rmtree(folder, ignore_errors=True)
+            for parent in new_parents:  # --checkpoint-dir / --log-dir this call created.
+                with contextlib.suppress(OSError):
+                    os.rmdir(parent)  # Only if empty.
+            if lock_is_new and not os.path.isfile(run_config_path(ckpt_dir)):
+                with contextlib.suppress(OSError):  # Leave a folder that is not a run as found.
+                    os.unlink(lock.path)
+        raise
+    finally:
+        lock.release()
 
-    # Fail on an unusable output folder now, not after the first epoch.
-    for folder, flag in ((ckpt_dir, '--checkpoint-dir'),
-                         (os.path.join(run_log_dir, 'train'), '--log-dir'),
-                         (os.path.join(run_log_dir, 'eval'), '--log-dir')):
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as e:
-            raise GraphModelsError(f'cannot create folder {folder} ({e.strerror}); choose '
-                                   'another folder',
-                                   cli_message=f'cannot create folder {folder} ({e.strerror}); '
-                                               f'choose another {flag}') from None
 
+def _make_folder(folder: str, flag: str) -> None:
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise GraphModelsError(f'cannot create folder {folder} ({e.strerror}); choose '
+                               'another folder',
+                               cli_message=f'cannot create folder {folder} ({e.strerror}); '
+                                           f'choose another {flag}') from None
+
+
+class _SignalLatch:
+    """Signal handlers for a training loop; remembers which signal came last.
+
+    SIGINT and SIGTERM raise `KeyboardInterrupt` / `Terminated` in the main thread, whatever
+    disposition the process inherited (a background job ``cmd &`` starts with SIGINT
+    ignored). While the interrupt checkpoint is written, `hold` makes a second signal only
+    noted, so SIGINT then SIGTERM still saves and exits with the later signal's status.
+    """
+
+    def __init__(self):
+        self.last: Optional[int] = None
+        self._previous = {}
+        self._holding = False
+
+    def _handler(self, signum, frame):
+        self.last = signum
+        if self._holding:
+            return
+        if signum == signal.SIGTERM:
+            raise Terminated()
+        raise KeyboardInterrupt()
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # Signal handlers can only be set from the main thread.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handler)
+
+    def hold(self) -> None:
+        self._holding = True
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        self._previous = {}
+
+
+def _train_locked(run: RunConfig, data: data_lib.Dataset, *, run_name: str, ckpt_dir: str,
+                  run_log_dir: str, restore_from: Optional[str], keep_checkpoints: int,
+                  save_every_steps: Optional[int], summary_every_steps: int,
+                  float_checkpoint: Optional[str], progress: bool,
+                  log: Callable[[str], None]) -> TrainResult:
+    """`train_and_eval` once the run's folders are locked and prepared."""
     input_shape = run.model.input_shape
     train_x = data_lib.to_float(data.train_images, input_shape)
     train_y = data.train_labels
     test_x = data_lib.to_float(data.test_images, input_shape)
     test_y = data.test_labels
     spe = data_lib.steps_per_epoch(len(train_x), run.batch_size)
-    total_steps = run.epochs * spe
 
-    training = _TrainingRun(run, ckpt_dir, keep_checkpoints=keep_checkpoints,
-                            float_checkpoint=float_checkpoint,
-                            restoring=bool(restore_from))
-    previous_handler = _install_sigterm_handler()
+    signals = _SignalLatch()
+    signals.install()
     history: List[EpochResult] = []
+    training = None
     try:
-        training.start(restore_from, run_log_dir, log)
-        if training.step >= total_steps:
-            log(f'{ckpt_dir} is already trained to step {training.step} ({run.epochs} epochs); '
-                'nothing to do (raise --epochs to train further)')
         try:
+            training = _TrainingRun(run, ckpt_dir, keep_checkpoints=keep_checkpoints,
+                                    float_checkpoint=float_checkpoint,
+                                    restoring=bool(restore_from))
+            training.start(restore_from, run_log_dir, log)
             for epoch in range(training.step // spe, run.epochs):
                 result = training.train_epoch(
                     epoch, train_x, train_y, spe=spe, summary_every_steps=summary_every_steps,
@@ -407,18 +641,31 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
                     f'train loss {result.train_loss:.4f} acc {result.train_accuracy:.4f}  '
                     f'test loss {result.test_loss:.4f} acc {result.test_accuracy:.4f}  '
                     f'{result.examples_per_sec:,.0f} examples/s')
-        except (KeyboardInterrupt, Terminated) as e:
+            training.close_writers()
+        except (KeyboardInterrupt, Terminated):
+            signals.hold()  # A second signal must not interrupt the checkpoint being written.
+            name = 'SIGTERM' if signals.last == signal.SIGTERM else 'SIGINT'
+            status = 143 if signals.last == signal.SIGTERM else 130
+            if training is None or not training.started:
+                raise TrainingInterrupted(f'{name} during start-up: nothing trained in this '
+                                          'call, no checkpoint written (earlier ones are '
+                                          'untouched)', exit_code=status) from None
+            # The signal may land between a step and the bookkeeping after it: name the
+            # checkpoint after the step the variables are really at.
+            training.step = int(training.session.run(training.tensors.global_step))
             path = training.save()
-            name = 'SIGTERM' if isinstance(e, Terminated) else 'SIGINT'
+            name = 'SIGTERM' if signals.last == signal.SIGTERM else name
+            status = 143 if signals.last == signal.SIGTERM else status
             raise TrainingInterrupted(
                 f'{name} at step {training.step}: saved {path}; train again with resume=True '
-                'to continue', exit_code=143 if isinstance(e, Terminated) else 130,
+                'to continue', exit_code=status,
                 cli_message=f'{name} at step {training.step}: saved {path}; run the same '
                             'command with --resume to continue') from None
     finally:
-        training.close()
-        if previous_handler is not None:
-            signal.signal(signal.SIGTERM, previous_handler)
+        signals.hold()
+        if training is not None:
+            training.close()
+        signals.restore()
     checkpoint_path = training.checkpoint_path or tf.train.latest_checkpoint(ckpt_dir)
     return TrainResult(run_name=run_name, checkpoint_dir=ckpt_dir, log_dir=run_log_dir,
                        checkpoint_path=checkpoint_path, global_step=training.step,
@@ -484,13 +731,18 @@ class _TrainingRun:
         }
         self._loaded_split = None
         self.train_writer = self.eval_writer = None
+        self.run_log_dir = ''
+        self.started = False
 
     def start(self, restore_from: Optional[str], run_log_dir: str,
               log: Callable[[str], None]) -> None:
         """Initializes or restores the variables, writes the run config, opens the writers."""
+        self.run_log_dir = run_log_dir
         # Saver and FileWriter insist on their graph being the default one.
         with self.graph.as_default():
             if restore_from:
+                # Resource variables take a value of any shape without complaint: check first.
+                checkpoints.check_variables_fit(restore_from, v1.global_variables())
                 try:
                     self.saver.restore(self.session, restore_from)
                 except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError,
@@ -498,6 +750,12 @@ class _TrainingRun:
                     raise CheckpointError(f'cannot restore {restore_from}: '
                                           f'{tf_error_reason(e.message)}') from None
                 self.checkpoint_path = restore_from
+                # Let max_to_keep count the checkpoints of earlier calls too.
+                state = tf.train.get_checkpoint_state(self.ckpt_dir)
+                if state is not None:
+                    known = [p for p in state.all_model_checkpoint_paths
+                             if os.path.isfile(p + '.index')]
+                    self.saver.recover_last_checkpoints(known)
             else:
                 self.session.run(self.init_op)
                 if self.float_saver is not None:
@@ -510,6 +768,7 @@ class _TrainingRun:
             self.eval_writer = v1.summary.FileWriter(os.path.join(run_log_dir, 'eval'),
                                                      self.evaluator.graph)
         self.step = int(self.session.run(self.tensors.global_step))
+        self.started = True
 
     def save(self) -> str:
         """Writes a checkpoint at the current step; returns its path."""
@@ -567,7 +826,7 @@ class _TrainingRun:
                 acc_sum += acc * n
                 seen += n
                 for summary in results[3:]:
-                    self.train_writer.add_summary(summary, step)
+                    self._log_write(self.train_writer.add_summary, summary, step)
                 if save_every_steps and step % save_every_steps == 0:
                     save_began = time.perf_counter()
                     self.save()
@@ -591,19 +850,44 @@ class _TrainingRun:
         """Test loss and accuracy of the latest checkpoint in the inference graph; logged."""
         self.evaluator.restore(self.checkpoint_path)
         loss, accuracy = self.evaluator.evaluate(test_x, test_y)
-        self.eval_writer.add_summary(_scalar_summary(loss=loss, accuracy=accuracy), self.step)
+        self._log_write(self.eval_writer.add_summary,
+                        _scalar_summary(loss=loss, accuracy=accuracy), self.step)
         # Pictures (confusion matrix, confident mistakes) and QAT ranges: graph_models/tb_pictures.
         from graph_models import data as _data, tb_pictures
-        self.eval_writer.add_summary(tb_pictures.eval_summary(
+        self._log_write(self.eval_writer.add_summary, tb_pictures.eval_summary(
             self.evaluator, test_x, test_y, _data.class_names(self.run.dataset),
             pictures=self.eval_pictures), self.step)
-        self.train_writer.flush()
-        self.eval_writer.flush()
+        self._log_write(self.train_writer.flush)
+        self._log_write(self.eval_writer.flush)
         return loss, accuracy
 
+    def _log_write(self, call, *args):
+        """Runs a summary writer call; a failure of its writer thread becomes our error.
+
+        ``FileWriter`` writes from a background thread; when that thread fails (a full
+        ``--log-dir``), the next call in the main thread re-raises its RuntimeError.
+        """
+        try:
+            return call(*args)
+        except RuntimeError as e:
+            reason = str(e).splitlines()[0].split('; ')[-1] if str(e) else 'write failed'
+            raise GraphModelsError(
+                f'cannot write TensorBoard logs in {os.path.dirname(self.run_log_dir)} '
+                f'({reason}); free disk space or choose another --log-dir; the checkpoints in '
+                f'{self.ckpt_dir} are intact') from None
+
+    def close_writers(self) -> None:
+        """Flushes and closes the summary writers (raises `GraphModelsError` on failure)."""
+        writers = [w for w in (self.train_writer, self.eval_writer) if w is not None]
+        self.train_writer = self.eval_writer = None
+        for writer in writers:
+            self._log_write(writer.close)
+
     def close(self) -> None:
+        """Closes everything; on the error path a writer failure must not hide the first."""
         for writer in (self.train_writer, self.eval_writer):
             if writer is not None:
-                writer.close()  # Flushes pending summaries, on success and on every error.
+                with contextlib.suppress(RuntimeError):
+                    writer.close()  # Flushes pending summaries, on every error.
         self.session.close()
         self.evaluator.close()

@@ -15,6 +15,7 @@ from freeze.freeze_graph import read_graph_def
 from graph_models import data as data_lib
 from graph_models.errors import GraphModelsError
 from graph_models.evaluate import read_tflite
+from graph_models.inspect_tflite import edgetpu_blockers, format_info, inspect_file
 
 
 def _in_file(content: bytes, suffix: str, reader):
@@ -59,6 +60,17 @@ def tflite_file(content: bytes):
     return model
 
 
+def tflite_inspect(content: bytes):
+    """The real FlatBuffer reader behind ``graph-models inspect`` (and its report)."""
+    try:
+        info = _in_file(content, '.tflite', inspect_file)
+    except GraphModelsError:
+        return None
+    format_info(info, 'fuzz.tflite')
+    edgetpu_blockers(info)
+    return info
+
+
 def graph_def_file(content: bytes):
     try:
         return _in_file(content, '.pb', read_graph_def)
@@ -79,6 +91,25 @@ def valid_npz() -> bytes:
              y_test=np.array([3, 4]))
     return buffer.getvalue()
 
+
+def tiny_tflite() -> bytes:
+    """A real 1-FC-layer float model (2.3 KB), converted once per process."""
+    global _TINY_TFLITE
+    if _TINY_TFLITE is None:
+        from graph_models._tf import tf, v1
+        graph = tf.Graph()
+        with graph.as_default():
+            inputs = v1.placeholder(tf.float32, [1, 4], name='Input')
+            weights = tf.constant(np.arange(12, dtype=np.float32).reshape(4, 3) / 10)
+            tf.nn.softmax(tf.matmul(inputs, weights) + 0.5, name='Output')
+            with v1.Session(graph=graph) as session:
+                converter = v1.lite.TFLiteConverter.from_session(
+                    session, [inputs], [graph.get_tensor_by_name('Output:0')])
+                _TINY_TFLITE = converter.convert()
+    return _TINY_TFLITE
+
+
+_TINY_TFLITE = None
 
 SEEDS = {'idx': valid_idx(), 'idx_gz': gzip.compress(valid_idx(), mtime=0), 'npz': valid_npz(),
          'tflite': b'\x1c\x00\x00\x00TFL3' + bytes(64)}

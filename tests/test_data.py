@@ -212,3 +212,41 @@ def test_real_mnist_10k(mnist_10k_dir):
     assert np.bincount(dataset.test_labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958,
                                                          1028, 974, 1009]
     assert len(dataset.train_labels) == 10000
+
+
+def test_idx_header_claiming_2_pow_64_values_is_refused_cleanly(tmp_path):
+    """Issue 12 item 9: 2^31 x 2^31 x 4 overflowed the int64 size check (to 0)."""
+    header = bytes([0, 0, 8, 3]) + np.array([2 ** 31, 2 ** 31, 4], '>u4').tobytes()
+    with pytest.raises(DataError, match='truncated'):
+        data_lib.parse_idx(header, 'huge')
+    path = tmp_path / 'huge-idx3-ubyte.gz'
+    path.write_bytes(gzip.compress(header + bytes(100)))
+    with pytest.raises(DataError, match='declares 18,446,744,073,709,551,632 bytes'):
+        data_lib.read_idx(str(path))
+
+
+def test_gzip_bomb_posing_as_idx_is_refused_before_decompressing(tmp_path):
+    """Issue 12 item 9: a 3.7 MB bomb reached 4.8 GB of memory before it was rejected."""
+    import resource
+    import zlib
+    header = bytes([0, 0, 8, 3]) + np.array([60000, 28, 28], '>u4').tobytes()
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunks = [compressor.compress(header)]
+    zeros = bytes(1 << 20)
+    for _ in range(1024):  # 1 GiB of zeros: about 1 MB compressed.
+        chunks.append(compressor.compress(zeros))
+    chunks.append(compressor.flush())
+    bomb = tmp_path / 'train-images-idx3-ubyte.gz'
+    bomb.write_bytes(b''.join(chunks))
+    assert bomb.stat().st_size < 2 << 20
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(DataError, match='longer than its header says'):
+        data_lib.read_idx(str(bomb))
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 200  # At most the declared 47 MB (plus copies), never the 1 GiB.
+    # A header that declares more than the compressed file could hold is refused at once.
+    liar = tmp_path / 'liar-idx3-ubyte.gz'
+    big = bytes([0, 0, 8, 3]) + np.array([1000, 1000, 1000], '>u4').tobytes()
+    liar.write_bytes(gzip.compress(big + bytes(1000)))
+    with pytest.raises(DataError, match='cannot hold that much'):
+        data_lib.read_idx(str(liar))

@@ -151,3 +151,37 @@ def test_sync_replicas_cluster_ends_cleanly(tmp_path):
     assert chief_step == 60
     assert float(re.search(r'test accuracy ([\d.]+)', proc.stdout).group(1)) >= 0.9
     assert not _processes(run_name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_tasks_die_with_a_killed_cluster_local(tmp_path, signum):
+    """Issue 12 item 11: SIGTERM/SIGKILL of cluster-local left ps0 running for good."""
+    data_dir = write_idx_folder(tmp_path / 'data', synthetic_dataset(4000, 100))
+    run_name = 'parent-' + uuid.uuid4().hex[:8]
+    private_tmp = tmp_path / 'tmp'  # Other test runs may use the shared /tmp meanwhile.
+    private_tmp.mkdir()
+    proc = subprocess.Popen(_cluster_command(tmp_path, data_dir, run_name, model='mlp',
+                                             epochs=50, batch_size=10),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, 'TMPDIR': str(private_tmp)})
+    lines = []
+    for line in proc.stdout:  # Wait until the workers train.
+        lines.append(line)
+        if line.startswith('[worker1] worker1: shard epoch 1 done'):
+            break
+    tasks = _processes(run_name)
+    assert len(tasks) >= 3, ''.join(lines)  # ps0, worker0, worker1 (and cluster-local).
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    if signum == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL
+    else:
+        assert proc.returncode == (130 if signum == signal.SIGINT else 143), err
+        assert 'Traceback' not in err and err.count('\n') == 1, err
+    deadline = time.monotonic() + 20
+    while _processes(run_name) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _processes(run_name)
+    # No graph-models-cluster-* folder is left behind (the spec travels through a pipe).
+    assert not [f for f in os.listdir(private_tmp) if f.startswith('graph-models-cluster-')]

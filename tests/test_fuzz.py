@@ -52,6 +52,30 @@ def test_tflite_header_check(content):
 
 
 @SETTINGS
+@given(mutated(targets.tiny_tflite()))
+def test_tflite_flatbuffer_reader(content):
+    """Issue 12 item 8: the real reader of ``inspect``, on mutants of a real model."""
+    targets.tflite_inspect(content)
+
+
+def test_tflite_reader_mutants_found_before_the_fix():
+    """Cuts and flips that raised IndexError, struct.error and AttributeError (and one that
+    looped over a vector length of 2^31) before every failure became our one-line error."""
+    import random
+    seed = targets.tiny_tflite()
+    assert targets.tflite_inspect(seed).ops == ['FULLY_CONNECTED', 'SOFTMAX']
+    cases = [seed[:n] for n in range(8, len(seed), 7)]
+    rng = random.Random(0)
+    for _ in range(300):
+        data = bytearray(seed)
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(8, len(data))] = rng.choice([0, 1, 0x7f, 0x80, 0xff])
+        cases.append(bytes(data))
+    for content in cases:
+        targets.tflite_inspect(content)  # Our error or a report; nothing else.
+
+
+@SETTINGS
 @given(st.binary(max_size=1024))
 def test_graph_def_reader(content):
     targets.graph_def_file(content)
