@@ -540,7 +540,8 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
                              keep_checkpoints=keep_checkpoints,
                              save_every_steps=save_every_steps,
                              summary_every_steps=summary_every_steps,
-                             float_checkpoint=float_checkpoint, progress=progress, log=log)
+                             float_checkpoint=float_checkpoint, progress=progress, log=log,
+                             histogram_every_steps=histogram_every_steps)
     except BaseException:
         # A run that failed before its first checkpoint leaves no empty folders behind.
         if tf.train.latest_checkpoint(ckpt_dir) is None:
@@ -609,7 +610,8 @@ def _train_locked(run: RunConfig, data: data_lib.Dataset, *, run_name: str, ckpt
                   run_log_dir: str, restore_from: Optional[str], keep_checkpoints: int,
                   save_every_steps: Optional[int], summary_every_steps: int,
                   float_checkpoint: Optional[str], progress: bool,
-                  log: Callable[[str], None]) -> TrainResult:
+                  log: Callable[[str], None],
+                  histogram_every_steps: Optional[int] = None) -> TrainResult:
     """`train_and_eval` once the run's folders are locked and prepared."""
     input_shape = run.model.input_shape
     train_x = data_lib.to_float(data.train_images, input_shape)
