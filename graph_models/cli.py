@@ -619,7 +619,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cluster_local_parser(subparsers)
     for sub in subparsers.choices.values():  # --verbose also after the command.
         sub.add_argument('--verbose', action='store_true', default=argparse.SUPPRESS,
-                         help='also show TensorFlow\'s and LiteRT\'s own log lines')
+                         help='also show TensorFlow\'s and LiteRT\'s own log lines (default: '
+                              'off)')
     _complete_help(parser)
     return parser
 

@@ -734,6 +734,7 @@ class _TrainingRun:
         self._loaded_split = None
         self.train_writer = self.eval_writer = None
         self.run_log_dir = ''
+        self._event_bytes = {}  # Event file -> its size at the last flush.
         self.started = False
 
     def start(self, restore_from: Optional[str], run_log_dir: str,
@@ -859,8 +860,7 @@ class _TrainingRun:
         self._log_write(self.eval_writer.add_summary, tb_pictures.eval_summary(
             self.evaluator, test_x, test_y, _data.class_names(self.run.dataset),
             pictures=self.eval_pictures), self.step)
-        self._log_write(self.train_writer.flush)
-        self._log_write(self.eval_writer.flush)
+        self._flush_writers()
         return loss, accuracy
 
     def _log_write(self, call, *args):
@@ -877,6 +877,28 @@ class _TrainingRun:
                 f'cannot write TensorBoard logs in {os.path.dirname(self.run_log_dir)} '
                 f'({reason}); free disk space or choose another --log-dir; the checkpoints in '
                 f'{self.ckpt_dir} are intact') from None
+
+    def _flush_writers(self) -> None:
+        """Flushes both summary writers and checks that their event files grew.
+
+        Each epoch adds summaries to both writers, so a file that did not grow lost them. TF's
+        C++ events writer reports some failures (an event file it cannot open on a full disk)
+        only in its own log and raises nothing; the size check makes them our error too.
+        """
+        for writer in (self.train_writer, self.eval_writer):
+            self._log_write(writer.flush)
+            path = writer.event_writer._ev_writer.FileName()  # pylint: disable=protected-access
+            size = os.path.getsize(path) if os.path.isfile(path) else 0
+            if size <= self._event_bytes.get(path, 0):
+                raise GraphModelsError(
+                    f'cannot write TensorBoard logs in {os.path.dirname(self.run_log_dir)} '
+                    f'(nothing reached {path}: disk full or not writable); free disk space or '
+                    f'choose another log folder; the checkpoints in {self.ckpt_dir} are intact',
+                    cli_message=f'cannot write TensorBoard logs in '
+                                f'{os.path.dirname(self.run_log_dir)} (nothing reached {path}: '
+                                'disk full or not writable); free disk space or choose another '
+                                f'--log-dir; the checkpoints in {self.ckpt_dir} are intact')
+            self._event_bytes[path] = size
 
     def close_writers(self) -> None:
         """Flushes and closes the summary writers (raises `GraphModelsError` on failure)."""
