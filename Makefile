@@ -16,6 +16,10 @@ $(BIN)/graph-models: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# The keras-qat extra (compare --quantize: TFMOT on tf-keras) without tf-keras' dependency
+	# on the full `tensorflow` wheel, which would replace tensorflow-cpu (see README).
+	$(BIN)/pip install --quiet absl-py dm-tree mock scipy six
+	$(BIN)/pip install --quiet --no-deps 'tensorflow-model-optimization>=0.8.0' 'tf-keras~=2.21.0'
 	touch $@
 
 install: $(BIN)/graph-models
