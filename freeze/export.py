@@ -281,12 +281,10 @@ def export_graph(frozen, mode: str = 'float', *,
             raise UsageError('calibration needs representative data: pass --data-dir')
         graph_def, fake_quantized, missing = strip_fake_quant(graph_def), False, []
     elif missing:
-        raise VerificationError(verify.missing_ranges_message(missing))
+        raise VerificationError(verify.missing_ranges_message(missing, graph_def))
     if integer and not fake_quantized and representative_images is None:
         raise UsageError(verify.missing_ranges_message(verify.missing_ranges(graph_def)
                                                        or ['the graph']))
-    if mode == 'uint8' and not fake_quantized and not calibrate:
-        pass  # Post-training uint8 I/O: the converter supports it with int8 internals.
     symmetrized = 0
     if integer and fake_quantized and mode == 'int8':
         graph_def, symmetrized = symmetrize_weight_ranges(graph_def)

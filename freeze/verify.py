@@ -192,10 +192,22 @@ def verify_integer_model(model: bytes, sample_inputs: np.ndarray,
     return diff
 
 
-def missing_ranges_message(layers: Sequence[str]) -> str:
-    """The one-line error for layers without fake-quant ranges."""
+def missing_ranges_message(layers: Sequence[str], graph_def=None) -> str:
+    """The one-line error for layers without fake-quant ranges.
+
+    Args:
+      layers: the layers without ranges (`missing_ranges`).
+      graph_def: the graph, to recognise a quantization-aware *training* graph: its batch-norm
+        folding (``correction_mult``) keeps the unfolded convolutions for the batch statistics,
+        and only the graph that ``create_eval_graph`` rewrote converts.
+    """
     listing = ', '.join(layers[:6]) + (f' and {len(layers) - 6} more' if len(layers) > 6 else '')
     verb = 'has' if len(layers) == 1 else 'have'
+    if graph_def is not None and any(n.name.endswith('/correction_mult')
+                                     for n in graph_def.node):
+        return (f'{listing} {verb} no fake-quant ranges because this is a quantization-aware '
+                'training graph (batch norm folded on batch statistics): export the inference '
+                'graph rewritten with create_eval_graph, restored from the same checkpoint')
     return (f'{listing} {verb} no fake-quant ranges: rewrite the graph with '
-            'create_training_graph before training, or pass --calibrate --data-dir DIR for post-training '
-            'quantization of those layers')
+            'create_training_graph before training, or pass --calibrate --data-dir DIR for '
+            'post-training quantization of those layers')

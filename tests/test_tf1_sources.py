@@ -12,6 +12,7 @@ from freeze import export as freeze_export
 from freeze import sources
 from freeze.errors import FreezeError, UnsafeGraphError, VerificationError
 from graph_models import cli
+from graph_models._tf import tf
 from graph_models.inspect_tflite import edgetpu_blockers, read_model_info
 
 from conftest import synthetic_dataset, write_idx_folder
@@ -376,3 +377,16 @@ def test_freeze_toolkit_stands_alone():
         if name.endswith('.py'):
             with open(os.path.join(folder, name)) as f:
                 assert 'graph_models' not in f.read(), name
+
+
+def test_missing_ranges_of_a_qat_training_graph_point_at_the_eval_graph():
+    """A QAT training graph with folded batch norm keeps the unfolded convolutions (they give
+    the batch statistics); the message must send the user to the create_eval_graph graph."""
+    from freeze import verify
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.node.add(name='conv1/correction_mult', op='Mul')
+    message = verify.missing_ranges_message(['conv1/Conv2D (Conv2D)'], graph_def)
+    assert 'training graph' in message and 'create_eval_graph' in message
+    plain = verify.missing_ranges_message(['Hypothesis (MatMul)'], tf.compat.v1.GraphDef())
+    assert plain.startswith('Hypothesis (MatMul) has no fake-quant ranges: rewrite the graph '
+                            'with create_training_graph before training')
