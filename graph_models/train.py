@@ -540,6 +540,7 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
                              keep_checkpoints=keep_checkpoints,
                              save_every_steps=save_every_steps,
                              summary_every_steps=summary_every_steps,
+                             histogram_every_steps=histogram_every_steps,
                              float_checkpoint=float_checkpoint, progress=progress, log=log)
     except BaseException:
         # A run that failed before its first checkpoint leaves no empty folders behind.
@@ -608,7 +609,8 @@ class _SignalLatch:
 def _train_locked(run: RunConfig, data: data_lib.Dataset, *, run_name: str, ckpt_dir: str,
                   run_log_dir: str, restore_from: Optional[str], keep_checkpoints: int,
                   save_every_steps: Optional[int], summary_every_steps: int,
-                  float_checkpoint: Optional[str], progress: bool,
+                  histogram_every_steps: Optional[int], float_checkpoint: Optional[str],
+                  progress: bool,
                   log: Callable[[str], None]) -> TrainResult:
     """`train_and_eval` once the run's folders are locked and prepared."""
     input_shape = run.model.input_shape
