@@ -23,6 +23,7 @@ from graph_models import data as data_lib
 from graph_models import graphs, restore
 from graph_models._tf import tf
 from graph_models.errors import CheckpointError, ConfigError
+from graph_models.fileio import ensure_parent
 from graph_models.restore import build_restored_inference_graph  # noqa: F401
 from graph_models.run_config import RunConfig
 
@@ -310,15 +311,9 @@ def _beside(source: str, name: str) -> str:
 
 
 def _prepare_output(path: str, source: str) -> None:
-    from graph_models.errors import GraphModelsError
     if os.path.abspath(path) == os.path.abspath(source):
         raise ConfigError(f'the output {path} is the source itself; choose another -o path')
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as e:
-        raise GraphModelsError(f'cannot create folder {folder} ({e.strerror}); choose another '
-                               'output path') from None
+    ensure_parent(path)
 
 
 def freeze_model(source: str, output: Optional[str] = None, *, batch_size: int = 1,
