@@ -3,6 +3,8 @@ summary RUN_FOLDER."""
 
 import argparse
 import io
+import subprocess
+import sys
 
 import pytest
 
@@ -28,10 +30,38 @@ def test_every_flag_has_help_with_its_default():
             text = formatter._get_help_string(action)
             if not text:
                 missing.append(f'{name} {action.dest}: no help')
-            has_default = action.default is not None and action.default is not False
+            # SUPPRESS (the per-command --verbose) means no default, as for the formatter.
+            has_default = (action.default is not None and action.default is not False
+                           and action.default != argparse.SUPPRESS)
             if action.option_strings and has_default and 'default' not in text.lower():
                 missing.append(f'{name} {action.dest}: default not shown')
     assert not missing, missing
+
+
+def test_help_imports_no_tensorflow():
+    """Issue 14 item 7: the parsers and every --help load no TensorFlow, Keras or LiteRT (their
+    import takes seconds); handlers import the library only when they run."""
+    code = '\n'.join([
+        'import contextlib, io, sys',
+        'from graph_models import cli',
+        'parser = cli.build_parser()',
+        'out = io.StringIO()',
+        'for argv in [["--help"]] + [[name, "--help"] for name in sorted(',
+        '        cli.build_parser()._subparsers._group_actions[0].choices)]:',
+        '    with contextlib.redirect_stdout(out):',
+        '        try:',
+        '            cli.main(argv)',
+        '        except SystemExit as e:',
+        '            assert e.code == 0, argv',
+        'heavy = sorted(m for m in sys.modules',
+        '               if m.split(".")[0] in ("tensorflow", "keras", "ai_edge_litert"))',
+        'print(out.getvalue().count("usage: graph-models"), heavy)',
+    ])
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    # The top-level help and the nine commands' answered; nothing heavy was imported.
+    assert proc.stdout.split() == ['10', '[]'], proc.stdout
 
 
 def test_help_shows_zero_defaults(capsys):
