@@ -34,32 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
     for name in COMMANDS:
         importlib.import_module(f'graph_models.commands.{name}').add_parser(subparsers)
-    for sub in subparsers.choices.values():  # --verbose also after the command.
+    for sub in subparsers.choices.values():  # Defaults shown; --verbose also after the command.
+        sub.formatter_class = _DefaultsHelpFormatter
         sub.add_argument('--verbose', action='store_true', default=argparse.SUPPRESS,
                          help='also show TensorFlow\'s and LiteRT\'s own log lines')
-    _complete_help(parser)
     return parser
-
-
-# Help for arguments whose parser functions give none (kept here, one place, so every flag has
-# help text without touching each parser function).
-_MISSING_HELP = {
-    'dataset': 'dataset name',
-    'epochs': 'training epochs',
-    'batch_size': 'examples per training step',
-    'seed': 'seed of the initial weights, batch order and dropout',
-    'job_name': 'this task\'s job in a TF cluster (ps or worker)',
-    'task_index': 'this task\'s index in its job',
-    'source': 'a checkpoint folder (or prefix) written by train, or a frozen .pb',
-    'input_arrays': '.pb: input op names',
-    'output_arrays': '.pb: output op names',
-    'data_dir': 'folder with the dataset files (default: the usual places, download if missing)',
-    'edgetpu': 'check the Coral Edge TPU model requirements; exit 1 if not ready',
-    'model': 'model name',
-    'workers': 'number of worker tasks',
-    'ps': 'number of parameter-server tasks',
-    'timeout': 'seconds before the whole cluster is stopped (default: none)',
-}
 
 
 class _DefaultsHelpFormatter(argparse.HelpFormatter):
@@ -75,15 +54,6 @@ class _DefaultsHelpFormatter(argparse.HelpFormatter):
         return text
 
 
-def _complete_help(parser: argparse.ArgumentParser) -> None:
-    """Gives every argument help text and every subcommand the defaults formatter."""
-    for action in parser._actions:  # pylint: disable=protected-access
-        if isinstance(action, argparse._SubParsersAction):  # pylint: disable=protected-access
-            for sub in action.choices.values():
-                sub.formatter_class = _DefaultsHelpFormatter
-                _complete_help(sub)
-        elif not action.help and action.dest in _MISSING_HELP:
-            action.help = _MISSING_HELP[action.dest]
 
 
 def _command_name(argv: List[str]) -> str:

@@ -12,9 +12,11 @@ def add_parser(subparsers) -> None:
                     'on free loopback ports; stop them all when the chief ends or any task '
                     'fails. Example: graph-models cluster-local --workers 2 --ps 1 -- train '
                     '--model mlp --epochs 5')
-    p.add_argument('--workers', type=positive_int, default=2)
-    p.add_argument('--ps', type=positive_int, default=1)
-    p.add_argument('--timeout', type=positive_float, metavar='SECONDS')
+    p.add_argument('--workers', type=positive_int, default=2, help='number of worker tasks')
+    p.add_argument('--ps', type=positive_int, default=1,
+                   help='number of parameter-server tasks')
+    p.add_argument('--timeout', type=positive_float, metavar='SECONDS',
+                   help='seconds before the whole cluster is stopped (default: none)')
     p.add_argument('train_args', nargs=argparse.REMAINDER,
                    help='-- train [train flags]')
     p.set_defaults(handler=run)

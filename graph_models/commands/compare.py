@@ -9,11 +9,14 @@ def add_parser(subparsers) -> None:
         'compare', help='train the graph model and its Keras twin side by side',
         description='Train a graph model and its Keras twin from the same initial weights on '
                     'the same batches; export both; report accuracy, speed, size and latency.')
-    p.add_argument('--model', default='mlp', choices=['mlp_small', 'mlp', 'mlp_deep', 'cnn'])
+    p.add_argument('--model', default='mlp', choices=['mlp_small', 'mlp', 'mlp_deep', 'cnn'],
+                   help='model name')
     add_data_flags(p, dataset_default='mnist')
-    p.add_argument('--epochs', type=positive_int, default=5)
-    p.add_argument('--batch-size', type=positive_int, default=100)
-    p.add_argument('--seed', type=non_negative_int, default=0)
+    p.add_argument('--epochs', type=positive_int, default=5, help='training epochs')
+    p.add_argument('--batch-size', type=positive_int, default=100,
+                   help='examples per training step')
+    p.add_argument('--seed', type=non_negative_int, default=0,
+                   help='seed of the initial weights, batch order and dropout')
     p.add_argument('--out', metavar='DIR', help='run folder (default runs/compare-MODEL-DATASET)')
     p.add_argument('--quick', action='store_true',
                    help='500 training examples, 1 epoch, 500 test examples')

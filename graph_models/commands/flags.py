@@ -74,8 +74,9 @@ def input_range(text: str) -> Tuple[float, float]:
     return low, high
 
 
-def add_data_flags(p, *, dataset_default: str = None, dataset_help: str = None,
-                   data_dir_help: str = None) -> None:
+def add_data_flags(p, *, dataset_default: str = None, dataset_help: str = 'dataset name',
+                   data_dir_help: str = 'folder with the dataset files (default: the usual '
+                                        'places, download if missing)') -> None:
     """``--dataset`` (the known names) and ``--data-dir``."""
     from graph_models.data import DATASET_NAMES  # numpy only, no TensorFlow.
     p.add_argument('--dataset', default=dataset_default, choices=list(DATASET_NAMES),

@@ -9,7 +9,8 @@ def add_parser(subparsers) -> None:
                                           'checks a .tflite against the Coral Edge TPU model '
                                           'requirements (exit 1 if not ready).')
     p.add_argument('model', metavar='MODEL', help='.tflite (or a .pb/.pbtxt, .meta, SavedModel)')
-    p.add_argument('--edgetpu', action='store_true')
+    p.add_argument('--edgetpu', action='store_true',
+                   help='check the Coral Edge TPU model requirements; exit 1 if not ready')
     p.add_argument('--allow-unsafe-ops', action='store_true', help=UNSAFE_HELP)
     p.add_argument('--tag-set', default='serve', metavar='TAGS', help='SavedModel tags')
     p.add_argument('--signature-def', metavar='KEY', help='SavedModel signature')

@@ -31,11 +31,13 @@ def add_parser(subparsers) -> None:
     g.add_argument('--limit', type=positive_int, metavar='N',
                    help='use only the first N training examples (quick runs)')
     g = p.add_argument_group('training')
-    g.add_argument('--epochs', type=positive_int, default=5)
-    g.add_argument('--batch-size', type=positive_int, default=100)
+    g.add_argument('--epochs', type=positive_int, default=5, help='training epochs')
+    g.add_argument('--batch-size', type=positive_int, default=100,
+                   help='examples per training step')
     g.add_argument('--learning-rate', type=positive_float, default=1e-3, metavar='LR',
                    help='Adam learning rate (default 0.001)')
-    g.add_argument('--seed', type=non_negative_int, default=0)
+    g.add_argument('--seed', type=non_negative_int, default=0,
+                   help='seed of the initial weights, batch order and dropout')
     g = p.add_argument_group('quantization-aware training')
     g.add_argument('--quantize', action='store_true',
                    help='rewrite the training graph with fake quantization '
@@ -55,8 +57,10 @@ def add_parser(subparsers) -> None:
     g = p.add_argument_group('cluster (TensorFlow distributed runtime)')
     g.add_argument('--cluster-spec', metavar='FILE',
                    help='JSON {"ps": ["host:port", ...], "worker": [...]} (or set TF_CONFIG)')
-    g.add_argument('--job-name', choices=['ps', 'worker'])
-    g.add_argument('--task-index', type=non_negative_int, metavar='N')
+    g.add_argument('--job-name', choices=['ps', 'worker'],
+                   help='this task\'s job in a TF cluster (ps or worker)')
+    g.add_argument('--task-index', type=non_negative_int, metavar='N',
+                   help='this task\'s index in its job')
     g.add_argument('--sync-replicas', action='store_true',
                    help='synchronous updates (SyncReplicasOptimizer); default asynchronous')
     g = p.add_argument_group('outputs')
