@@ -14,6 +14,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from graph_models.data import load_idx_folder  # noqa: E402
+from graph_models.quantize import create_eval_graph  # noqa: E402
 from graph_models.run_export import symmetrize_weight_ranges  # noqa: E402
 from graph_models._tf import tf, v1  # noqa: E402
 
@@ -127,13 +128,18 @@ def train_and_save(graph, inputs, labels, train_op, cost, x_train, y_train, args
             return saver.save(sess, os.path.join(args.out_dir, 'model.ckpt'))
 
 
-def export_eval_graph(name, graph, inputs, output, checkpoint, x_test, y_test, args):
-    """Restores ``checkpoint`` into the rewritten eval ``graph``, saves it as
-    ``eval/model.ckpt``, scores it, freezes it, converts it to all-int8 and checks the model.
+def export_eval_graph(name, build_eval, checkpoint, x_test, y_test, args):
+    """Builds the eval graph with ``build_eval(graph) -> (inputs, output)``, rewrites it with
+    `create_eval_graph`, restores ``checkpoint`` into it, saves it as ``eval/model.ckpt``,
+    scores it, freezes it, converts it to all-int8 and checks the model.
 
     Returns:
       The exit status: 0, or 1 if the ``.tflite`` has float tensors.
     """
+    graph = tf.Graph()
+    inputs, output = build_eval(graph)
+    with graph.as_default():
+        create_eval_graph(input_graph=graph)
     os.makedirs(os.path.join(args.out_dir, 'eval'), exist_ok=True)
     with graph.as_default():
         saver = v1.train.Saver()

@@ -11,7 +11,7 @@ rewrite folds it into the convolutions. Writes ``model.ckpt`` (+ ``.meta``),
 
 import tf1_common
 from tf1_common import tf, v1
-from graph_models.quantize import create_eval_graph, create_training_graph
+from graph_models.quantize import create_training_graph
 
 DECAY, EPSILON = 0.99, 1e-3
 
@@ -84,13 +84,11 @@ def main():
     checkpoint = tf1_common.train_and_save(train_graph, X, Y, train_op, cost, x_train, y_train,
                                            args)
 
-    eval_graph = tf.Graph()
-    X, _, output = build(eval_graph, is_training=False)
-    with eval_graph.as_default():
-        create_eval_graph(input_graph=eval_graph)
-    return tf1_common.export_eval_graph('tf1_resnet_block', eval_graph, X, output, checkpoint,
-                                        x_test, y_test, args)
-
+    def build_eval(graph):
+        inputs, _, output = build(graph, is_training=False)
+        return inputs, output
+    return tf1_common.export_eval_graph('tf1_resnet_block', build_eval, checkpoint, x_test,
+                                        y_test, args)
 
 if __name__ == '__main__':
     raise SystemExit(main())

@@ -2,15 +2,16 @@
 
 Input (784) -> W1 (784x512, no bias) -> ReLU ``Layer_1`` -> W2 (512x10, no bias)
 ``Hypothesis`` -> softmax. The only change from TF 1.15 code is the import of
-``create_training_graph`` / ``create_eval_graph``. Writes ``model.ckpt`` (+ ``.meta``), the
-eval graph's ``eval/model.ckpt`` (+ ``.meta``), ``frozen_eval.pb`` and ``model_int8.tflite``.
+``create_training_graph`` / ``create_eval_graph`` (the latter called in
+``tf1_common.export_eval_graph``, shared with the other example). Writes ``model.ckpt``
+(+ ``.meta``), the eval graph's ``eval/model.ckpt`` (+ ``.meta``), ``frozen_eval.pb`` and ``model_int8.tflite``.
 
     python examples/tf1_tutorial_mlp.py --epochs 5
 """
 
 import tf1_common
 from tf1_common import tf, v1
-from graph_models.quantize import create_eval_graph, create_training_graph
+from graph_models.quantize import create_training_graph
 
 
 def build(graph):
@@ -47,14 +48,10 @@ def main():
     checkpoint = tf1_common.train_and_save(train_graph, X, Y, optimizer, cost, x_train, y_train,
                                            args)
 
-    # Eval graph: rebuilt, rewritten for inference, restored, saved, frozen, converted.
-    eval_graph = tf.Graph()
-    X, H, output = build(eval_graph)
-    with eval_graph.as_default():
-        create_eval_graph(input_graph=eval_graph)
-    return tf1_common.export_eval_graph('tf1_tutorial_mlp', eval_graph, X, output, checkpoint,
+    # Eval graph: rebuilt (its input and output, build's 1st and 3rd), rewritten for inference
+    # (create_eval_graph), restored, frozen, converted to all-int8 and checked.
+    return tf1_common.export_eval_graph('tf1_tutorial_mlp', lambda g: build(g)[0::2], checkpoint,
                                         x_test, y_test, args)
-
 
 if __name__ == '__main__':
     raise SystemExit(main())
