@@ -4,7 +4,8 @@ Input (784) -> W1 (784x512, no bias) -> ReLU ``Layer_1`` -> W2 (512x10, no bias)
 ``Hypothesis`` -> softmax. The only change from TF 1.15 code is the import of
 ``create_training_graph`` / ``create_eval_graph`` (the latter called in
 ``tf1_common.export_eval_graph``, shared with the other example). Writes ``model.ckpt``
-(+ ``.meta``), the eval graph's ``eval/model.ckpt`` (+ ``.meta``), ``frozen_eval.pb`` and ``model_int8.tflite``.
+(+ ``.meta``), the eval graph's ``eval/model.ckpt`` (+ ``.meta``), ``frozen_eval.pb`` and
+``model_int8.tflite``.
 
     python examples/tf1_tutorial_mlp.py --epochs 5
 """
