@@ -22,7 +22,7 @@ graph's own saver ops.
 import dataclasses
 import os
 import re
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -500,13 +500,19 @@ def _remove_dead_randomness(graph_def, outputs: Sequence[str]):
             dtype = op.outputs[0].dtype
             replace[op.name] = (np.full(op.outputs[0].shape.as_list(), lo,
                                         dtype.as_numpy_dtype), dtype)
-    if not replace:
+    return _edit_nodes(graph_def, replace, lambda node, const: _set_const(node, *const), outputs)
+
+
+def _edit_nodes(graph_def, edits: Dict[str, object], edit: Callable, outputs: Sequence[str]):
+    """A copy of ``graph_def`` with ``edit(node, edits[node.name])`` applied to the named nodes,
+    pruned to what ``outputs`` need; ``graph_def`` itself when ``edits`` is empty."""
+    if not edits:
         return graph_def
     out = v1.GraphDef()
     out.CopyFrom(graph_def)
     for node in out.node:
-        if node.name in replace:
-            _set_const(node, *replace[node.name])
+        if node.name in edits:
+            edit(node, edits[node.name])
     return v1.graph_util.extract_sub_graph(out, list(outputs))
 
 
@@ -596,20 +602,18 @@ def _simplify(graph_def, outputs: Sequence[str]):
                         other.shape.is_fully_defined() and other.shape == op.outputs[0].shape:
                     identity[op.name] = 1 - k
                     break
-    if not identity:
-        return graph_def
-    out = v1.GraphDef()
-    out.CopyFrom(graph_def)
-    for node in out.node:
-        if node.name in identity:
-            keep = node.input[identity[node.name]]
-            dtype = node.attr['T'].type
-            del node.input[:]
-            node.input.append(keep)
-            node.op = 'Identity'
-            node.attr.clear()
-            node.attr['T'].type = dtype
-    return v1.graph_util.extract_sub_graph(out, list(outputs))
+    return _edit_nodes(graph_def, identity, _to_identity, outputs)
+
+
+def _to_identity(node, port: int) -> None:
+    """Turns ``node`` into an ``Identity`` of its input ``port``."""
+    keep = node.input[port]
+    dtype = node.attr['T'].type
+    del node.input[:]
+    node.input.append(keep)
+    node.op = 'Identity'
+    node.attr.clear()
+    node.attr['T'].type = dtype
 
 
 def make_inference_graph(graph_def, *, checkpoint: Optional[str] = None,
