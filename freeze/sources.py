@@ -22,7 +22,7 @@ graph's own saver ops.
 import dataclasses
 import os
 import re
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -616,10 +616,22 @@ def _to_identity(node, port: int) -> None:
     node.attr['T'].type = dtype
 
 
+def named_input_shapes(input_shapes, inputs: Sequence[str]) -> Optional[Dict[str, List[int]]]:
+    """``input_shapes`` keyed by input name: a bare shape (a list of ints) is the first input's.
+
+    Args:
+      input_shapes: None, a dict input name -> shape, or one shape.
+      inputs: the graph's input names, in order.
+    """
+    if input_shapes is None or isinstance(input_shapes, Mapping):
+        return input_shapes
+    return {inputs[0]: [int(d) for d in input_shapes]}
+
+
 def make_inference_graph(graph_def, *, checkpoint: Optional[str] = None,
                          input_arrays: Optional[Sequence[str]] = None,
                          output_arrays: Optional[Sequence[str]] = None,
-                         input_shapes: Optional[Dict[str, Sequence[int]]] = None,
+                         input_shapes: Union[Dict[str, Sequence[int]], Sequence[int], None] = None,
                          batch_size: int = 1, source: str = 'the graph',
                          allow_unsafe_ops: bool = False):
     """Turns a (training or frozen) GraphDef into a frozen inference graph.
@@ -629,8 +641,9 @@ def make_inference_graph(graph_def, *, checkpoint: Optional[str] = None,
       checkpoint: checkpoint prefix holding the variables' values (None for a frozen graph).
       input_arrays: input op names; default: the placeholders the outputs need.
       output_arrays: output op names; default: `discover_outputs`.
-      input_shapes: input op name -> static shape; default: the placeholder's shape with its
-        batch dimension set to ``batch_size``.
+      input_shapes: input op name -> static shape, or one shape (a list of ints) for the first
+        input; default: the placeholder's shape with its batch dimension set to
+        ``batch_size``.
       batch_size: the static batch size when the graph leaves it open.
       source: where the graph came from, for messages.
       allow_unsafe_ops: skip the op allow-list (trusted graphs only).
@@ -660,6 +673,7 @@ def make_inference_graph(graph_def, *, checkpoint: Optional[str] = None,
     if set(inputs) & set(outputs):
         raise UsageError(f'{sorted(set(inputs) & set(outputs))[0]} is both an input and an '
                          'output')
+    input_shapes = named_input_shapes(input_shapes, inputs)
     if input_shapes:
         unknown = set(input_shapes) - set(inputs)
         if unknown:
@@ -724,7 +738,8 @@ def _without_variables(graph_def):
 
 def load_source(path: str, *, input_arrays: Optional[Sequence[str]] = None,
                 output_arrays: Optional[Sequence[str]] = None,
-                input_shapes: Optional[Dict[str, Sequence[int]]] = None, batch_size: int = 1,
+                input_shapes: Union[Dict[str, Sequence[int]], Sequence[int], None] = None,
+                batch_size: int = 1,
                 tag_set: Sequence[str] = ('serve',), signature_def: Optional[str] = None,
                 allow_unsafe_ops: bool = False) -> FrozenGraph:
     """Loads a frozen ``.pb``/``.pbtxt``, a checkpoint with its ``.meta``, or a SavedModel.
@@ -735,7 +750,7 @@ def load_source(path: str, *, input_arrays: Optional[Sequence[str]] = None,
         SavedModel folder.
       input_arrays: input op names (default: discovered).
       output_arrays: output op names (default: discovered; for a SavedModel its signature's).
-      input_shapes: input name -> static shape.
+      input_shapes: input name -> static shape, or one shape for the first input.
       batch_size: static batch size where the graph leaves it open.
       tag_set: SavedModel MetaGraph tags (``--tag-set``).
       signature_def: SavedModel signature key (``--signature-def``; default

@@ -91,7 +91,7 @@ def _run_graph(path: str, *, batch_size: int, quantized: Optional[bool],
                           f'not {sorted(unknown)[0]}')
     run, _ = restore.open_run(path)
     if input_shapes:
-        shape = list(input_shapes.get(graphs.INPUT, []))
+        shape = sources.named_input_shapes(input_shapes, [graphs.INPUT]).get(graphs.INPUT, [])
         if not shape or shape[1:] != list(run.model.input_shape):
             raise ConfigError(f'--input-shapes {shape} does not fit the run\'s input '
                               f'{[batch_size, *run.model.input_shape]}; only the batch may '

@@ -103,12 +103,8 @@ def add_source_flags(p, *, shapes: bool = True) -> None:
 
 def source_kwargs(args: argparse.Namespace) -> dict:
     """The library's keyword arguments for the flags of `add_source_flags`."""
-    shapes = None
-    if getattr(args, 'input_shapes', None):
-        first = (args.input_arrays or ['Input'])[0]
-        shapes = {first: args.input_shapes}
     return dict(input_arrays=args.input_arrays, output_arrays=args.output_arrays,
-                input_shapes=shapes, tag_set=tag_set(args.tag_set),
+                input_shapes=getattr(args, 'input_shapes', None), tag_set=tag_set(args.tag_set),
                 signature_def=args.signature_def, allow_unsafe_ops=args.allow_unsafe_ops)
 
 
