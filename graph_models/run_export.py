@@ -344,6 +344,14 @@ def freeze_model(source: str, output: Optional[str] = None, *, batch_size: int =
     return frozen, written
 
 
+def describe_frozen(frozen: sources.FrozenGraph, path: str) -> str:
+    """One line about a frozen graph written to ``path``: kind, source, size, inputs, outputs."""
+    kind = 'QAT eval' if frozen.fake_quantized else 'float'
+    inputs = ', '.join(f'{n} {frozen.input_shapes[n]}' for n in frozen.inputs)
+    return (f'{path}: {kind} graph of {frozen.source}, {len(frozen.graph_def.node)} nodes, '
+            f'input {inputs}, outputs {", ".join(frozen.outputs)}')
+
+
 def export_to_file(source: str, output: Optional[str], mode: str = 'float', *,
                    metadata: bool = True, **options):
     """`export_model`, then publishes the model and its record: ``(record, model path)``.

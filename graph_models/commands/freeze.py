@@ -24,12 +24,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from graph_models.run_export import freeze_model
+    from graph_models.run_export import describe_frozen, freeze_model
     frozen, written = freeze_model(args.checkpoint, args.output, batch_size=args.batch_size,
                                    float_graph=args.float, pbtxt=args.pbtxt,
                                    **source_kwargs(args))
-    kind = 'QAT eval' if frozen.fake_quantized else 'float'
-    inputs = ', '.join(f'{n} {frozen.input_shapes[n]}' for n in frozen.inputs)
-    print(f'{written[0]}: {kind} graph of {frozen.source}, {len(frozen.graph_def.node)} nodes, '
-          f'input {inputs}, outputs {", ".join(frozen.outputs)}')
+    print(describe_frozen(frozen, written[0]))
     return 0
