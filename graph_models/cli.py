@@ -1,8 +1,12 @@
 """The ``graph-models`` command: parses flags, calls the library, turns errors into one line.
 
+Each command's flags and handler live in `graph_models.commands`; this module assembles them,
+runs the chosen handler and owns what every command shares: signals, the stderr noise filter,
+and the translation of errors into one line on stderr and an exit status.
+
 Exit status: 0 on success, 2 for usage errors (bad flags or values), 1 for other user errors
-(missing or corrupt data, missing checkpoint, ...), 130 when interrupted. ``--debug`` shows the
-traceback of a user error.
+(missing or corrupt data, missing checkpoint, ...), 130 when interrupted (143 for SIGTERM).
+``--debug`` shows the traceback of a user error.
 """
 
 import argparse
@@ -12,16 +16,31 @@ import signal
 import sys
 import threading
 import traceback
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 from graph_models import __version__
 from graph_models.commands import COMMANDS
-from graph_models.errors import USER_ERRORS, GraphModelsError
+from graph_models.errors import USER_ERRORS, GraphModelsError, Terminated
 
 PROG = 'graph-models'
 
 
+class _DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to every flag's help that does not name its default."""
+
+    def _get_help_string(self, action):
+        text = action.help or ''
+        # Identity checks: a default of 0 is a value to show (0 == False).
+        if (action.option_strings and action.default is not None
+                and action.default is not False and action.default != argparse.SUPPRESS
+                and 'default' not in text.lower()):
+            text += ' (default: %(default)s)'
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``graph-models`` parser: global flags, then each command of `COMMANDS` (its module's
+    ``add_parser``). Imports no TensorFlow."""
     parser = argparse.ArgumentParser(
         prog=PROG, description='TensorFlow 1 graph-mode MNIST models on TF 2.21: train, '
                                'quantize, freeze, export to TFLite, evaluate.')
@@ -41,19 +60,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _DefaultsHelpFormatter(argparse.HelpFormatter):
-    """Appends ``(default: X)`` to every flag's help that does not name its default."""
-
-    def _get_help_string(self, action):
-        text = action.help or ''
-        # Identity checks: a default of 0 is a value to show (0 == False).
-        if (action.option_strings and action.default is not None
-                and action.default is not False and action.default != argparse.SUPPRESS
-                and 'default' not in text.lower()):
-            text += ' (default: %(default)s)'
-        return text
-
-
+def _error_line(e: Exception) -> Tuple[str, int]:
+    """The one-line message and the exit status of an error the user can fix."""
+    if isinstance(e, GraphModelsError):
+        return e.for_cli(), e.exit_code  # Worded in flags when it carries such a wording.
+    if isinstance(e, USER_ERRORS):
+        return str(e), e.exit_code  # The freeze toolkit's.
+    if isinstance(e, OverflowError):
+        # A number too large for the int64/float32 it ends up in (for example a huge flag).
+        return f'a value is too large ({e}); use a smaller one', 2
+    # OSError: unwritable folders, a full disk: the operating system's words name file and cause.
+    return f'{e.strerror or e}' + (f' ({e.filename})' if e.filename else ''), 1
 
 
 def _command_name(argv: List[str]) -> str:
@@ -62,7 +79,6 @@ def _command_name(argv: List[str]) -> str:
 
 
 def _raise_terminated(signum, frame):
-    from graph_models.errors import Terminated
     raise Terminated()
 
 
@@ -93,7 +109,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     Without ``--verbose``, a command run as a process (``argv`` None) prints only its own lines:
     stderr passes through `graph_models.noise.StderrFilter`, set up before TensorFlow loads.
     """
-    from graph_models.errors import Terminated
     words = sys.argv[1:] if argv is None else list(argv)
     options = words[:words.index('--')] if '--' in words else words
     verbose = '--verbose' in options
@@ -126,27 +141,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             sys.stderr.flush()
             os._exit(status)
         return status
-    except USER_ERRORS as e:
+    except (*USER_ERRORS, OSError, OverflowError) as e:
         if args is not None and args.debug:
             traceback.print_exc()
-        # Our errors may carry a command-line wording; the freeze toolkit's have one message.
-        text = e.for_cli() if isinstance(e, GraphModelsError) else str(e)
+        text, status = _error_line(e)
         print(f'{PROG} {command}: error: {text}', file=sys.stderr)
-        return e.exit_code
-    except OSError as e:
-        # Unwritable folders, a full disk: the operating system's words name file and cause.
-        if args is not None and args.debug:
-            traceback.print_exc()
-        where = f' ({e.filename})' if e.filename else ''
-        print(f'{PROG} {command}: error: {e.strerror or e}{where}', file=sys.stderr)
-        return 1
-    except OverflowError as e:
-        # A number too large for the int64/float32 it ends up in (for example a huge flag).
-        if args is not None and args.debug:
-            traceback.print_exc()
-        print(f'{PROG} {command}: error: a value is too large ({e}); use a smaller one',
-              file=sys.stderr)
-        return 2
+        return status
     except KeyboardInterrupt:
         print(f'{PROG} {command}: interrupted (SIGINT)', file=sys.stderr)
         return 130
