@@ -128,3 +128,31 @@ def test_library_errors_speak_arguments_cli_speaks_flags(tmp_path, capsys, tiny_
     status = cli.main(['train', '--model', 'mlp_small', '--data-dir', str(tmp_path / 'nowhere'),
                        '--no-progress'])
     assert status == 1 and 'pass --data-dir' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('kind,text,message', [
+    ('positive_int', '0', 'must be a positive integer, got 0'),
+    ('positive_int', 'x', "expected a positive integer, got 'x'"),
+    ('positive_int', str(2 ** 31), 'must be at most 2,147,483,647, got 2147483648'),
+    ('non_negative_int', '-1', 'must be >= 0, got -1'),
+    ('non_negative_int', '1.5', "expected an integer >= 0, got '1.5'"),
+    ('positive_float', 'inf', 'must be a positive number, got inf'),
+    ('positive_float', 'nan', 'must be a positive number, got nan'),
+    ('rate', '1', 'must be in [0, 1), got 1'),
+    ('bits', '17', 'must be from 2 to 16, got 17'),
+    ('int_list', '512,0', "expected positive integers such as 512,256, got '512,0'"),
+    ('input_range', '1,1', "expected finite MIN < MAX, got '1,1'"),
+])
+def test_argument_types_say_what_they_expected(kind, text, message):
+    from graph_models.commands import flags
+    with pytest.raises(argparse.ArgumentTypeError) as e:
+        getattr(flags, kind)(text)
+    assert str(e.value) == message
+
+
+def test_argument_types_accept_their_range():
+    from graph_models.commands import flags
+    assert flags.positive_int('7') == 7 and flags.non_negative_int('0') == 0
+    assert flags.positive_float('1e-3') == 1e-3 and flags.rate('0') == 0.0
+    assert flags.bits('2') == 2 and flags.bits('16') == 16
+    assert flags.int_list('512,256') == [512, 256] and flags.input_range('-1,1') == (-1.0, 1.0)
