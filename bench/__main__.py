@@ -63,6 +63,19 @@ def headline(results) -> dict:
     }
 
 
+def _speed_ratio_table(title: str, per_model, base: str, other: str, ratio: str,
+                       header: str) -> list:
+    """A section of per-model training speed under two settings and their time ratio (median,
+    min-max over rounds)."""
+    lines = ['', title, '', header, '| --- | --- | --- | --- |']
+    for model, r in per_model.items():
+        q = r[ratio]
+        lines.append(f"| {model} | {r[base]['examples_per_s']:,.0f} | "
+                     f"{r[other]['examples_per_s']:,.0f} | {q['median']:.2f}x "
+                     f"({q['min']:.2f}-{q['max']:.2f}) |")
+    return lines
+
+
 def markdown(results) -> str:
     m, s = results['machine'], results['settings']
     lines = ['# Benchmarks' + (' (QUICK MODE: smoke values, not figures)' if results['quick']
@@ -94,14 +107,10 @@ def markdown(results) -> str:
         lines.append(f"| {model} | graph / Keras | {t['median']:.2f}x ({t['min']:.2f}-"
                      f"{t['max']:.2f}) | | | | {w['median']:.2f}x faster ({w['min']:.2f}-"
                      f"{w['max']:.2f}) | |")
-    lines += ['', '## QAT vs float training (real path)', '',
-              '| model | float examples/s | QAT examples/s | QAT / float training time |',
-              '| --- | --- | --- | --- |']
-    for model, r in results['qat_cost'].items():
-        q = r['qat_over_float']
-        lines.append(f"| {model} | {r['float']['examples_per_s']:,.0f} | "
-                     f"{r['qat']['examples_per_s']:,.0f} | {q['median']:.2f}x "
-                     f"({q['min']:.2f}-{q['max']:.2f}) |")
+    lines += _speed_ratio_table('## QAT vs float training (real path)', results['qat_cost'],
+                                'float', 'qat', 'qat_over_float',
+                                '| model | float examples/s | QAT examples/s | QAT / float '
+                                'training time |')
     f = results['flops']
     lines += ['', '## MLP training FLOP rate', '',
               f"- FLOPs per step (batch {s['batch_size']}, counted from the graph): "
@@ -125,14 +134,10 @@ def markdown(results) -> str:
                      f"{r['keras_v2_tflite_int8_batch1_us']:.1f} | "
                      f"{r['int8_over_keras_v2_int8']:.2f}x | "
                      f"{r['checkpoint_to_int8_export_s']:.2f} |")
-    lines += ['', '## --xla on the real path (training time with / without)', '',
-              '| model | default examples/s | --xla examples/s | --xla / default time |',
-              '| --- | --- | --- | --- |']
-    for model, r in results['xla'].items():
-        x = r['xla_over_default']
-        lines.append(f"| {model} | {r['default']['examples_per_s']:,.0f} | "
-                     f"{r['xla']['examples_per_s']:,.0f} | {x['median']:.2f}x "
-                     f"({x['min']:.2f}-{x['max']:.2f}) |")
+    lines += _speed_ratio_table('## --xla on the real path (training time with / without)',
+                                results['xla'], 'default', 'xla', 'xla_over_default',
+                                '| model | default examples/s | --xla examples/s | --xla / '
+                                'default time |')
     lines += ['', '## Steady-state step harness (NOT the real path: constant batches, '
               'train_op only; for reference)', '',
               '| model | graph, feed_dict | graph, in-graph tf.data | Keras fit (warm) |',

@@ -1,4 +1,5 @@
-"""What both TF1 examples share: MNIST loading, freezing, int8 conversion and its check.
+"""What both TF1 examples share: MNIST loading, the feed_dict training loop, and the eval
+graph's restore, freeze, int8 conversion and check.
 
 A TF1 user would have these few lines in their own script; here they live once.
 """
@@ -13,7 +14,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from graph_models.data import load_idx_folder  # noqa: E402
-from graph_models.quantize import QUANTIZATION_VARIABLES, WEIGHTS_QUANT  # noqa: E402
+from graph_models.quantize import create_eval_graph  # noqa: E402
+from graph_models.run_export import symmetrize_weight_ranges  # noqa: E402
 from graph_models._tf import tf, v1  # noqa: E402
 
 DEFAULT_DATA = os.path.join(os.path.dirname(REPO), 'shared', 'data', 'mnist-10k')
@@ -40,20 +42,6 @@ def load_mnist(folder):
         raise SystemExit(2) from None
     return (data.train_images.astype(np.float32) / 255.0, data.train_labels,
             data.test_images.astype(np.float32) / 255.0, data.test_labels)
-
-
-def symmetrize_weight_ranges(session):
-    """int8 weights need zero point 0 (TFLite's int8 spec, XNNPACK, Edge TPU): widen every
-    ``weights_quant`` range to ``[-r, r]`` before freezing (clips nothing)."""
-    pairs = {}
-    for var in session.graph.get_collection(QUANTIZATION_VARIABLES):
-        scope, end = var.op.name.rsplit('/', 1)
-        if scope.rsplit('/', 1)[-1].startswith(WEIGHTS_QUANT) and end in ('min', 'max'):
-            pairs.setdefault(scope, {})[end] = var
-    for pair in pairs.values():
-        bound = max(abs(float(session.run(pair['min']))), abs(float(session.run(pair['max']))))
-        pair['min'].load(-bound, session)
-        pair['max'].load(bound, session)
 
 
 def freeze_and_convert(session, output_name, input_shape, out_dir):
@@ -116,3 +104,53 @@ def report(name, graph, float_preds, int8_preds, labels, model):
           f'top-1 agreement {np.mean(int8_preds == float_preds):.4f}')
     print(f'{name}: non-int8 tensors other than int32 biases: {bad or "none"}')
     return bad
+
+
+def train_and_save(graph, inputs, labels, train_op, cost, x_train, y_train, args):
+    """Trains ``graph`` from fresh variables: ``args.epochs`` epochs of shuffled mini-batches
+    fed to ``inputs``/``labels``; saves ``model.ckpt`` (+ ``.meta``) in ``args.out_dir``.
+
+    Returns:
+      The checkpoint prefix.
+    """
+    with graph.as_default():
+        saver = v1.train.Saver()
+        with v1.Session() as sess:
+            sess.run(v1.global_variables_initializer())
+            rng = np.random.default_rng(0)
+            for epoch in range(args.epochs):
+                order = rng.permutation(len(x_train))
+                for start in range(0, len(order), args.batch_size):
+                    batch = order[start:start + args.batch_size]
+                    _, c = sess.run([train_op, cost],
+                                    {inputs: x_train[batch], labels: y_train[batch]})
+                print(f'epoch {epoch + 1}: cost {c:.4f}')
+            return saver.save(sess, os.path.join(args.out_dir, 'model.ckpt'))
+
+
+def export_eval_graph(name, build_eval, checkpoint, x_test, y_test, args):
+    """Builds the eval graph with ``build_eval(graph) -> (inputs, output)``, rewrites it with
+    `create_eval_graph`, restores ``checkpoint`` into it, saves it as ``eval/model.ckpt``,
+    scores it, freezes it, converts it to all-int8 and checks the model.
+
+    Returns:
+      The exit status: 0, or 1 if the ``.tflite`` has float tensors.
+    """
+    graph = tf.Graph()
+    inputs, output = build_eval(graph)
+    with graph.as_default():
+        create_eval_graph(input_graph=graph)
+    os.makedirs(os.path.join(args.out_dir, 'eval'), exist_ok=True)
+    with graph.as_default():
+        saver = v1.train.Saver()
+        with v1.Session() as sess:
+            saver.restore(sess, checkpoint)
+            saver.save(sess, os.path.join(args.out_dir, 'eval', 'model.ckpt'))
+            float_preds = np.concatenate([
+                np.argmax(sess.run(output, {inputs: x_test[i:i + 500]}), axis=1)
+                for i in range(0, len(x_test), 500)])
+            symmetrize_weight_ranges(sess)
+            model = freeze_and_convert(sess, output.op.name, [1, *x_test.shape[1:]],
+                                       args.out_dir)
+    int8_preds = int8_predictions(model, x_test)
+    return 1 if report(name, graph, float_preds, int8_preds, y_test, model) else 0

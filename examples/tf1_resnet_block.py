@@ -9,13 +9,9 @@ rewrite folds it into the convolutions. Writes ``model.ckpt`` (+ ``.meta``),
     python examples/tf1_resnet_block.py --epochs 5
 """
 
-import os
-
-import numpy as np
-
 import tf1_common
 from tf1_common import tf, v1
-from graph_models.quantize import create_eval_graph, create_training_graph
+from graph_models.quantize import create_training_graph
 
 DECAY, EPSILON = 0.99, 1e-3
 
@@ -72,7 +68,6 @@ def build(graph, is_training):
 
 def main():
     args = tf1_common.parse_args(__doc__.splitlines()[0], 'tf1_resnet_block_out', 5)
-    os.makedirs(os.path.join(args.out_dir, 'eval'), exist_ok=True)
     x_train, y_train, x_test, y_test = tf1_common.load_mnist(args.data_dir)
     x_train, x_test = x_train[..., None], x_test[..., None]
 
@@ -86,36 +81,14 @@ def main():
         create_training_graph(input_graph=train_graph, quant_delay=args.quant_delay)
         with tf.control_dependencies(v1.get_collection(v1.GraphKeys.UPDATE_OPS)):
             train_op = v1.train.AdamOptimizer(0.001).minimize(cost)
-        saver = v1.train.Saver()
-        with v1.Session() as sess:
-            sess.run(v1.global_variables_initializer())
-            rng = np.random.default_rng(0)
-            for epoch in range(args.epochs):
-                order = rng.permutation(len(x_train))
-                for start in range(0, len(order), args.batch_size):
-                    batch = order[start:start + args.batch_size]
-                    _, c = sess.run([train_op, cost], {X: x_train[batch], Y: y_train[batch]})
-                print(f'epoch {epoch + 1}: cost {c:.4f}')
-            checkpoint = saver.save(sess, os.path.join(args.out_dir, 'model.ckpt'))
+    checkpoint = tf1_common.train_and_save(train_graph, X, Y, train_op, cost, x_train, y_train,
+                                           args)
 
-    eval_graph = tf.Graph()
-    X, _, output = build(eval_graph, is_training=False)
-    with eval_graph.as_default():
-        create_eval_graph(input_graph=eval_graph)
-        saver = v1.train.Saver()
-        with v1.Session() as sess:
-            saver.restore(sess, checkpoint)
-            saver.save(sess, os.path.join(args.out_dir, 'eval', 'model.ckpt'))
-            float_preds = np.concatenate([
-                np.argmax(sess.run(output, {X: x_test[i:i + 500]}), axis=1)
-                for i in range(0, len(x_test), 500)])
-            tf1_common.symmetrize_weight_ranges(sess)
-            model = tf1_common.freeze_and_convert(sess, 'Output', [1, 28, 28, 1], args.out_dir)
-    int8_preds = tf1_common.int8_predictions(model, x_test)
-    bad = tf1_common.report('tf1_resnet_block', eval_graph, float_preds, int8_preds, y_test,
-                            model)
-    return 1 if bad else 0
-
+    def build_eval(graph):
+        inputs, _, output = build(graph, is_training=False)
+        return inputs, output
+    return tf1_common.export_eval_graph('tf1_resnet_block', build_eval, checkpoint, x_test,
+                                        y_test, args)
 
 if __name__ == '__main__':
     raise SystemExit(main())

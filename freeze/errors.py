@@ -38,7 +38,12 @@ class VerificationError(ToolkitError):
 
 
 def tf_error_reason(message: str) -> str:
-    """The informative line of a TensorFlow op error's multi-line message."""
+    """The informative line of a TensorFlow op error's multi-line message, at most 300 chars.
+
+    TF 2 prefixes the cause with "Graph execution error:" and a node trace; the cause itself is
+    the line before ``[[{{node ...}}]]``, for example ``...ckpt.data...; No space left on
+    device``.
+    """
     lines = [line.strip() for line in str(message).splitlines() if line.strip()]
     for index, line in enumerate(lines):
         if line.startswith('[[') and index > 0:

@@ -5,13 +5,15 @@ them, then renames them into place. The group's members are renamed in a fixed o
 primary file last, and each member's content names the others (the export record holds the
 model's digest), so a reader that checks the digest never accepts a mismatched pair. A failure
 at any point removes every temporary file; temporary files left by a killed process (``kill -9``)
-are removed by the next `publish` into the same folder.
+are removed by the next `publish` into the same folder. `atomic_write` publishes one file;
+`atomic_open` is the same for a file written piece by piece.
 """
 
+import contextlib
 import os
 import tempfile
 import time
-from typing import Sequence, Tuple
+from typing import IO, Iterator, Optional, Sequence, Tuple
 
 TEMP_SUFFIX = '.tmp'
 # Leftovers older than this are from dead writers, never from one still writing.
@@ -49,6 +51,26 @@ def clean_stale_temporaries(path: str, max_age: float = STALE_SECONDS) -> int:
     return removed
 
 
+@contextlib.contextmanager
+def _temporary(path: str, mode: str = 'wb') -> Iterator[Tuple[IO, str]]:
+    """Yields an open temporary file beside ``path`` and its name; on success it is flushed,
+    fsynced and given the usual permissions (0666 less the umask, not ``mkstemp``'s 0600).
+    The caller renames or removes it."""
+    clean_stale_temporaries(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=_prefix(path), suffix=TEMP_SUFFIX)
+    with os.fdopen(fd, mode) as f:
+        yield f, tmp
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(tmp, _default_mode())
+
+
+def _remove(tmp: Optional[str]) -> None:
+    if tmp is not None and os.path.exists(tmp):
+        os.unlink(tmp)
+
+
 def publish(files: Sequence[Tuple[str, bytes]]) -> None:
     """Writes ``(path, content)`` pairs as one group; the first pair is published last.
 
@@ -61,21 +83,37 @@ def publish(files: Sequence[Tuple[str, bytes]]) -> None:
     temps = []
     try:
         for path, content in files:
-            clean_stale_temporaries(path)
-            folder = os.path.dirname(os.path.abspath(path))
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=_prefix(path), suffix=TEMP_SUFFIX)
-            temps.append((tmp, path))
-            with os.fdopen(fd, 'wb') as f:
+            with _temporary(path) as (f, tmp):
+                temps.append((tmp, path))
                 f.write(content)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, _default_mode())
         for tmp, path in reversed(temps):
             os.replace(tmp, path)
     finally:
         for tmp, _ in temps:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            _remove(tmp)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str, mode: str = 'wb') -> Iterator[IO]:
+    """Opens a temporary file beside ``path`` and renames it over ``path`` on success.
+
+    For content written piece by piece (a download, a text file); on any exception the
+    temporary file is removed and ``path`` is untouched.
+
+    Args:
+      path: the final file path; its folder must exist.
+      mode: ``'wb'`` or ``'w'``.
+
+    Yields:
+      The open temporary file.
+    """
+    tmp = None
+    try:
+        with _temporary(path, mode) as (f, tmp):
+            yield f
+        os.replace(tmp, path)
+    finally:
+        _remove(tmp)
 
 
 def atomic_write(path: str, content: bytes) -> None:

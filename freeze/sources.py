@@ -22,7 +22,7 @@ graph's own saver ops.
 import dataclasses
 import os
 import re
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -500,13 +500,19 @@ def _remove_dead_randomness(graph_def, outputs: Sequence[str]):
             dtype = op.outputs[0].dtype
             replace[op.name] = (np.full(op.outputs[0].shape.as_list(), lo,
                                         dtype.as_numpy_dtype), dtype)
-    if not replace:
+    return _edit_nodes(graph_def, replace, lambda node, const: _set_const(node, *const), outputs)
+
+
+def _edit_nodes(graph_def, edits: Dict[str, object], edit: Callable, outputs: Sequence[str]):
+    """A copy of ``graph_def`` with ``edit(node, edits[node.name])`` applied to the named nodes,
+    pruned to what ``outputs`` need; ``graph_def`` itself when ``edits`` is empty."""
+    if not edits:
         return graph_def
     out = v1.GraphDef()
     out.CopyFrom(graph_def)
     for node in out.node:
-        if node.name in replace:
-            _set_const(node, *replace[node.name])
+        if node.name in edits:
+            edit(node, edits[node.name])
     return v1.graph_util.extract_sub_graph(out, list(outputs))
 
 
@@ -596,26 +602,36 @@ def _simplify(graph_def, outputs: Sequence[str]):
                         other.shape.is_fully_defined() and other.shape == op.outputs[0].shape:
                     identity[op.name] = 1 - k
                     break
-    if not identity:
-        return graph_def
-    out = v1.GraphDef()
-    out.CopyFrom(graph_def)
-    for node in out.node:
-        if node.name in identity:
-            keep = node.input[identity[node.name]]
-            dtype = node.attr['T'].type
-            del node.input[:]
-            node.input.append(keep)
-            node.op = 'Identity'
-            node.attr.clear()
-            node.attr['T'].type = dtype
-    return v1.graph_util.extract_sub_graph(out, list(outputs))
+    return _edit_nodes(graph_def, identity, _to_identity, outputs)
+
+
+def _to_identity(node, port: int) -> None:
+    """Turns ``node`` into an ``Identity`` of its input ``port``."""
+    keep = node.input[port]
+    dtype = node.attr['T'].type
+    del node.input[:]
+    node.input.append(keep)
+    node.op = 'Identity'
+    node.attr.clear()
+    node.attr['T'].type = dtype
+
+
+def named_input_shapes(input_shapes, inputs: Sequence[str]) -> Optional[Dict[str, List[int]]]:
+    """``input_shapes`` keyed by input name: a bare shape (a list of ints) is the first input's.
+
+    Args:
+      input_shapes: None, a dict input name -> shape, or one shape.
+      inputs: the graph's input names, in order.
+    """
+    if input_shapes is None or isinstance(input_shapes, Mapping):
+        return input_shapes
+    return {inputs[0]: [int(d) for d in input_shapes]}
 
 
 def make_inference_graph(graph_def, *, checkpoint: Optional[str] = None,
                          input_arrays: Optional[Sequence[str]] = None,
                          output_arrays: Optional[Sequence[str]] = None,
-                         input_shapes: Optional[Dict[str, Sequence[int]]] = None,
+                         input_shapes: Union[Dict[str, Sequence[int]], Sequence[int], None] = None,
                          batch_size: int = 1, source: str = 'the graph',
                          allow_unsafe_ops: bool = False):
     """Turns a (training or frozen) GraphDef into a frozen inference graph.
@@ -625,8 +641,9 @@ def make_inference_graph(graph_def, *, checkpoint: Optional[str] = None,
       checkpoint: checkpoint prefix holding the variables' values (None for a frozen graph).
       input_arrays: input op names; default: the placeholders the outputs need.
       output_arrays: output op names; default: `discover_outputs`.
-      input_shapes: input op name -> static shape; default: the placeholder's shape with its
-        batch dimension set to ``batch_size``.
+      input_shapes: input op name -> static shape, or one shape (a list of ints) for the first
+        input; default: the placeholder's shape with its batch dimension set to
+        ``batch_size``.
       batch_size: the static batch size when the graph leaves it open.
       source: where the graph came from, for messages.
       allow_unsafe_ops: skip the op allow-list (trusted graphs only).
@@ -656,6 +673,7 @@ def make_inference_graph(graph_def, *, checkpoint: Optional[str] = None,
     if set(inputs) & set(outputs):
         raise UsageError(f'{sorted(set(inputs) & set(outputs))[0]} is both an input and an '
                          'output')
+    input_shapes = named_input_shapes(input_shapes, inputs)
     if input_shapes:
         unknown = set(input_shapes) - set(inputs)
         if unknown:
@@ -720,7 +738,8 @@ def _without_variables(graph_def):
 
 def load_source(path: str, *, input_arrays: Optional[Sequence[str]] = None,
                 output_arrays: Optional[Sequence[str]] = None,
-                input_shapes: Optional[Dict[str, Sequence[int]]] = None, batch_size: int = 1,
+                input_shapes: Union[Dict[str, Sequence[int]], Sequence[int], None] = None,
+                batch_size: int = 1,
                 tag_set: Sequence[str] = ('serve',), signature_def: Optional[str] = None,
                 allow_unsafe_ops: bool = False) -> FrozenGraph:
     """Loads a frozen ``.pb``/``.pbtxt``, a checkpoint with its ``.meta``, or a SavedModel.
@@ -731,7 +750,7 @@ def load_source(path: str, *, input_arrays: Optional[Sequence[str]] = None,
         SavedModel folder.
       input_arrays: input op names (default: discovered).
       output_arrays: output op names (default: discovered; for a SavedModel its signature's).
-      input_shapes: input name -> static shape.
+      input_shapes: input name -> static shape, or one shape for the first input.
       batch_size: static batch size where the graph leaves it open.
       tag_set: SavedModel MetaGraph tags (``--tag-set``).
       signature_def: SavedModel signature key (``--signature-def``; default

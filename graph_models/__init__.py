@@ -9,7 +9,9 @@ Modules:
   graphs: training and inference graphs with the stable tensor names.
   run_config: the JSON contract between training and export.
   train: `train_and_eval`, the Session training loop.
-  cli: the ``graph-models`` command.
+  cli, commands: the ``graph-models`` command (one module per subcommand in ``commands``).
+
+The README's Layout section lists every module.
 """
 
 __version__ = '0.1.0'

@@ -1,16 +1,10 @@
 """Imports TensorFlow once, with its C++ start-up chatter silenced.
 
-Every module of the package imports ``tf`` and ``v1`` from here, so that ``TF_CPP_MIN_LOG_LEVEL``
-is set before TensorFlow loads (a user's own setting wins).
+Every module of the package imports ``tf`` and ``v1`` from here; the import itself is the
+``freeze`` toolkit's (``TF_CPP_MIN_LOG_LEVEL`` set before TensorFlow loads, a user's own setting
+wins), so both packages load TensorFlow the same way.
 """
 
-import os
-
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-
-import tensorflow as tf  # noqa: E402
-
-tf.get_logger().setLevel('ERROR')
-v1 = tf.compat.v1
+from freeze._tf import tf, v1
 
 __all__ = ['tf', 'v1']

@@ -31,6 +31,13 @@ CNN_DENSE: Tuple[Tuple[str, int], ...] = (('fc1', 64),)
 INPUT_SHAPES: Dict[str, Tuple[int, ...]] = {
     'mlp': (784,), 'mlp_small': (784,), 'mlp_deep': (784,), 'cnn': (28, 28, 1)}
 FAMILIES: Dict[str, str] = {'mlp': 'mlp', 'mlp_small': 'mlp', 'mlp_deep': 'mlp', 'cnn': 'cnn'}
+# One line per model for ``--help`` (the command line lists them without importing TensorFlow).
+DESCRIPTIONS: Dict[str, str] = {
+    'mlp': '784-512-10 MLP (TF1 reference)',
+    'mlp_small': '784-128-10 MLP',
+    'mlp_deep': '784-512-512-10 MLP',
+    'cnn': 'conv32-pool-conv64-pool-conv64-fc64-fc10 CNN',
+}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -32,7 +32,7 @@ from graph_models import data as data_lib
 from graph_models import evaluate, graphs, keras_reference, stats
 from graph_models._tf import v1
 from graph_models.errors import ConfigError
-from graph_models.fileio import atomic_write
+from graph_models.fileio import atomic_write, ensure_folder
 from graph_models.nets_factory import MODELS, ModelConfig, count_parameters
 from graph_models.run_config import RunConfig
 from graph_models.train import EVAL_BATCH, Evaluator, train_and_eval
@@ -121,7 +121,7 @@ def compare(model_name: str, data: data_lib.Dataset, out_dir: str, *, epochs: in
         data.test_labels)
     data = dataclasses.replace(data, test_images=data.test_images[:test_count],
                                test_labels=data.test_labels[:test_count])
-    os.makedirs(out_dir, exist_ok=True)
+    ensure_folder(out_dir)
     seed_list = [seed + i for i in range(seeds)]
     per_seed = []
     for s in seed_list:
@@ -182,7 +182,7 @@ def _compare_seed(model_name: str, data: data_lib.Dataset, out_dir: str, *, epoc
     from graph_models.run_export import export_checkpoint
     from freeze.tflite import representative_from_images
 
-    os.makedirs(out_dir, exist_ok=True)
+    ensure_folder(out_dir)
     config = ModelConfig(model_name, dropout_rate=keras_reference.SEED_DROPOUT.get(model_name,
                                                                                     0.0))
     shape = config.input_shape

@@ -32,7 +32,7 @@ import numpy as np
 from graph_models import data as data_lib
 from graph_models import evaluate, keras_reference
 from graph_models.errors import ConfigError
-from graph_models.fileio import atomic_write
+from graph_models.fileio import atomic_write, ensure_folder
 from graph_models.nets_factory import ModelConfig
 
 MISSING_TFMOT = ('Keras QAT needs tensorflow-model-optimization and tf-keras, which are not '
@@ -148,7 +148,7 @@ def compare_qat(model_name: str, data: data_lib.Dataset, out_dir: str, *, epochs
     if quant_delay >= total_steps:
         raise ConfigError(f'the quant delay ({quant_delay} steps) must be shorter than the '
                           f'training ({total_steps} steps)')
-    os.makedirs(out_dir, exist_ok=True)
+    ensure_folder(out_dir)
     config = ModelConfig(model_name,
                          dropout_rate=keras_reference.SEED_DROPOUT.get(model_name, 0.0))
     train_x = data_lib.to_float(data.train_images, config.input_shape)

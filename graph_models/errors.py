@@ -5,6 +5,8 @@ The command line turns them into that line on stderr and the exit status below; 
 is a bug and keeps its traceback.
 """
 
+from freeze.errors import ToolkitError, tf_error_reason  # noqa: F401  (one implementation)
+
 
 class GraphModelsError(Exception):
     """A user-facing error: bad data, a missing checkpoint, an impossible request.
@@ -65,28 +67,5 @@ class Terminated(BaseException):
     """Raised in the main thread by the SIGTERM handler that training installs."""
 
 
-def tf_error_reason(message: str) -> str:
-    """The informative part of a TensorFlow op error's multi-line message.
-
-    TF 2 prefixes the cause with "Graph execution error:" and a node trace; the cause itself is
-    the line before ``[[{{node ...}}]]``, for example ``...ckpt.data...; No space left on
-    device``.
-    """
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    for index, line in enumerate(lines):
-        if line.startswith('[[') and index > 0:
-            cause = lines[index - 1]
-            return cause.split('; ', 1)[-1] if '; ' in cause else cause
-    meaningful = [line for line in lines if not line.startswith(('Graph execution error',
-                                                                  'Detected at node', 'File ',
-                                                                  'Node:'))]
-    return (meaningful or lines or ['unknown TensorFlow error'])[0]
-
-
-def _user_errors():
-    from freeze.errors import ToolkitError
-    return (GraphModelsError, ToolkitError)
-
-
 # Every error type with a one-line user message: ours and the freeze toolkit's.
-USER_ERRORS = _user_errors()
+USER_ERRORS = (GraphModelsError, ToolkitError)

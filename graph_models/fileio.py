@@ -1,47 +1,29 @@
-"""Atomic file writes: a reader never sees half a file, a failed write leaves nothing behind."""
+"""Output files: the ``freeze`` toolkit's atomic writes, and output folders with a clear error.
 
-import contextlib
+A reader never sees half a file and a failed write leaves nothing behind (`freeze.fileio`, the
+one implementation; this module adds only the project's error for a folder it cannot create).
+"""
+
 import os
-import tempfile
-from typing import IO, Iterator
+
+from freeze.fileio import atomic_open, atomic_write  # noqa: F401  (re-exported)
+from graph_models.errors import GraphModelsError
 
 
-def _default_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+def ensure_folder(folder: str) -> None:
+    """Creates ``folder`` (and its parents) if needed.
 
-
-@contextlib.contextmanager
-def atomic_open(path: str, mode: str = 'wb') -> Iterator[IO]:
-    """Opens a temporary file beside ``path`` and renames it over ``path`` on success.
-
-    On any exception the temporary file is removed and ``path`` is untouched. The file gets the
-    usual permissions (0666 less the umask), not ``mkstemp``'s private 0600.
-
-    Args:
-      path: the final file path; its folder must exist.
-      mode: ``'wb'`` or ``'w'``.
-
-    Yields:
-      The open temporary file.
+    Raises:
+      GraphModelsError: if it cannot be created; the message names the folder and the cause.
     """
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.',
-                               suffix='.tmp')
+    folder = os.path.abspath(folder)
     try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _default_mode())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise GraphModelsError(f'cannot create folder {folder} ({e.strerror}); choose another '
+                               'output path') from None
 
 
-def atomic_write(path: str, content: bytes) -> None:
-    """Writes ``content`` to ``path`` atomically (see `atomic_open`)."""
-    with atomic_open(path, 'wb') as f:
-        f.write(content)
+def ensure_parent(path: str) -> None:
+    """Creates the folder of the file ``path`` if needed (see `ensure_folder`)."""
+    ensure_folder(os.path.dirname(os.path.abspath(path)))

@@ -45,15 +45,11 @@ class ModelSpec:
 
 
 _A = architectures
+_BUILDERS = {'mlp': mlp.mlp, 'cnn': cnn.cnn}  # Per family.
 MODELS: Dict[str, ModelSpec] = {
-    'mlp': ModelSpec(mlp.mlp, _A.INPUT_SHAPES['mlp'], 'mlp', _A.MLP_HIDDEN['mlp'],
-                     '784-512-10 MLP (TF1 reference)'),
-    'mlp_small': ModelSpec(mlp.mlp, _A.INPUT_SHAPES['mlp_small'], 'mlp',
-                           _A.MLP_HIDDEN['mlp_small'], '784-128-10 MLP'),
-    'mlp_deep': ModelSpec(mlp.mlp, _A.INPUT_SHAPES['mlp_deep'], 'mlp', _A.MLP_HIDDEN['mlp_deep'],
-                          '784-512-512-10 MLP'),
-    'cnn': ModelSpec(cnn.cnn, _A.INPUT_SHAPES['cnn'], 'cnn', (),
-                     'conv32-pool-conv64-pool-conv64-fc64-fc10 CNN'),
+    name: ModelSpec(_BUILDERS[_A.FAMILIES[name]], _A.INPUT_SHAPES[name], _A.FAMILIES[name],
+                    _A.MLP_HIDDEN.get(name, ()), description)
+    for name, description in _A.DESCRIPTIONS.items()
 }
 
 MODEL_NAMES = tuple(MODELS)

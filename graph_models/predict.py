@@ -142,6 +142,18 @@ class Predictions:
         return [(p, int(row.argmax()), float(row.max()))
                 for p, row in zip(self.paths, self.probabilities)]
 
+    def write_grid(self, path: str) -> None:
+        """Draws the images with their predicted labels into the PNG ``path`` (atomically).
+
+        Raises:
+          GraphModelsError: if the folder of ``path`` cannot be created.
+        """
+        from graph_models import pictures
+        from graph_models.fileio import atomic_write, ensure_parent
+        ensure_parent(path)
+        atomic_write(path, pictures.prediction_grid(self.pixels, self.probabilities,
+                                                    class_names=self.class_names))
+
 
 def predict_images(images: str, model: str, *, input_arrays=None, output_arrays=None,
                    input_shapes=None, tag_set: Sequence[str] = ('serve',),

@@ -23,6 +23,7 @@ from graph_models import data as data_lib
 from graph_models import graphs, restore
 from graph_models._tf import tf
 from graph_models.errors import CheckpointError, ConfigError
+from graph_models.fileio import ensure_parent
 from graph_models.restore import build_restored_inference_graph  # noqa: F401
 from graph_models.run_config import RunConfig
 
@@ -90,7 +91,7 @@ def _run_graph(path: str, *, batch_size: int, quantized: Optional[bool],
                           f'not {sorted(unknown)[0]}')
     run, _ = restore.open_run(path)
     if input_shapes:
-        shape = list(input_shapes.get(graphs.INPUT, []))
+        shape = sources.named_input_shapes(input_shapes, [graphs.INPUT]).get(graphs.INPUT, [])
         if not shape or shape[1:] != list(run.model.input_shape):
             raise ConfigError(f'--input-shapes {shape} does not fit the run\'s input '
                               f'{[batch_size, *run.model.input_shape]}; only the batch may '
@@ -310,15 +311,9 @@ def _beside(source: str, name: str) -> str:
 
 
 def _prepare_output(path: str, source: str) -> None:
-    from graph_models.errors import GraphModelsError
     if os.path.abspath(path) == os.path.abspath(source):
         raise ConfigError(f'the output {path} is the source itself; choose another -o path')
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as e:
-        raise GraphModelsError(f'cannot create folder {folder} ({e.strerror}); choose another '
-                               'output path') from None
+    ensure_parent(path)
 
 
 def freeze_model(source: str, output: Optional[str] = None, *, batch_size: int = 1,
@@ -347,6 +342,14 @@ def freeze_model(source: str, output: Optional[str] = None, *, batch_size: int =
         write_graph_def(frozen.graph_def, text, as_text=True)
         written.append(text)
     return frozen, written
+
+
+def describe_frozen(frozen: sources.FrozenGraph, path: str) -> str:
+    """One line about a frozen graph written to ``path``: kind, source, size, inputs, outputs."""
+    kind = 'QAT eval' if frozen.fake_quantized else 'float'
+    inputs = ', '.join(f'{n} {frozen.input_shapes[n]}' for n in frozen.inputs)
+    return (f'{path}: {kind} graph of {frozen.source}, {len(frozen.graph_def.node)} nodes, '
+            f'input {inputs}, outputs {", ".join(frozen.outputs)}')
 
 
 def export_to_file(source: str, output: Optional[str], mode: str = 'float', *,

@@ -3,6 +3,8 @@ summary RUN_FOLDER."""
 
 import argparse
 import io
+import subprocess
+import sys
 
 import pytest
 
@@ -28,10 +30,38 @@ def test_every_flag_has_help_with_its_default():
             text = formatter._get_help_string(action)
             if not text:
                 missing.append(f'{name} {action.dest}: no help')
-            has_default = action.default is not None and action.default is not False
+            # SUPPRESS (the per-command --verbose) means no default, as for the formatter.
+            has_default = (action.default is not None and action.default is not False
+                           and action.default != argparse.SUPPRESS)
             if action.option_strings and has_default and 'default' not in text.lower():
                 missing.append(f'{name} {action.dest}: default not shown')
     assert not missing, missing
+
+
+def test_help_imports_no_tensorflow():
+    """Issue 14 item 7: the parsers and every --help load no TensorFlow, Keras or LiteRT (their
+    import takes seconds); handlers import the library only when they run."""
+    code = '\n'.join([
+        'import contextlib, io, sys',
+        'from graph_models import cli',
+        'parser = cli.build_parser()',
+        'out = io.StringIO()',
+        'for argv in [["--help"]] + [[name, "--help"] for name in sorted(',
+        '        cli.build_parser()._subparsers._group_actions[0].choices)]:',
+        '    with contextlib.redirect_stdout(out):',
+        '        try:',
+        '            cli.main(argv)',
+        '        except SystemExit as e:',
+        '            assert e.code == 0, argv',
+        'heavy = sorted(m for m in sys.modules',
+        '               if m.split(".")[0] in ("tensorflow", "keras", "ai_edge_litert"))',
+        'print(out.getvalue().count("usage: graph-models"), heavy)',
+    ])
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    # The top-level help and the nine commands' answered; nothing heavy was imported.
+    assert proc.stdout.split() == ['10', '[]'], proc.stdout
 
 
 def test_help_shows_zero_defaults(capsys):
@@ -98,3 +128,31 @@ def test_library_errors_speak_arguments_cli_speaks_flags(tmp_path, capsys, tiny_
     status = cli.main(['train', '--model', 'mlp_small', '--data-dir', str(tmp_path / 'nowhere'),
                        '--no-progress'])
     assert status == 1 and 'pass --data-dir' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('kind,text,message', [
+    ('positive_int', '0', 'must be a positive integer, got 0'),
+    ('positive_int', 'x', "expected a positive integer, got 'x'"),
+    ('positive_int', str(2 ** 31), 'must be at most 2,147,483,647, got 2147483648'),
+    ('non_negative_int', '-1', 'must be >= 0, got -1'),
+    ('non_negative_int', '1.5', "expected an integer >= 0, got '1.5'"),
+    ('positive_float', 'inf', 'must be a positive number, got inf'),
+    ('positive_float', 'nan', 'must be a positive number, got nan'),
+    ('rate', '1', 'must be in [0, 1), got 1'),
+    ('bits', '17', 'must be from 2 to 16, got 17'),
+    ('int_list', '512,0', "expected positive integers such as 512,256, got '512,0'"),
+    ('input_range', '1,1', "expected finite MIN < MAX, got '1,1'"),
+])
+def test_argument_types_say_what_they_expected(kind, text, message):
+    from graph_models.commands import flags
+    with pytest.raises(argparse.ArgumentTypeError) as e:
+        getattr(flags, kind)(text)
+    assert str(e.value) == message
+
+
+def test_argument_types_accept_their_range():
+    from graph_models.commands import flags
+    assert flags.positive_int('7') == 7 and flags.non_negative_int('0') == 0
+    assert flags.positive_float('1e-3') == 1e-3 and flags.rate('0') == 0.0
+    assert flags.bits('2') == 2 and flags.bits('16') == 16
+    assert flags.int_list('512,256') == [512, 256] and flags.input_range('-1,1') == (-1.0, 1.0)

@@ -57,7 +57,7 @@ def wheel_venv(tmp_path_factory):
 
 def test_wheel_holds_both_packages_and_no_tests(wheel_venv):
     names = zipfile.ZipFile(wheel_venv['wheel']).namelist()
-    assert 'graph_models/cli.py' in names
+    assert 'graph_models/cli.py' in names and 'graph_models/commands/train.py' in names
     assert 'freeze/__init__.py' in names
     assert not [n for n in names if n.startswith(('tests/', 'bench/'))]
     entry_points = [n for n in names if n.endswith('entry_points.txt')]

@@ -390,3 +390,13 @@ def test_missing_ranges_of_a_qat_training_graph_point_at_the_eval_graph():
     plain = verify.missing_ranges_message(['Hypothesis (MatMul)'], tf.compat.v1.GraphDef())
     assert plain.startswith('Hypothesis (MatMul) has no fake-quant ranges: rewrite the graph '
                             'with create_training_graph before training')
+
+
+def test_input_shapes_without_input_arrays_shape_the_graphs_own_input(models, tmp_path, capsys):
+    """--input-shapes is the shape of the first input, whatever its name (here ``x``): the CLI
+    once keyed it by our own name ``Input`` and refused every other graph."""
+    pb = tmp_path / 'frozen.pb'
+    assert cli.main(['freeze', models['cnn'], '--input-shapes', '2,28,28,1', '-o', str(pb)]) == 0
+    assert 'input x [2, 28, 28, 1]' in capsys.readouterr().out
+    frozen = sources.load_source(str(pb))
+    assert frozen.inputs == ['x'] and frozen.input_shapes == {'x': [2, 28, 28, 1]}

@@ -1,0 +1,32 @@
+"""``graph-models freeze``: any model source -> frozen inference GraphDef."""
+
+from graph_models.commands.flags import add_source_flags, positive_int, source_kwargs
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        'freeze', help='checkpoint, .meta, SavedModel or .pb -> frozen inference GraphDef',
+        description='Freeze a model into an inference GraphDef: our run folders are rebuilt '
+                    'from run_config.json (the quantization eval rewrite for QAT runs); a TF1 '
+                    'checkpoint with its .meta, a SavedModel or a .pb/.pbtxt loses what only '
+                    'training needs (optimizer, summaries, savers, dropout switches).')
+    p.add_argument('checkpoint', metavar='SOURCE',
+                   help='run folder or prefix, TF1 checkpoint prefix (.meta beside it), '
+                        'SavedModel folder, or .pb/.pbtxt')
+    p.add_argument('-o', '--output', metavar='PATH',
+                   help='default: frozen_graph.pb beside the source')
+    p.add_argument('--batch-size', type=positive_int, default=1, help='static batch (1)')
+    p.add_argument('--pbtxt', action='store_true', help='also write a text .pbtxt beside it')
+    p.add_argument('--float', action='store_true',
+                   help='for a QAT checkpoint: freeze its float graph instead of the eval graph')
+    add_source_flags(p)
+    p.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    from graph_models.run_export import describe_frozen, freeze_model
+    frozen, written = freeze_model(args.checkpoint, args.output, batch_size=args.batch_size,
+                                   float_graph=args.float, pbtxt=args.pbtxt,
+                                   **source_kwargs(args))
+    print(describe_frozen(frozen, written[0]))
+    return 0

@@ -1,0 +1,184 @@
+"""``graph-models train``: train a model under a Session, alone or as a cluster task."""
+
+import argparse
+
+from graph_models.architectures import DESCRIPTIONS  # The table: no TensorFlow.
+from graph_models.commands.flags import (add_data_flags, bits, int_list, non_negative_int,
+                                         positive_float, positive_int, rate)
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        'train', help='train a model under a tf.compat.v1.Session',
+        description='Train an MLP or CNN graph, evaluating on the test set, writing TensorBoard '
+                    'logs and checkpoints after every epoch.')
+    g = p.add_argument_group('model')
+    g.add_argument('--model', default='mlp', choices=list(DESCRIPTIONS),
+                   help='; '.join(f'{k}: {v}' for k, v in DESCRIPTIONS.items()))
+    g.add_argument('--hidden-sizes', type=int_list, metavar='N[,N...]',
+                   help='MLP hidden layer sizes (default: the preset\'s)')
+    g.add_argument('--dropout', type=rate, default=0.0, metavar='RATE',
+                   help='dropout rate after hidden layers, training graph only (default 0)')
+    g.add_argument('--batch-norm', action='store_true',
+                   help='CNN: batch norm after each convolution')
+    g = p.add_argument_group('data')
+    add_data_flags(g, dataset_default='mnist',
+                   data_dir_help='folder with the four IDX files (.gz or raw) or a Keras .npz; '
+                                 'default: the cache folder ($GRAPH_MODELS_DATA/<dataset>), '
+                                 'else download')
+    g.add_argument('--no-download', action='store_true',
+                   help='never download; fail if the data is not on this machine')
+    g.add_argument('--limit', type=positive_int, metavar='N',
+                   help='use only the first N training examples (quick runs)')
+    g = p.add_argument_group('training')
+    g.add_argument('--epochs', type=positive_int, default=5, help='training epochs')
+    g.add_argument('--batch-size', type=positive_int, default=100,
+                   help='examples per training step')
+    g.add_argument('--learning-rate', type=positive_float, default=1e-3, metavar='LR',
+                   help='Adam learning rate (default 0.001)')
+    g.add_argument('--seed', type=non_negative_int, default=0,
+                   help='seed of the initial weights, batch order and dropout')
+    g = p.add_argument_group('quantization-aware training')
+    g.add_argument('--quantize', action='store_true',
+                   help='rewrite the training graph with fake quantization '
+                        '(create_training_graph); evaluation uses create_eval_graph')
+    g.add_argument('--quant-delay', type=non_negative_int, default=0, metavar='N',
+                   help='training step (TF 1.15\'s fake_quantization_step, one per run of the '
+                        'training graph) from which fake quantization is active (default 0)')
+    g.add_argument('--weight-bits', type=bits, default=8, metavar='B', help='default 8')
+    g.add_argument('--activation-bits', type=bits, default=8, metavar='B', help='default 8')
+    g.add_argument('--symmetric', action='store_true', help='symmetric quantization ranges')
+    g.add_argument('--freeze-bn-delay', type=non_negative_int, metavar='N',
+                   help='CNN with --batch-norm: training step (fake_quantization_step) from which '
+                        'folded batch norm uses, and stops updating, the moving statistics')
+    g.add_argument('--resume-from-float', metavar='CKPT',
+                   help='start a --quantize run from a float checkpoint (folder or prefix) of '
+                        'the same model')
+    g = p.add_argument_group('cluster (TensorFlow distributed runtime)')
+    g.add_argument('--cluster-spec', metavar='FILE',
+                   help='JSON {"ps": ["host:port", ...], "worker": [...]} (or set TF_CONFIG)')
+    g.add_argument('--job-name', choices=['ps', 'worker'],
+                   help='this task\'s job in a TF cluster (ps or worker)')
+    g.add_argument('--task-index', type=non_negative_int, metavar='N',
+                   help='this task\'s index in its job')
+    g.add_argument('--sync-replicas', action='store_true',
+                   help='synchronous updates (SyncReplicasOptimizer); default asynchronous')
+    g = p.add_argument_group('outputs')
+    g.add_argument('--run-name', metavar='NAME',
+                   help='name of the run\'s folders (default: <model>-<dataset>)')
+    g.add_argument('--log-dir', default='logs', metavar='DIR',
+                   help='TensorBoard logs go to DIR/<run>/{train,eval} (default logs)')
+    g.add_argument('--checkpoint-dir', default='checkpoints', metavar='DIR',
+                   help='checkpoints and run_config.json go to DIR/<run> (default checkpoints)')
+    g.add_argument('--keep-checkpoints', type=positive_int, default=5, metavar='N',
+                   help='keep the last N checkpoints (default 5)')
+    g.add_argument('--save-every-steps', type=positive_int, metavar='K',
+                   help='also save a checkpoint every K steps')
+    g.add_argument('--summary-every-steps', type=positive_int, default=50, metavar='K',
+                   help='write training scalars every K steps (default 50)')
+    g.add_argument('--histogram-every-steps', type=positive_int, metavar='K',
+                   help='write weight and activation histograms every K steps (default: at '
+                        'the end of each epoch; they cost more than a training step)')
+    g.add_argument('--xla', action='store_true',
+                   help='XLA JIT compilation of the training step (recorded in run_config.json)')
+    mode = g.add_mutually_exclusive_group()
+    mode.add_argument('--resume', action='store_true',
+                      help='continue the run from its latest checkpoint')
+    # (--resume-from-float is checked against --resume by the library, with a clear message.)
+    mode.add_argument('--overwrite', action='store_true',
+                      help='delete the run\'s checkpoints and logs and start again')
+    g.add_argument('--no-progress', action='store_true', help='no progress bar')
+    p.set_defaults(handler=_run_train)
+
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    import os
+    from graph_models.distributed import ClusterConfig, run_parameter_server
+    cluster = ClusterConfig.from_sources(args.cluster_spec, args.job_name, args.task_index,
+                                         os.environ)
+    if cluster is not None:
+        args.hard_exit = True  # See main(): TF's gRPC server can hang at interpreter exit.
+    if cluster is not None and cluster.job_name == 'ps':
+        return run_parameter_server(cluster, log=lambda line: print(line, flush=True))
+    if cluster is None and args.sync_replicas:
+        from graph_models.errors import ConfigError
+        raise ConfigError('--sync-replicas applies to cluster training (--cluster-spec)')
+    from graph_models.data import load_dataset
+    from graph_models.errors import ConfigError
+    from graph_models.nets_factory import ModelConfig
+    from graph_models.quantize import QuantizationConfig
+    from graph_models.run_config import RunConfig
+    from graph_models.train import train_and_eval
+
+    quantization = None
+    if args.quantize:
+        quantization = QuantizationConfig(
+            weight_bits=args.weight_bits, activation_bits=args.activation_bits,
+            symmetric=args.symmetric, quant_delay=args.quant_delay,
+            freeze_bn_delay=args.freeze_bn_delay)
+    else:
+        given = [flag for flag, value in (('--quant-delay', args.quant_delay),
+                                          ('--weight-bits', args.weight_bits != 8),
+                                          ('--activation-bits', args.activation_bits != 8),
+                                          ('--symmetric', args.symmetric),
+                                          ('--freeze-bn-delay', args.freeze_bn_delay is not None),
+                                          ('--resume-from-float', args.resume_from_float))
+                 if value]
+        if given:
+            raise ConfigError(f'{given[0]} only applies with --quantize')
+    model = ModelConfig(name=args.model, hidden_sizes=args.hidden_sizes,
+                        dropout_rate=args.dropout, batch_norm=args.batch_norm)
+    data = load_dataset(args.dataset, args.data_dir, download=not args.no_download,
+                        limit=args.limit)
+    run = RunConfig(model=model, dataset=args.dataset, epochs=args.epochs,
+                    batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
+                    limit=args.limit, data_source=data.source, quantization=quantization,
+                    xla=args.xla)
+    print(f'{args.model} on {args.dataset}: {len(data.train_labels)} training and '
+          f'{len(data.test_labels)} test examples from {data.source}', flush=True)
+    if cluster is not None:
+        return _run_cluster_worker(args, run, data, cluster)
+    result = train_and_eval(run, data, run_name=args.run_name, log_dir=args.log_dir,
+                            checkpoint_dir=args.checkpoint_dir,
+                            keep_checkpoints=args.keep_checkpoints,
+                            save_every_steps=args.save_every_steps,
+                            summary_every_steps=args.summary_every_steps,
+                            histogram_every_steps=args.histogram_every_steps, resume=args.resume,
+                            overwrite=args.overwrite, resume_from_float=args.resume_from_float,
+                            progress=not args.no_progress and args.stderr_is_tty,
+                            log=lambda line: print(line, flush=True))
+    final = result.final
+    if final is not None:
+        print(f'test accuracy {final.test_accuracy:.4f} after {final.epoch} epochs '
+              f'(step {result.global_step})')
+    print(f'checkpoint: {result.checkpoint_path}')
+    print(f'TensorBoard: tensorboard --logdir {args.log_dir}')
+    return 0
+
+
+def _run_cluster_worker(args, run, data, cluster) -> int:
+    import os
+    from graph_models.distributed import train_worker
+    from graph_models.train import check_run_name, empty_run_for_overwrite
+    from graph_models.errors import ConfigError
+    if args.resume or args.resume_from_float:
+        raise ConfigError('--resume and --resume-from-float are for single-process training')
+    run_name = args.run_name or f'{run.model.name}-{run.dataset}' + (
+        '-qat' if run.quantization else '')
+    check_run_name(run_name)
+    ckpt_dir = os.path.join(args.checkpoint_dir, run_name)
+    if args.overwrite and cluster.is_chief and os.path.isdir(ckpt_dir):
+        empty_run_for_overwrite(ckpt_dir, os.path.join(args.log_dir, run_name))
+    result = train_worker(run, data, cluster, run_name=run_name, log_dir=args.log_dir,
+                          checkpoint_dir=args.checkpoint_dir, sync_replicas=args.sync_replicas,
+                          save_every_steps=args.save_every_steps,
+                          summary_every_steps=args.summary_every_steps,
+                          keep_checkpoints=args.keep_checkpoints,
+                          log=lambda line: print(line, flush=True))
+    print(f'{result.task}: {result.local_steps} local steps on {result.shard_examples} '
+          f'examples in {result.seconds:.1f} s, global step {result.global_step}')
+    if result.test_accuracy is not None:
+        print(f'test accuracy {result.test_accuracy:.4f}; checkpoint folder '
+              f'{result.checkpoint_dir}')
+    return 0
