@@ -28,7 +28,6 @@ stops the whole cluster, with an error naming the task, as soon as any task fail
 import dataclasses
 import itertools
 import json
-import math
 import os
 import time
 from typing import Callable, Dict, List, Mapping, Optional
@@ -36,7 +35,8 @@ from typing import Callable, Dict, List, Mapping, Optional
 from graph_models import data as data_lib
 from graph_models import graphs
 from graph_models._tf import tf, v1
-from graph_models.errors import ConfigError, TrainingError
+from graph_models.errors import ConfigError
+from graph_models.loop import MonitoredSession, RunFolders, TrainingLoop
 from graph_models.run_config import RunConfig, write_run_config
 
 JOBS = ('ps', 'worker')
@@ -196,9 +196,13 @@ def train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig,
                  run_name: Optional[str] = None, log_dir: str = 'logs',
                  checkpoint_dir: str = 'checkpoints', sync_replicas: bool = False,
                  save_every_steps: Optional[int] = None, summary_every_steps: int = 50,
-                 keep_checkpoints: int = 5,
+                 keep_checkpoints: int = 5, overwrite: bool = False,
                  log: Callable[[str], None] = print) -> WorkerResult:
     """Trains as one worker of a cluster (between-graph replication).
+
+    The steps run in `graph_models.loop.TrainingLoop`, the loop of single-process training, on
+    a `graph_models.loop.MonitoredSession`. The chief claims the run's folders with the same
+    policy (`graph_models.loop.RunFolders`: run name, lock, ``overwrite``).
 
     Args:
       run: model and hyperparameters (the chief writes them to ``run_config.json``).
@@ -209,28 +213,44 @@ def train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig,
       save_every_steps: chief checkpoint interval in global steps (default: one shard epoch).
       summary_every_steps: chief summary interval in global steps.
       keep_checkpoints: checkpoints the chief keeps.
+      overwrite: the chief empties the run's folders first (only folders that are runs; see
+        `graph_models.loop.empty_run_for_overwrite`); other workers ignore it.
       log: progress lines.
 
     Returns:
       The `WorkerResult`.
 
     Raises:
-      ConfigError: if the chief's checkpoint folder already holds a checkpoint.
-      TrainingError: if the loss becomes NaN or infinite.
+      ConfigError: a bad run name, or (chief) a checkpoint folder that already holds a
+        checkpoint without ``overwrite``, or one in use by another process.
+      TrainingError: if the loss becomes NaN or infinite (the message names the task and the
+        global step).
     """
-    from graph_models.train import Evaluator, add_training_summaries
     if cluster.job_name != 'worker':
         raise ConfigError('train_worker runs on worker tasks; ps tasks run run_parameter_server')
-    run_name = run_name or f'{run.model.name}-{run.dataset}' + ('-qat' if run.quantization
-                                                                   else '')
-    ckpt_dir = os.path.join(checkpoint_dir, run_name)
-    if cluster.is_chief:
-        if tf.train.latest_checkpoint(ckpt_dir) if os.path.isdir(ckpt_dir) else None:
-            raise ConfigError(f'{ckpt_dir} already holds a checkpoint; remove it or choose '
-                              'another run name for a cluster run',
-                              cli_message=f'{ckpt_dir} already holds a checkpoint; remove it or '
-                                          'choose another --run-name for a cluster run')
-        write_run_config(ckpt_dir, run)
+    run_name = run.run_name(run_name)
+    folders = RunFolders(checkpoint_dir, log_dir, run_name)  # Checks the name on every task.
+    if not cluster.is_chief:
+        return _train_worker(run, data, cluster, folders, sync_replicas=sync_replicas,
+                             save_every_steps=save_every_steps,
+                             summary_every_steps=summary_every_steps,
+                             keep_checkpoints=keep_checkpoints, log=log)
+    with folders:
+        folders.prepare(run, resume=False, overwrite=overwrite, resumable=False)
+        write_run_config(folders.checkpoint_dir, run)
+        return _train_worker(run, data, cluster, folders, sync_replicas=sync_replicas,
+                             save_every_steps=save_every_steps,
+                             summary_every_steps=summary_every_steps,
+                             keep_checkpoints=keep_checkpoints, log=log)
+
+
+def _train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig,
+                  folders: RunFolders, *, sync_replicas: bool, save_every_steps: Optional[int],
+                  summary_every_steps: int, keep_checkpoints: int,
+                  log: Callable[[str], None]) -> WorkerResult:
+    """`train_worker` once the chief holds its run folder."""
+    from graph_models.train import Evaluator, add_training_summaries
+    ckpt_dir = folders.checkpoint_dir
     n, i = cluster.num_workers, cluster.task_index
     shape = run.model.input_shape
     shard_x = data_lib.to_float(data.train_images[i::n], shape)
@@ -272,7 +292,7 @@ def train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig,
         with v1.Session(server.target, graph=graph, config=config) as session:
             while len(session.run(uninitialized)):
                 time.sleep(0.1)
-    local_steps = global_step = 0
+    steps = None
     began = time.perf_counter()
     try:
         with graph.as_default(), v1.train.MonitoredTrainingSession(
@@ -281,27 +301,23 @@ def train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig,
                 scaffold=v1.train.Scaffold(saver=saver, summary_op=summary_op), hooks=hooks,
                 save_checkpoint_steps=save_every_steps or shard_steps[0],
                 save_summaries_steps=summary_every_steps,
-                summary_dir=os.path.join(log_dir, run_name, 'train') if cluster.is_chief else None,
+                summary_dir=os.path.join(folders.log_dir, 'train') if cluster.is_chief else None,
                 log_step_count_steps=None, config=config,
                 stop_grace_period_secs=10) as session:
+            # The session's hooks stop the steps and, on the chief, save and summarize.
+            steps = MonitoredSession(session, t,
+                                     checkpoint_dir=ckpt_dir if cluster.is_chief else None)
+            loop = TrainingLoop(steps, batch_size=run.batch_size, name=cluster.name)
             # Asynchronous: each worker makes exactly its shard's passes. Synchronous: stale
             # gradients are dropped, so workers keep contributing until the global step reaches
             # the target; stopping early would leave the others waiting for a partner gradient.
             epochs = itertools.count() if sync_replicas else range(run.epochs)
             for epoch in epochs:
-                for images, labels in data_lib.iterate_batches(shard_x, shard_y, run.batch_size,
-                                                               seed=run.seed + i, epoch=epoch):
-                    if session.should_stop():
-                        break
-                    _, loss, global_step = session.run(
-                        [t.train_op, t.loss, t.global_step],
-                        {t.model.inputs: images, t.labels: labels})
-                    local_steps += 1
-                    if not math.isfinite(loss):
-                        raise TrainingError(f'{cluster.name}: loss became {loss} at global step '
-                                            f'{global_step}; lower the learning rate')
+                steps.start_epoch(data_lib.iterate_batches(shard_x, shard_y, run.batch_size,
+                                                           seed=run.seed + i, epoch=epoch))
+                loop.run_epoch(len(shard_y), began=time.perf_counter())
                 log(f'{cluster.name}: shard epoch {epoch + 1} done, '
-                    f'{local_steps} local steps, global step {global_step}')
+                    f'{loop.step} local steps, global step {steps.global_step}')
                 if session.should_stop():
                     break
             if cluster.is_chief and not sync_replicas:
@@ -310,7 +326,7 @@ def train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig,
                 # hook may evaluate the summaries on this run).
                 feed = {t.model.inputs: shard_x[:run.batch_size], t.labels: shard_y[:run.batch_size]}
                 while not session.should_stop():
-                    global_step = session.run(t.global_step, feed)
+                    steps.global_step = session.run(t.global_step, feed)
                     time.sleep(0.05)
     except tf.errors.CancelledError:
         if not sync_replicas:
@@ -324,6 +340,8 @@ def train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig,
     # worker that has already finished and gone.
     with v1.Session(server.target, graph=graph, config=config) as session:
         session.run(done)
+    local_steps = loop.step if steps is not None else 0
+    global_step = steps.global_step if steps is not None else 0
     result = WorkerResult(cluster.name, local_steps, int(global_step), len(shard_y),
                           seconds=seconds)
     if cluster.is_chief:
