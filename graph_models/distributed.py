@@ -36,8 +36,10 @@ from graph_models import data as data_lib
 from graph_models import graphs
 from graph_models._tf import tf, v1
 from graph_models.errors import ConfigError
+from graph_models.evaluator import Evaluator
 from graph_models.loop import MonitoredSession, RunFolders, TrainingLoop
 from graph_models.run_config import RunConfig, write_run_config
+from graph_models.tb_summaries import add_training_summaries
 
 JOBS = ('ps', 'worker')
 
@@ -249,7 +251,6 @@ def _train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig
                   summary_every_steps: int, keep_checkpoints: int,
                   log: Callable[[str], None]) -> WorkerResult:
     """`train_worker` once the chief holds its run folder."""
-    from graph_models.train import Evaluator, add_training_summaries
     ckpt_dir = folders.checkpoint_dir
     n, i = cluster.num_workers, cluster.task_index
     shape = run.model.input_shape

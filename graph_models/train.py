@@ -1,6 +1,7 @@
 """Training under ``tf.compat.v1.Session``: `train_and_eval`.
 
-The training graph (dropout, labels, loss, Adam, summaries) lives in its own ``tf.Graph``.
+The steps run in `graph_models.loop.TrainingLoop` (the loop cluster workers use too) on a
+plain ``Session`` over an in-graph input pipeline (`EpochPipeline`). The training graph (dropout, labels, loss, Adam, summaries) lives in its own ``tf.Graph``.
 Evaluation uses a separate inference graph (no dropout, moving batch-norm statistics) that
 restores each epoch's checkpoint, as TF1's train/eval split did, so the figures it reports are
 those of the graph that export will freeze.
@@ -31,13 +32,11 @@ from graph_models import graphs
 from graph_models._tf import tf, v1
 from graph_models.errors import (CheckpointError, ConfigError, Terminated, TrainingInterrupted,
                                  tf_error_reason)
+from graph_models.evaluator import Evaluator
 from graph_models.loop import (LocalSession, RunFolders, TrainingLoop, checkpoint_global_step,
                                prune_checkpoints)
-from graph_models.nets_factory import ModelConfig
 from graph_models.run_config import RunConfig, write_run_config
-
-# Examples per session.run when evaluating (the CNN's activations of 1000 images: ~100 MB).
-EVAL_BATCH = 1000
+from graph_models.tb_summaries import scalar_summary, training_summary_ops
 
 
 @dataclasses.dataclass
@@ -96,65 +95,6 @@ class TrainResult:
         return self.history[-1] if self.history else None
 
 
-def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> Tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``logits [N, C]`` against int ``labels [N]``."""
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    loss = float(-log_probs[np.arange(len(labels)), labels].mean())
-    accuracy = float((logits.argmax(axis=1) == labels).mean())
-    return loss, accuracy
-
-
-class Evaluator:
-    """An inference graph in its own session that restores checkpoints and evaluates arrays.
-
-    Args:
-      model_config: which network.
-      batch_size: static batch size of the graph, or None for a dynamic one.
-      rewrite: in-place rewrite of the inference graph (for example the quantization eval
-        rewrite).
-    """
-
-    @classmethod
-    def for_run(cls, run: RunConfig, batch_size: Optional[int] = None) -> 'Evaluator':
-        """The evaluator of a run: quantized (eval rewrite) when the run was."""
-        rewrite = run.quantization.eval_rewrite() if run.quantization else None
-        return cls(run.model, batch_size=batch_size, rewrite=rewrite)
-
-    def __init__(self, model_config: ModelConfig, batch_size: Optional[int] = None,
-                 rewrite: Optional[graphs.GraphRewrite] = None):
-        self.graph, self.model = graphs.build_inference_graph(
-            model_config, batch_size=batch_size, rewrite=rewrite)
-        with self.graph.as_default():
-            self._variables = v1.global_variables()
-            self._saver = v1.train.Saver(self._variables)
-            self._global_step = v1.train.get_global_step()
-        self.session = v1.Session(graph=self.graph)
-
-    def restore(self, checkpoint_path: str) -> int:
-        """Restores a checkpoint (names and shapes checked first); returns its global step.
-
-        Raises:
-          CheckpointError: the checkpoint does not fit the graph or cannot be read.
-        """
-        from graph_models.restore import restore_variables
-        restore_variables(self.session, checkpoint_path, self._variables, saver=self._saver)
-        return int(self.session.run(self._global_step))
-
-    def logits(self, images: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
-        """Runs ``Logits`` over float ``images [N, ...]`` in chunks; returns ``[N, C]``."""
-        chunks = [self.session.run(self.model.logits, {self.model.inputs: images[i:i + batch_size]})
-                  for i in range(0, len(images), batch_size)]
-        return np.concatenate(chunks)
-
-    def evaluate(self, images: np.ndarray, labels: np.ndarray) -> Tuple[float, float]:
-        """Mean cross-entropy and accuracy on float ``images`` and int ``labels``."""
-        return softmax_cross_entropy(self.logits(images), labels)
-
-    def close(self):
-        self.session.close()
-
-
 class EpochPipeline:
     """An in-graph input pipeline: the training split is loaded once, each epoch feeds its order.
 
@@ -203,35 +143,6 @@ class EpochPipeline:
         session.run(self.iterator.initializer, {self.order: order})
 
 
-def training_summary_ops(tensors: graphs.TrainingTensors) -> Tuple[tf.Tensor, tf.Tensor]:
-    """The training graph's summaries as two merged ops: cheap scalars and costly histograms.
-
-    Histograms cost far more than a training step (``HistogramSummary`` buckets every weight
-    on one thread: about 78% of a summary step's op time for the MLP, traced), so the training
-    loop writes them less often than the scalars. The legacy summary ops take their tag
-    verbatim (``v1.summary.scalar('loss', ...)`` would tag ``loss_1``, since the public
-    ``loss`` tensor owns that name).
-
-    Returns:
-      ``(scalars, histograms)``: merged ``loss``, ``accuracy``, ``learning_rate`` scalars, and
-      merged ``weights/<variable>`` and ``activations/<layer>`` histograms.
-    """
-    with tf.name_scope('summaries'):
-        scalars = [tf.raw_ops.ScalarSummary(tags=tag, values=value)
-                   for tag, value in (('loss', tensors.loss), ('accuracy', tensors.accuracy),
-                                      ('learning_rate', tensors.learning_rate))]
-        histograms = [tf.raw_ops.HistogramSummary(tag='weights/' + var.op.name, values=var)
-                      for var in v1.trainable_variables()]
-        histograms += [tf.raw_ops.HistogramSummary(tag='activations/' + name, values=tensor)
-                       for name, tensor in tensors.model.end_points.items()]
-        return v1.summary.merge(scalars), v1.summary.merge(histograms)
-
-
-def add_training_summaries(tensors: graphs.TrainingTensors) -> tf.Tensor:
-    """Scalar and histogram summaries of the training graph; returns the merged op."""
-    return v1.summary.merge(list(training_summary_ops(tensors)))
-
-
 def session_config(run: RunConfig) -> v1.ConfigProto:
     """Session options of a run's training graph: XLA JIT compilation when ``run.xla``.
 
@@ -251,10 +162,6 @@ def show_progress(progress: bool, stream=None) -> bool:
     """
     stream = sys.stderr if stream is None else stream
     return bool(progress) and bool(getattr(stream, 'isatty', lambda: False)())
-
-
-def _scalar_summary(**values: float) -> v1.Summary:
-    return v1.Summary(value=[v1.Summary.Value(tag=k, simple_value=v) for k, v in values.items()])
 
 
 def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional[str] = None,
@@ -583,7 +490,7 @@ class _TrainingRun:
         self.evaluator.restore(self.checkpoint_path)
         loss, accuracy = self.evaluator.evaluate(test_x, test_y)
         self._log_write(self.eval_writer.add_summary,
-                        _scalar_summary(loss=loss, accuracy=accuracy), self.step)
+                        scalar_summary(loss=loss, accuracy=accuracy), self.step)
         # Pictures (confusion matrix, confident mistakes) and QAT ranges: graph_models/tb_pictures.
         from graph_models import data as _data, tb_pictures
         self._log_write(self.eval_writer.add_summary, tb_pictures.eval_summary(
