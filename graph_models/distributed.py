@@ -37,7 +37,7 @@ from graph_models import graphs
 from graph_models._tf import tf, v1
 from graph_models.errors import ConfigError
 from graph_models.evaluator import Evaluator
-from graph_models.loop import MonitoredSession, RunFolders, TrainingLoop
+from graph_models.loop import EpochPipeline, MonitoredSession, RunFolders, TrainingLoop
 from graph_models.run_config import RunConfig, write_run_config
 from graph_models.tb_summaries import add_training_summaries
 
@@ -270,12 +270,19 @@ def _train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig
         sync_optimizers.append(sync)
         return sync
 
-    device = v1.train.replica_device_setter(cluster=cluster.spec(),
-                                            worker_device=f'/job:worker/task:{i}')
+    worker_device = f'/job:worker/task:{i}'
+    device = v1.train.replica_device_setter(cluster=cluster.spec(), worker_device=worker_device)
+    pipelines: List[EpochPipeline] = []
+
+    def input_pipeline():
+        pipelines.append(EpochPipeline(shape, run.batch_size, device=worker_device))
+        return pipelines[0].next_batch()
+
     graph, t = graphs.build_training_graph(
         run.model, learning_rate=run.learning_rate, seed=run.seed,
         rewrite=run.quantization.training_rewrite() if run.quantization else None,
-        device=device, wrap_optimizer=wrap if sync_replicas else None)
+        input_pipeline=input_pipeline, device=device,
+        wrap_optimizer=wrap if sync_replicas else None)
     with graph.as_default():
         summary_op = add_training_summaries(t)
         saver = v1.train.Saver(max_to_keep=keep_checkpoints, save_relative_paths=True)
@@ -306,7 +313,7 @@ def _train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig
                 log_step_count_steps=None, config=config,
                 stop_grace_period_secs=10) as session:
             # The session's hooks stop the steps and, on the chief, save and summarize.
-            steps = MonitoredSession(session, t,
+            steps = MonitoredSession(session, t, pipelines[0],
                                      checkpoint_dir=ckpt_dir if cluster.is_chief else None)
             loop = TrainingLoop(steps, batch_size=run.batch_size, name=cluster.name)
             # Asynchronous: each worker makes exactly its shard's passes. Synchronous: stale
@@ -314,9 +321,11 @@ def _train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig
             # the target; stopping early would leave the others waiting for a partner gradient.
             epochs = itertools.count() if sync_replicas else range(run.epochs)
             for epoch in epochs:
-                steps.start_epoch(data_lib.iterate_batches(shard_x, shard_y, run.batch_size,
-                                                           seed=run.seed + i, epoch=epoch))
-                loop.run_epoch(len(shard_y), began=time.perf_counter())
+                began_epoch = time.perf_counter()
+                # The batches of data.iterate_batches(seed=run.seed + i), in the graph.
+                steps.start_epoch(shard_x, shard_y,
+                                  data_lib.epoch_order(len(shard_y), run.seed + i, epoch))
+                loop.run_epoch(len(shard_y), began=began_epoch)
                 log(f'{cluster.name}: shard epoch {epoch + 1} done, '
                     f'{loop.step} local steps, global step {steps.global_step}')
                 if session.should_stop():
@@ -324,7 +333,8 @@ def _train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig
             if cluster.is_chief and not sync_replicas:
                 # The chief's final checkpoint must include the other workers' updates: wait
                 # until the global step reaches the target (a batch is fed because the summary
-                # hook may evaluate the summaries on this run).
+                # hook may evaluate the summaries on this run, and the epoch's iterator is
+                # spent).
                 feed = {t.model.inputs: shard_x[:run.batch_size], t.labels: shard_y[:run.batch_size]}
                 while not session.should_stop():
                     steps.global_step = session.run(t.global_step, feed)

@@ -326,6 +326,61 @@ def progress_text(loss: float, examples_per_sec: float) -> str:
     return f'loss {loss:.4f}, {examples_per_sec:,.0f} examples/s'
 
 
+class EpochPipeline:
+    """An in-graph input pipeline: the training split is loaded once, each epoch feeds its order.
+
+    The training images and labels go into the graph once per run (variables in no
+    collection: neither checkpointed, nor initialized or checked by an initializer, a
+    ``Scaffold`` or ``MonitoredTrainingSession``; `load` initializes them). Each epoch then feeds only its
+    example order (``int64 [N]``, in the run's seeded order) to a ``tf.data`` iterator that
+    batches the indices and gathers the rows, with prefetch; training steps run with no
+    ``feed_dict``. Batches are exactly those of `graph_models.data.iterate_batches`, so results
+    and resumption are unchanged, while the per-epoch cost is an index array instead of a copy
+    of the whole split. ``Input`` and ``Labels`` default to the iterator's batch and can still
+    be fed.
+
+    Args:
+      input_shape: shape of one example.
+      batch_size: examples per batch (the epoch's last batch may be smaller).
+      device: device of the pipeline's ops, or None. A cluster worker passes its own device:
+        under ``replica_device_setter`` the split's variables would otherwise go to a ps task
+        (and every worker's shard into the same variable there).
+    """
+
+    def __init__(self, input_shape, batch_size: int, device: Optional[str] = None):
+        with (v1.device(device) if device else contextlib.nullcontext()):
+            self._build(input_shape, batch_size)
+
+    def _build(self, input_shape, batch_size: int) -> None:
+        self.images = v1.placeholder(tf.float32, [None, *input_shape], name='epoch_images')
+        self.labels = v1.placeholder(tf.int64, [None], name='epoch_labels')
+        self.order = v1.placeholder(tf.int64, [None], name='epoch_order')
+        self._images = v1.Variable(self.images, trainable=False, collections=[],
+                                   validate_shape=False, name='train_images')
+        self._labels = v1.Variable(self.labels, trainable=False, collections=[],
+                                   validate_shape=False, name='train_labels')
+        self.load_op = tf.group(self._images.initializer, self._labels.initializer)
+        images_var, labels_var = self._images, self._labels
+
+        def gather(index):
+            return tf.gather(images_var, index), tf.gather(labels_var, index)
+
+        dataset = tf.data.Dataset.from_tensor_slices(self.order).batch(batch_size)
+        dataset = dataset.map(gather).prefetch(2)
+        self.iterator = v1.data.make_initializable_iterator(dataset)
+
+    def next_batch(self):
+        return self.iterator.get_next()
+
+    def load(self, session, images, labels) -> None:
+        """Copies the training split into the graph (once per run)."""
+        session.run(self.load_op, {self.images: images, self.labels: labels})
+
+    def start(self, session, order) -> None:
+        """Starts one epoch over the loaded split in ``order`` (indices into it)."""
+        session.run(self.iterator.initializer, {self.order: order})
+
+
 # The fetch lists of a step: (write the scalar summaries, write the histograms).
 STEP_KINDS = ((False, False), (True, False), (False, True), (True, True))
 
@@ -419,14 +474,15 @@ class LocalSession:
 class MonitoredSession:
     """A ``MonitoredTrainingSession`` driven by `TrainingLoop` (cluster workers).
 
-    Each step feeds the next batch of the worker's shard. The session's hooks decide when to
-    stop (``StopAtStepHook`` on the global step, which all workers advance) and, on the chief,
-    write the checkpoints and summaries; so the loop asks `should_stop` before every step and
-    neither saves nor writes summaries itself.
+    Steps take their batches from the worker's `EpochPipeline`, as single-process steps do.
+    The session's hooks decide when to stop (``StopAtStepHook`` on the global step, which all
+    workers advance) and, on the chief, write the checkpoints and summaries; so the loop asks
+    `should_stop` before every step and neither saves nor writes summaries itself.
 
     Args:
       session: the open ``MonitoredTrainingSession``.
       tensors: the graph's `graph_models.graphs.TrainingTensors`.
+      pipeline: the graph's `EpochPipeline`.
       checkpoint_dir: the chief's checkpoint folder (None on other workers).
 
     Attributes:
@@ -437,23 +493,32 @@ class MonitoredSession:
     saves_checkpoints = False  # The chief's CheckpointSaverHook does.
     restart_hint = 'start again (overwrite=True)'
 
-    def __init__(self, session, tensors, *, checkpoint_dir: Optional[str] = None):
+    def __init__(self, session, tensors, pipeline: EpochPipeline, *,
+                 checkpoint_dir: Optional[str] = None):
         self.session = session
+        self.pipeline = pipeline
         self.checkpoint_dir = checkpoint_dir
         self.global_step = 0
         self._fetches = [tensors.train_op, tensors.loss, tensors.accuracy, tensors.global_step]
-        self._inputs, self._labels = tensors.model.inputs, tensors.labels
-        self._batches = iter(())
+        self._loaded = False
         self.step_fns = {kind: self._step for kind in STEP_KINDS}
 
-    def start_epoch(self, batches) -> None:
-        """Sets the ``(images, labels)`` batches the next epoch's steps feed."""
-        self._batches = iter(batches)
+    def start_epoch(self, images, labels, order) -> None:
+        """Loads the shard (first call only) and starts an epoch over it in ``order``.
+
+        Both run on the raw session, past the hooks: a hook's extra fetches (the chief's
+        summaries) would read the iterator before it is started.
+        """
+        def start(step_context):  # run_step_fn insists on this argument name.
+            if not self._loaded:
+                self.pipeline.load(step_context.session, images, labels)
+                self._loaded = True
+            self.pipeline.start(step_context.session, order)
+
+        self.session.run_step_fn(start)
 
     def _step(self):
-        images, labels = next(self._batches)
-        _, loss, accuracy, self.global_step = self.session.run(
-            self._fetches, {self._inputs: images, self._labels: labels})
+        _, loss, accuracy, self.global_step = self.session.run(self._fetches)
         return None, loss, accuracy
 
     def should_stop(self) -> bool:

@@ -33,8 +33,8 @@ from graph_models._tf import tf, v1
 from graph_models.errors import (CheckpointError, ConfigError, Terminated, TrainingInterrupted,
                                  tf_error_reason)
 from graph_models.evaluator import Evaluator
-from graph_models.loop import (LocalSession, RunFolders, TrainingLoop, checkpoint_global_step,
-                               prune_checkpoints)
+from graph_models.loop import (EpochPipeline, LocalSession, RunFolders, TrainingLoop,
+                               checkpoint_global_step, prune_checkpoints)
 from graph_models.run_config import RunConfig, write_run_config
 from graph_models.tb_summaries import scalar_summary, training_summary_ops
 
@@ -93,54 +93,6 @@ class TrainResult:
     @property
     def final(self) -> Optional[EpochResult]:
         return self.history[-1] if self.history else None
-
-
-class EpochPipeline:
-    """An in-graph input pipeline: the training split is loaded once, each epoch feeds its order.
-
-    The training images and labels go into the graph once per run (local variables: neither
-    checkpointed nor written into the TensorBoard graph). Each epoch then feeds only its
-    example order (``int64 [N]``, in the run's seeded order) to a ``tf.data`` iterator that
-    batches the indices and gathers the rows, with prefetch; training steps run with no
-    ``feed_dict``. Batches are exactly those of `graph_models.data.iterate_batches`, so results
-    and resumption are unchanged, while the per-epoch cost is an index array instead of a copy
-    of the whole split. ``Input`` and ``Labels`` default to the iterator's batch and can still
-    be fed.
-
-    Args:
-      input_shape: shape of one example.
-      batch_size: examples per batch (the epoch's last batch may be smaller).
-    """
-
-    def __init__(self, input_shape, batch_size: int):
-        self.images = v1.placeholder(tf.float32, [None, *input_shape], name='epoch_images')
-        self.labels = v1.placeholder(tf.int64, [None], name='epoch_labels')
-        self.order = v1.placeholder(tf.int64, [None], name='epoch_order')
-        local = [v1.GraphKeys.LOCAL_VARIABLES]
-        self._images = v1.Variable(self.images, trainable=False, collections=local,
-                                   validate_shape=False, name='train_images')
-        self._labels = v1.Variable(self.labels, trainable=False, collections=local,
-                                   validate_shape=False, name='train_labels')
-        self.load_op = tf.group(self._images.initializer, self._labels.initializer)
-        images_var, labels_var = self._images, self._labels
-
-        def gather(index):
-            return tf.gather(images_var, index), tf.gather(labels_var, index)
-
-        dataset = tf.data.Dataset.from_tensor_slices(self.order).batch(batch_size)
-        dataset = dataset.map(gather).prefetch(2)
-        self.iterator = v1.data.make_initializable_iterator(dataset)
-
-    def next_batch(self):
-        return self.iterator.get_next()
-
-    def load(self, session, images: np.ndarray, labels: np.ndarray) -> None:
-        """Copies the training split into the graph (once per run)."""
-        session.run(self.load_op, {self.images: images, self.labels: labels})
-
-    def start(self, session, order: np.ndarray) -> None:
-        """Starts one epoch over the loaded split in ``order`` (indices into it)."""
-        session.run(self.iterator.initializer, {self.order: order})
 
 
 def session_config(run: RunConfig) -> v1.ConfigProto:

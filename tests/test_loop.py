@@ -122,6 +122,26 @@ def test_loop_cadence_and_nan_check_on_a_scripted_session():
     assert training.step == 2  # The bad step is not counted.
 
 
+def test_cluster_pipeline_stays_on_its_worker():
+    """Under replica_device_setter the shard's variables would land on a ps task, shared by
+    every worker; the pipeline pins itself to the worker while the model's go to the ps."""
+    from graph_models import graphs
+    from graph_models._tf import v1
+    spec = v1.train.ClusterSpec({'ps': ['127.0.0.1:1'], 'worker': ['127.0.0.1:2', '127.0.0.1:3']})
+    device = v1.train.replica_device_setter(cluster=spec, worker_device='/job:worker/task:1')
+    graph, _ = graphs.build_training_graph(
+        ModelConfig('mlp_small'), learning_rate=1e-3, seed=0, device=device,
+        input_pipeline=lambda: loop.EpochPipeline((784,), 10,
+                                                  device='/job:worker/task:1').next_batch())
+    devices = {op.name: op.device for op in graph.get_operations()}
+    for name in ('train_images', 'train_labels', 'IteratorV2', 'Input', 'Labels'):
+        assert devices[name] == '/job:worker/task:1', name
+    assert devices['mlp_small/fc1/weights'] == devices['global_step'] == '/job:ps/task:0'
+    with graph.as_default():  # Nothing initializes or checks them but EpochPipeline.load.
+        names = {v.op.name for v in v1.global_variables() + v1.local_variables()}
+    assert not {'train_images', 'train_labels'} & names
+
+
 def _chief(tmp_path):
     """A chief worker's config on free ports where nothing listens (no server is reached)."""
     return ClusterConfig(local_cluster(workers=1, ps=1), 'worker', 0)
