@@ -7,11 +7,13 @@ Each process of a cluster starts a ``tf.distribute.Server`` for its task of a
 - **ps** tasks hold the variables and serve until every worker has reported that it is done
   (through a shared ``FIFOQueue`` on each ps), then exit.
 - **workers** build the same training graph under ``replica_device_setter`` (variables on the
-  ps tasks, computation local) and train with ``MonitoredTrainingSession``. Worker 0 is the
-  chief: it initializes the variables and writes the checkpoints, ``run_config.json`` and the
-  TensorBoard summaries, so its checkpoints are ordinary ones that ``freeze`` and ``export``
-  take unchanged. Each worker reads its own shard of the training data (every
-  ``num_workers``-th example). Updates are asynchronous by default; ``sync_replicas`` wraps Adam
+  ps tasks, computation and the in-graph input pipeline local) and train in the loop of
+  single-process training (`graph_models.loop.TrainingLoop`) on a ``MonitoredTrainingSession``.
+  Worker 0 is the chief: it claims the run folder with the single-process policy (run name,
+  lock, ``overwrite``), initializes the variables and writes the checkpoints,
+  ``run_config.json`` and the TensorBoard summaries, so its checkpoints are ordinary ones that
+  ``freeze`` and ``export`` take unchanged. Each worker reads its own shard of the training
+  data (every ``num_workers``-th example). Updates are asynchronous by default; ``sync_replicas`` wraps Adam
   in ``SyncReplicasOptimizer`` (one update per round of all workers' gradients).
 
 Global step: asynchronous training ends when the global step, which every worker's update
