@@ -591,10 +591,12 @@ class TrainingLoop:
             return
         checkpoint = self.checkpoint_path or self.session.latest_checkpoint()
         where = f'{self.name}: ' if self.name else ''
-        raise TrainingError(
-            f'{where}loss became {loss} at {self.session.step_name(step)}; the last good '
-            f'checkpoint is {checkpoint or "none (no checkpoint yet)"}; lower the learning rate '
-            f'and {self.session.restart_hint}')
+        message = (f'{where}loss became {loss} at {self.session.step_name(step)}; the last '
+                   f'good checkpoint is {checkpoint or "none (no checkpoint yet)"}; lower the '
+                   'learning rate and ')
+        hint = self.session.restart_hint
+        raise TrainingError(message + hint, cli_message=message + hint.replace(
+            'overwrite=True', '--overwrite'))
 
     def run_epoch(self, examples: int, *, began: float, last_step: Optional[int] = None,
                   bar=None) -> EpochStats:

@@ -202,7 +202,7 @@ CLUSTER_SCRIPT = textwrap.dedent('''
             log=lambda line: None)
         out.update(local_steps=result.local_steps, global_step=result.global_step)
     except TrainingError as e:
-        out['error'] = str(e)
+        out['error'], out['cli'] = str(e), e.for_cli()
     out['sessions'] = seen
     print('RESULT ' + json.dumps(out), flush=True)
     os._exit(0)  # The in-process gRPC servers would block interpreter shutdown.
@@ -239,3 +239,4 @@ def test_cluster_nan_names_the_task_and_the_global_step(tmp_path):
     assert result['error'].startswith('worker0: loss became ')
     assert ' at global step ' in result['error'] and '(local step ' in result['error']
     assert result['error'].endswith('lower the learning rate and start again (overwrite=True)')
+    assert result['cli'].endswith('lower the learning rate and start again (--overwrite)')
