@@ -13,8 +13,9 @@ Each process of a cluster starts a ``tf.distribute.Server`` for its task of a
   lock, ``overwrite``), initializes the variables and writes the checkpoints,
   ``run_config.json`` and the TensorBoard summaries, so its checkpoints are ordinary ones that
   ``freeze`` and ``export`` take unchanged. Each worker reads its own shard of the training
-  data (every ``num_workers``-th example). Updates are asynchronous by default; ``sync_replicas`` wraps Adam
-  in ``SyncReplicasOptimizer`` (one update per round of all workers' gradients).
+  data (every ``num_workers``-th example). Updates are asynchronous by default;
+  ``sync_replicas`` wraps Adam in ``SyncReplicasOptimizer`` (one update per round of all
+  workers' gradients).
 
 Global step: asynchronous training ends when the global step, which every worker's update
 increments, reaches the sum of all workers' steps (``epochs`` passes over each shard).
@@ -39,7 +40,8 @@ from graph_models import graphs
 from graph_models._tf import tf, v1
 from graph_models.errors import ConfigError
 from graph_models.evaluator import Evaluator
-from graph_models.loop import EpochPipeline, MonitoredSession, RunFolders, TrainingLoop
+from graph_models.loop import (EpochPipeline, MonitoredSession, RunFolders, TrainingLoop,
+                               check_training_arguments)
 from graph_models.run_config import RunConfig, write_run_config
 from graph_models.tb_summaries import add_training_summaries
 
@@ -225,13 +227,17 @@ def train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig,
       The `WorkerResult`.
 
     Raises:
-      ConfigError: a bad run name, or (chief) a checkpoint folder that already holds a
-        checkpoint without ``overwrite``, or one in use by another process.
+      ConfigError: a bad run name or cadence, data of another dataset, or (chief) a checkpoint
+        folder that already holds a checkpoint without ``overwrite``, or one in use by another
+        process.
       TrainingError: if the loss becomes NaN or infinite (the message names the task and the
         global step).
     """
     if cluster.job_name != 'worker':
         raise ConfigError('train_worker runs on worker tasks; ps tasks run run_parameter_server')
+    check_training_arguments(run, data, keep_checkpoints=keep_checkpoints,
+                             summary_every_steps=summary_every_steps,
+                             save_every_steps=save_every_steps)
     run_name = run.run_name(run_name)
     folders = RunFolders(checkpoint_dir, log_dir, run_name)  # Checks the name on every task.
     if not cluster.is_chief:
@@ -337,7 +343,8 @@ def _train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig
                 # until the global step reaches the target (a batch is fed because the summary
                 # hook may evaluate the summaries on this run, and the epoch's iterator is
                 # spent).
-                feed = {t.model.inputs: shard_x[:run.batch_size], t.labels: shard_y[:run.batch_size]}
+                feed = {t.model.inputs: shard_x[:run.batch_size],
+                        t.labels: shard_y[:run.batch_size]}
                 while not session.should_stop():
                     steps.global_step = session.run(t.global_step, feed)
                     time.sleep(0.05)

@@ -243,6 +243,21 @@ def make_folder(folder: str, flag: str) -> None:
                                            f'choose another {flag}') from None
 
 
+def check_training_arguments(run: RunConfig, data, *, keep_checkpoints: int,
+                             summary_every_steps: int,
+                             histogram_every_steps: Optional[int] = None,
+                             save_every_steps: Optional[int] = None) -> None:
+    """Raises `ConfigError` on a non-positive cadence or data of another dataset than ``run``."""
+    for name, value in (('keep_checkpoints', keep_checkpoints),
+                        ('summary_every_steps', summary_every_steps),
+                        ('histogram_every_steps', histogram_every_steps or 1),
+                        ('save_every_steps', save_every_steps or 1)):
+        if value <= 0:
+            raise ConfigError(f'{name.replace("_", " ")} must be positive, got {value}')
+    if data.name != run.dataset:
+        raise ConfigError(f'the data is {data.name!r} but the run config says {run.dataset!r}')
+
+
 class RunFolders:
     """A run's checkpoint and log folders, claimed for one training call.
 
@@ -331,13 +346,13 @@ class EpochPipeline:
 
     The training images and labels go into the graph once per run (variables in no
     collection: neither checkpointed, nor initialized or checked by an initializer, a
-    ``Scaffold`` or ``MonitoredTrainingSession``; `load` initializes them). Each epoch then feeds only its
-    example order (``int64 [N]``, in the run's seeded order) to a ``tf.data`` iterator that
-    batches the indices and gathers the rows, with prefetch; training steps run with no
-    ``feed_dict``. Batches are exactly those of `graph_models.data.iterate_batches`, so results
-    and resumption are unchanged, while the per-epoch cost is an index array instead of a copy
-    of the whole split. ``Input`` and ``Labels`` default to the iterator's batch and can still
-    be fed.
+    ``Scaffold`` or ``MonitoredTrainingSession``; `load` initializes them). Each epoch then
+    feeds only its example order (``int64 [N]``, in the run's seeded order) to a ``tf.data``
+    iterator that batches the indices and gathers the rows, with prefetch; training steps run
+    with no ``feed_dict``. Batches are exactly those of `graph_models.data.iterate_batches`,
+    so results and resumption are unchanged, while the per-epoch cost is an index array
+    instead of a copy of the whole split. ``Input`` and ``Labels`` default to the iterator's
+    batch and can still be fed.
 
     Args:
       input_shape: shape of one example.

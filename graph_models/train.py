@@ -1,7 +1,8 @@
 """Training under ``tf.compat.v1.Session``: `train_and_eval`.
 
 The steps run in `graph_models.loop.TrainingLoop` (the loop cluster workers use too) on a
-plain ``Session`` over an in-graph input pipeline (`EpochPipeline`). The training graph (dropout, labels, loss, Adam, summaries) lives in its own ``tf.Graph``.
+plain ``Session`` over an in-graph input pipeline (`graph_models.loop.EpochPipeline`). The
+training graph (dropout, labels, loss, Adam, summaries) lives in its own ``tf.Graph``.
 Evaluation uses a separate inference graph (no dropout, moving batch-norm statistics) that
 restores each epoch's checkpoint, as TF1's train/eval split did, so the figures it reports are
 those of the graph that export will freeze.
@@ -34,7 +35,8 @@ from graph_models.errors import (CheckpointError, ConfigError, Terminated, Train
                                  tf_error_reason)
 from graph_models.evaluator import Evaluator
 from graph_models.loop import (EpochPipeline, LocalSession, RunFolders, TrainingLoop,
-                               checkpoint_global_step, prune_checkpoints)
+                               check_training_arguments, checkpoint_global_step,
+                               prune_checkpoints)
 from graph_models.run_config import RunConfig, write_run_config
 from graph_models.tb_summaries import scalar_summary, training_summary_ops
 
@@ -156,14 +158,10 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
       TrainingError: if the loss becomes NaN or infinite (the last good checkpoint is kept).
       TrainingInterrupted: on Ctrl-C, after saving a checkpoint at the current step.
     """
-    for name, value in (('keep_checkpoints', keep_checkpoints),
-                        ('summary_every_steps', summary_every_steps),
-                        ('histogram_every_steps', histogram_every_steps or 1),
-                        ('save_every_steps', save_every_steps or 1)):
-        if value <= 0:
-            raise ConfigError(f'{name.replace("_", " ")} must be positive, got {value}')
-    if data.name != run.dataset:
-        raise ConfigError(f'the data is {data.name!r} but the run config says {run.dataset!r}')
+    check_training_arguments(run, data, keep_checkpoints=keep_checkpoints,
+                             summary_every_steps=summary_every_steps,
+                             histogram_every_steps=histogram_every_steps,
+                             save_every_steps=save_every_steps)
     float_checkpoint = None
     if resume_from_float is not None:
         if resume:

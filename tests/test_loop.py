@@ -166,6 +166,13 @@ def test_cluster_chief_uses_the_run_folder_policy(tmp_path):
         train_worker(run, data, _chief(tmp_path), run_name='notes', overwrite=True,
                      log=lambda line: None, **folders)
     assert os.listdir(foreign) == ['thesis.txt']
+    # The arguments are checked as in train_and_eval.
+    with pytest.raises(ConfigError, match='summary every steps must be positive, got 0'):
+        train_worker(run, data, _chief(tmp_path), summary_every_steps=0,
+                     log=lambda line: None, **folders)
+    with pytest.raises(ConfigError, match="the data is 'fashion_mnist' but the run config"):
+        train_worker(run, synthetic_dataset(name='fashion_mnist'), _chief(tmp_path),
+                     log=lambda line: None, **folders)
     # The run name is checked on every worker.
     other = ClusterConfig(local_cluster(workers=2, ps=1), 'worker', 1)
     with pytest.raises(ConfigError, match='--run-name must be one plain folder name'):
