@@ -28,6 +28,7 @@ updates the chief waits for gradients that never come. ``graph-models cluster-lo
 stops the whole cluster, with an error naming the task, as soon as any task fails.
 """
 
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -240,14 +241,11 @@ def train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig,
                              save_every_steps=save_every_steps)
     run_name = run.run_name(run_name)
     folders = RunFolders(checkpoint_dir, log_dir, run_name)  # Checks the name on every task.
-    if not cluster.is_chief:
-        return _train_worker(run, data, cluster, folders, sync_replicas=sync_replicas,
-                             save_every_steps=save_every_steps,
-                             summary_every_steps=summary_every_steps,
-                             keep_checkpoints=keep_checkpoints, log=log)
-    with folders:
-        folders.prepare(run, resume=False, overwrite=overwrite, resumable=False)
-        write_run_config(folders.checkpoint_dir, run)
+    # Only the chief writes into the run's folders, so only the chief claims them.
+    with folders if cluster.is_chief else contextlib.nullcontext():
+        if cluster.is_chief:
+            folders.prepare(run, resume=False, overwrite=overwrite, resumable=False)
+            write_run_config(folders.checkpoint_dir, run)
         return _train_worker(run, data, cluster, folders, sync_replicas=sync_replicas,
                              save_every_steps=save_every_steps,
                              summary_every_steps=summary_every_steps,
