@@ -247,3 +247,32 @@ def test_cluster_nan_names_the_task_and_the_global_step(tmp_path):
     assert ' at global step ' in result['error'] and '(local step ' in result['error']
     assert result['error'].endswith('lower the learning rate and start again (overwrite=True)')
     assert result['cli'].endswith('lower the learning rate and start again (--overwrite)')
+
+
+@pytest.mark.slow
+def test_cluster_local_overwrite_goes_through_the_run_folder_policy(tmp_path):
+    """``train --overwrite`` on a cluster: refused without it, the run's folders emptied with."""
+    from conftest import write_idx_folder
+    data_dir = write_idx_folder(tmp_path / 'data', synthetic_dataset(200, 50))
+    binary = os.path.join(os.path.dirname(sys.executable), 'graph-models')
+
+    def cluster(*extra):
+        return subprocess.run(
+            [binary, 'cluster-local', '--workers', '1', '--ps', '1', '--timeout', '200', '--',
+             'train', '--model', 'mlp_small', '--data-dir', data_dir, '--epochs', '1',
+             '--batch-size', '50', '--checkpoint-dir', str(tmp_path / 'ckpt'), '--log-dir',
+             str(tmp_path / 'logs'), *extra], capture_output=True, text=True, timeout=240)
+
+    first = cluster()
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    run_dir = tmp_path / 'ckpt' / 'mlp_small-mnist'  # RunConfig's default run name.
+    (tmp_path / 'logs' / 'mlp_small-mnist' / 'train' / 'stale').write_text('old')
+    again = cluster()
+    assert again.returncode == 1
+    assert (f'[worker0] graph-models train: error: {run_dir} already holds a checkpoint; pass '
+            '--overwrite to start again or a new --run-name (a cluster run cannot resume)'
+            in again.stdout), again.stdout[-2000:]
+    overwritten = cluster('--overwrite')
+    assert overwritten.returncode == 0, overwritten.stdout[-2000:] + overwritten.stderr[-2000:]
+    assert not (tmp_path / 'logs' / 'mlp_small-mnist' / 'train' / 'stale').exists()
+    assert os.path.isfile(run_dir / 'model.ckpt-4.index')  # 200 / 50 steps, one worker.
