@@ -225,6 +225,7 @@ def prepare_run_folders(checkpoint_dir: str, log_dir: str, *, resume: bool,
 
 
 def checkpoint_global_step(prefix: str) -> int:
+    """The ``global_step`` stored in checkpoint ``prefix`` (raises `CheckpointError`)."""
     try:
         return int(tf.train.load_checkpoint(prefix).get_tensor('global_step'))
     except (tf.errors.OpError, ValueError, KeyError) as e:
@@ -234,6 +235,7 @@ def checkpoint_global_step(prefix: str) -> int:
 
 
 def make_folder(folder: str, flag: str) -> None:
+    """``makedirs``; a failure becomes `GraphModelsError` naming ``flag`` on the command line."""
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as e:
