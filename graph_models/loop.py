@@ -294,12 +294,13 @@ class RunFolders:
                          for folder in (ckpt_dir, self.log_dir)}
         self._new_parents = [parent for parent in self._parents
                              if not os.path.lexists(parent)]
-        make_folder(ckpt_dir, '--checkpoint-dir')
-        self._lock_is_new = not os.path.lexists(self.lock.path)
-        self.lock.acquire()
         # Folders this claim may remove again if training fails before a checkpoint.
         self._owned = dict(self._created)
-        try:
+        self._lock_is_new = False
+        try:  # A signal may land anywhere in here too: undo what was made.
+            make_folder(ckpt_dir, '--checkpoint-dir')
+            self._lock_is_new = not os.path.lexists(self.lock.path)
+            self.lock.acquire()
             if os.path.isfile(run_config_path(ckpt_dir)):  # Only in a folder that is a run.
                 remove_stale_temporaries(ckpt_dir)
         except BaseException:

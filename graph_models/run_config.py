@@ -104,7 +104,7 @@ class RunConfig:
         The one place the default run name is made (single-process training, cluster workers
         and the command line all ask here).
         """
-        if name:
+        if name is not None:  # An empty name is checked (and refused) like any other.
             return name
         return f'{self.model.name}-{self.dataset}' + ('-qat' if self.quantization else '')
 

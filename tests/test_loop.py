@@ -28,6 +28,7 @@ def test_run_config_names_the_run():
         'cnn-fashion_mnist'
     assert RunConfig(quantization=QuantizationConfig()).run_name() == 'mlp-mnist-qat'
     assert RunConfig().run_name('mine') == 'mine'  # A given name wins.
+    assert RunConfig().run_name('') == ''  # And an empty one is refused, not replaced.
 
 
 def _spy_sessions(monkeypatch):
@@ -175,8 +176,9 @@ def test_cluster_chief_uses_the_run_folder_policy(tmp_path):
                      log=lambda line: None, **folders)
     # The run name is checked on every worker.
     other = ClusterConfig(local_cluster(workers=2, ps=1), 'worker', 1)
-    with pytest.raises(ConfigError, match='--run-name must be one plain folder name'):
-        train_worker(run, data, other, run_name='../x', log=lambda line: None, **folders)
+    for bad in ('../x', ''):
+        with pytest.raises(ConfigError, match='--run-name must be one plain folder name'):
+            train_worker(run, data, other, run_name=bad, log=lambda line: None, **folders)
 
 
 CLUSTER_SCRIPT = textwrap.dedent('''
