@@ -22,7 +22,8 @@ from graph_models.checkpoints import resolve_checkpoint
 from graph_models.nets_factory import ModelConfig
 from graph_models.quantize import QuantizationConfig
 from graph_models.run_config import RunConfig
-from graph_models.train import Evaluator, train_and_eval
+from graph_models.evaluator import Evaluator
+from graph_models.train import train_and_eval
 
 
 def _checkpoint(folder: str, name: str) -> str:

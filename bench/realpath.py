@@ -10,7 +10,7 @@ One definition on both sides:
   evaluation on the test set, checkpoints).
 
 Same work per epoch: the graph evaluates the test set after every epoch (batches of
-`graph_models.train.EVAL_BATCH`), so Keras gets ``validation_data`` with the same batch size.
+`graph_models.evaluator.EVAL_BATCH`), so Keras gets ``validation_data`` with the same batch size.
 Keras shuffles with ``shuffle=True`` as users run it. Runs of the two sides alternate (their
 order flips every round) and each figure is the median over rounds; the per-round ratios'
 spread is reported to show the noise.
@@ -27,7 +27,8 @@ from graph_models import keras_reference
 from graph_models.nets_factory import ModelConfig
 from graph_models.quantize import QuantizationConfig
 from graph_models.run_config import RunConfig
-from graph_models.train import EVAL_BATCH, train_and_eval
+from graph_models.evaluator import EVAL_BATCH
+from graph_models.train import train_and_eval
 
 
 def graph_run(data: data_lib.Dataset, run: RunConfig) -> Dict:

@@ -35,7 +35,8 @@ from graph_models.errors import ConfigError
 from graph_models.fileio import atomic_write, ensure_folder
 from graph_models.nets_factory import MODELS, ModelConfig, count_parameters
 from graph_models.run_config import RunConfig
-from graph_models.train import EVAL_BATCH, Evaluator, train_and_eval
+from graph_models.evaluator import EVAL_BATCH, Evaluator
+from graph_models.train import train_and_eval
 
 QUICK_TRAIN_EXAMPLES = 500
 QUICK_TEST_EXAMPLES = 500

@@ -128,7 +128,8 @@ def compare_qat(model_name: str, data: data_lib.Dataset, out_dir: str, *, epochs
     from graph_models import compare as compare_lib
     from graph_models.quantize import QuantizationConfig
     from graph_models.run_config import RunConfig
-    from graph_models.train import Evaluator, train_and_eval
+    from graph_models.evaluator import Evaluator
+    from graph_models.train import train_and_eval
 
     tfmot, tf_keras = import_tfmot()
     if model_name not in keras_reference.KERAS_MODELS or model_name == 'resnet50v2':

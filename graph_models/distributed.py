@@ -7,12 +7,15 @@ Each process of a cluster starts a ``tf.distribute.Server`` for its task of a
 - **ps** tasks hold the variables and serve until every worker has reported that it is done
   (through a shared ``FIFOQueue`` on each ps), then exit.
 - **workers** build the same training graph under ``replica_device_setter`` (variables on the
-  ps tasks, computation local) and train with ``MonitoredTrainingSession``. Worker 0 is the
-  chief: it initializes the variables and writes the checkpoints, ``run_config.json`` and the
-  TensorBoard summaries, so its checkpoints are ordinary ones that ``freeze`` and ``export``
-  take unchanged. Each worker reads its own shard of the training data (every
-  ``num_workers``-th example). Updates are asynchronous by default; ``sync_replicas`` wraps Adam
-  in ``SyncReplicasOptimizer`` (one update per round of all workers' gradients).
+  ps tasks, computation and the in-graph input pipeline local) and train in the loop of
+  single-process training (`graph_models.loop.TrainingLoop`) on a ``MonitoredTrainingSession``.
+  Worker 0 is the chief: it claims the run folder with the single-process policy (run name,
+  lock, ``overwrite``), initializes the variables and writes the checkpoints,
+  ``run_config.json`` and the TensorBoard summaries, so its checkpoints are ordinary ones that
+  ``freeze`` and ``export`` take unchanged. Each worker reads its own shard of the training
+  data (every ``num_workers``-th example). Updates are asynchronous by default;
+  ``sync_replicas`` wraps Adam in ``SyncReplicasOptimizer`` (one update per round of all
+  workers' gradients).
 
 Global step: asynchronous training ends when the global step, which every worker's update
 increments, reaches the sum of all workers' steps (``epochs`` passes over each shard).
@@ -25,10 +28,10 @@ updates the chief waits for gradients that never come. ``graph-models cluster-lo
 stops the whole cluster, with an error naming the task, as soon as any task fails.
 """
 
+import contextlib
 import dataclasses
 import itertools
 import json
-import math
 import os
 import time
 from typing import Callable, Dict, List, Mapping, Optional
@@ -36,8 +39,12 @@ from typing import Callable, Dict, List, Mapping, Optional
 from graph_models import data as data_lib
 from graph_models import graphs
 from graph_models._tf import tf, v1
-from graph_models.errors import ConfigError, TrainingError
+from graph_models.errors import ConfigError
+from graph_models.evaluator import Evaluator
+from graph_models.loop import (EpochPipeline, MonitoredSession, RunFolders, TrainingLoop,
+                               check_training_arguments)
 from graph_models.run_config import RunConfig, write_run_config
+from graph_models.tb_summaries import add_training_summaries
 
 JOBS = ('ps', 'worker')
 
@@ -196,9 +203,13 @@ def train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig,
                  run_name: Optional[str] = None, log_dir: str = 'logs',
                  checkpoint_dir: str = 'checkpoints', sync_replicas: bool = False,
                  save_every_steps: Optional[int] = None, summary_every_steps: int = 50,
-                 keep_checkpoints: int = 5,
+                 keep_checkpoints: int = 5, overwrite: bool = False,
                  log: Callable[[str], None] = print) -> WorkerResult:
     """Trains as one worker of a cluster (between-graph replication).
+
+    The steps run in `graph_models.loop.TrainingLoop`, the loop of single-process training, on
+    a `graph_models.loop.MonitoredSession`. The chief claims the run's folders with the same
+    policy (`graph_models.loop.RunFolders`: run name, lock, ``overwrite``).
 
     Args:
       run: model and hyperparameters (the chief writes them to ``run_config.json``).
@@ -209,28 +220,44 @@ def train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig,
       save_every_steps: chief checkpoint interval in global steps (default: one shard epoch).
       summary_every_steps: chief summary interval in global steps.
       keep_checkpoints: checkpoints the chief keeps.
+      overwrite: the chief empties the run's folders first (only folders that are runs; see
+        `graph_models.loop.empty_run_for_overwrite`); other workers ignore it.
       log: progress lines.
 
     Returns:
       The `WorkerResult`.
 
     Raises:
-      ConfigError: if the chief's checkpoint folder already holds a checkpoint.
-      TrainingError: if the loss becomes NaN or infinite.
+      ConfigError: a bad run name or cadence, data of another dataset, or (chief) a checkpoint
+        folder that already holds a checkpoint without ``overwrite``, or one in use by another
+        process.
+      TrainingError: if the loss becomes NaN or infinite (the message names the task and the
+        global step).
     """
-    from graph_models.train import Evaluator, add_training_summaries
     if cluster.job_name != 'worker':
         raise ConfigError('train_worker runs on worker tasks; ps tasks run run_parameter_server')
-    run_name = run_name or f'{run.model.name}-{run.dataset}' + ('-qat' if run.quantization
-                                                                   else '')
-    ckpt_dir = os.path.join(checkpoint_dir, run_name)
-    if cluster.is_chief:
-        if tf.train.latest_checkpoint(ckpt_dir) if os.path.isdir(ckpt_dir) else None:
-            raise ConfigError(f'{ckpt_dir} already holds a checkpoint; remove it or choose '
-                              'another run name for a cluster run',
-                              cli_message=f'{ckpt_dir} already holds a checkpoint; remove it or '
-                                          'choose another --run-name for a cluster run')
-        write_run_config(ckpt_dir, run)
+    check_training_arguments(run, data, keep_checkpoints=keep_checkpoints,
+                             summary_every_steps=summary_every_steps,
+                             save_every_steps=save_every_steps)
+    run_name = run.run_name(run_name)
+    folders = RunFolders(checkpoint_dir, log_dir, run_name)  # Checks the name on every task.
+    # Only the chief writes into the run's folders, so only the chief claims them.
+    with folders if cluster.is_chief else contextlib.nullcontext():
+        if cluster.is_chief:
+            folders.prepare(run, resume=False, overwrite=overwrite, resumable=False)
+            write_run_config(folders.checkpoint_dir, run)
+        return _train_worker(run, data, cluster, folders, sync_replicas=sync_replicas,
+                             save_every_steps=save_every_steps,
+                             summary_every_steps=summary_every_steps,
+                             keep_checkpoints=keep_checkpoints, log=log)
+
+
+def _train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig,
+                  folders: RunFolders, *, sync_replicas: bool, save_every_steps: Optional[int],
+                  summary_every_steps: int, keep_checkpoints: int,
+                  log: Callable[[str], None]) -> WorkerResult:
+    """`train_worker` once the chief holds its run folder."""
+    ckpt_dir = folders.checkpoint_dir
     n, i = cluster.num_workers, cluster.task_index
     shape = run.model.input_shape
     shard_x = data_lib.to_float(data.train_images[i::n], shape)
@@ -249,12 +276,19 @@ def train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig,
         sync_optimizers.append(sync)
         return sync
 
-    device = v1.train.replica_device_setter(cluster=cluster.spec(),
-                                            worker_device=f'/job:worker/task:{i}')
+    worker_device = f'/job:worker/task:{i}'
+    device = v1.train.replica_device_setter(cluster=cluster.spec(), worker_device=worker_device)
+    pipelines: List[EpochPipeline] = []
+
+    def input_pipeline():
+        pipelines.append(EpochPipeline(shape, run.batch_size, device=worker_device))
+        return pipelines[0].next_batch()
+
     graph, t = graphs.build_training_graph(
         run.model, learning_rate=run.learning_rate, seed=run.seed,
         rewrite=run.quantization.training_rewrite() if run.quantization else None,
-        device=device, wrap_optimizer=wrap if sync_replicas else None)
+        input_pipeline=input_pipeline, device=device,
+        wrap_optimizer=wrap if sync_replicas else None)
     with graph.as_default():
         summary_op = add_training_summaries(t)
         saver = v1.train.Saver(max_to_keep=keep_checkpoints, save_relative_paths=True)
@@ -272,7 +306,7 @@ def train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig,
         with v1.Session(server.target, graph=graph, config=config) as session:
             while len(session.run(uninitialized)):
                 time.sleep(0.1)
-    local_steps = global_step = 0
+    steps = None
     began = time.perf_counter()
     try:
         with graph.as_default(), v1.train.MonitoredTrainingSession(
@@ -281,36 +315,36 @@ def train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig,
                 scaffold=v1.train.Scaffold(saver=saver, summary_op=summary_op), hooks=hooks,
                 save_checkpoint_steps=save_every_steps or shard_steps[0],
                 save_summaries_steps=summary_every_steps,
-                summary_dir=os.path.join(log_dir, run_name, 'train') if cluster.is_chief else None,
+                summary_dir=os.path.join(folders.log_dir, 'train') if cluster.is_chief else None,
                 log_step_count_steps=None, config=config,
                 stop_grace_period_secs=10) as session:
+            # The session's hooks stop the steps and, on the chief, save and summarize.
+            steps = MonitoredSession(session, t, pipelines[0],
+                                     checkpoint_dir=ckpt_dir if cluster.is_chief else None)
+            loop = TrainingLoop(steps, batch_size=run.batch_size, name=cluster.name)
             # Asynchronous: each worker makes exactly its shard's passes. Synchronous: stale
             # gradients are dropped, so workers keep contributing until the global step reaches
             # the target; stopping early would leave the others waiting for a partner gradient.
             epochs = itertools.count() if sync_replicas else range(run.epochs)
             for epoch in epochs:
-                for images, labels in data_lib.iterate_batches(shard_x, shard_y, run.batch_size,
-                                                               seed=run.seed + i, epoch=epoch):
-                    if session.should_stop():
-                        break
-                    _, loss, global_step = session.run(
-                        [t.train_op, t.loss, t.global_step],
-                        {t.model.inputs: images, t.labels: labels})
-                    local_steps += 1
-                    if not math.isfinite(loss):
-                        raise TrainingError(f'{cluster.name}: loss became {loss} at global step '
-                                            f'{global_step}; lower the learning rate')
+                began_epoch = time.perf_counter()
+                # The batches of data.iterate_batches(seed=run.seed + i), in the graph.
+                steps.start_epoch(shard_x, shard_y,
+                                  data_lib.epoch_order(len(shard_y), run.seed + i, epoch))
+                loop.run_epoch(len(shard_y), began=began_epoch)
                 log(f'{cluster.name}: shard epoch {epoch + 1} done, '
-                    f'{local_steps} local steps, global step {global_step}')
+                    f'{loop.step} local steps, global step {steps.global_step}')
                 if session.should_stop():
                     break
             if cluster.is_chief and not sync_replicas:
                 # The chief's final checkpoint must include the other workers' updates: wait
                 # until the global step reaches the target (a batch is fed because the summary
-                # hook may evaluate the summaries on this run).
-                feed = {t.model.inputs: shard_x[:run.batch_size], t.labels: shard_y[:run.batch_size]}
+                # hook may evaluate the summaries on this run, and the epoch's iterator is
+                # spent).
+                feed = {t.model.inputs: shard_x[:run.batch_size],
+                        t.labels: shard_y[:run.batch_size]}
                 while not session.should_stop():
-                    global_step = session.run(t.global_step, feed)
+                    steps.global_step = session.run(t.global_step, feed)
                     time.sleep(0.05)
     except tf.errors.CancelledError:
         if not sync_replicas:
@@ -324,6 +358,8 @@ def train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig,
     # worker that has already finished and gone.
     with v1.Session(server.target, graph=graph, config=config) as session:
         session.run(done)
+    local_steps = loop.step if steps is not None else 0
+    global_step = steps.global_step if steps is not None else 0
     result = WorkerResult(cluster.name, local_steps, int(global_step), len(shard_y),
                           seconds=seconds)
     if cluster.is_chief:

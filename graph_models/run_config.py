@@ -98,6 +98,16 @@ class RunConfig:
         if self.limit is not None and self.limit <= 0:
             raise ConfigError(f'limit must be a positive number of examples, got {self.limit}')
 
+    def run_name(self, name: Optional[str] = None) -> str:
+        """The run's folder name: ``name`` when given, else ``<model>-<dataset>[-qat]``.
+
+        The one place the default run name is made (single-process training, cluster workers
+        and the command line all ask here).
+        """
+        if name is not None:  # An empty name is checked (and refused) like any other.
+            return name
+        return f'{self.model.name}-{self.dataset}' + ('-qat' if self.quantization else '')
+
     def to_dict(self) -> Dict[str, Any]:
         """The JSON-ready dictionary, with the format and version fields."""
         d = dataclasses.asdict(self)

@@ -35,7 +35,7 @@ def _image(tag: str, png: bytes) -> v1.Summary.Value:
 def eval_summary(evaluator, images: np.ndarray, labels: np.ndarray,
                  class_names: Optional[Sequence[str]] = None,
                  *, pictures: bool = True) -> v1.Summary:
-    """The pictures and quantization ranges of a restored `train.Evaluator`.
+    """The pictures and quantization ranges of a restored `graph_models.evaluator.Evaluator`.
 
     Args:
       evaluator: an evaluator with the checkpoint to describe restored.

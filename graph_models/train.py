@@ -1,6 +1,8 @@
 """Training under ``tf.compat.v1.Session``: `train_and_eval`.
 
-The training graph (dropout, labels, loss, Adam, summaries) lives in its own ``tf.Graph``.
+The steps run in `graph_models.loop.TrainingLoop` (the loop cluster workers use too) on a
+plain ``Session`` over an in-graph input pipeline (`graph_models.loop.EpochPipeline`). The
+training graph (dropout, labels, loss, Adam, summaries) lives in its own ``tf.Graph``.
 Evaluation uses a separate inference graph (no dropout, moving batch-norm statistics) that
 restores each epoch's checkpoint, as TF1's train/eval split did, so the figures it reports are
 those of the graph that export will freeze.
@@ -15,9 +17,7 @@ Outputs of a run called ``RUN``:
 
 import contextlib
 import dataclasses
-import math
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -32,14 +32,14 @@ from graph_models import data as data_lib
 from graph_models import graphs
 from graph_models._tf import tf, v1
 from graph_models.errors import (CheckpointError, ConfigError, GraphModelsError, Terminated,
-                                 TrainingError, TrainingInterrupted, tf_error_reason)
-from graph_models.nets_factory import ModelConfig
-from graph_models.run_config import (RunConfig, read_run_config, run_config_path,
-                                     write_run_config)
-
-CHECKPOINT_PREFIX = 'model.ckpt'
-# Examples per session.run when evaluating (the CNN's activations of 1000 images: ~100 MB).
-EVAL_BATCH = 1000
+                                 TrainingInterrupted,
+                                 tf_error_reason)
+from graph_models.evaluator import Evaluator
+from graph_models.loop import (EpochPipeline, LocalSession, RunFolders, TrainingLoop,
+                               check_training_arguments, checkpoint_global_step,
+                               prune_checkpoints)
+from graph_models.run_config import RunConfig, write_run_config
+from graph_models.tb_summaries import scalar_summary, training_summary_ops
 
 
 @dataclasses.dataclass
@@ -98,142 +98,6 @@ class TrainResult:
         return self.history[-1] if self.history else None
 
 
-def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> Tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``logits [N, C]`` against int ``labels [N]``."""
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    loss = float(-log_probs[np.arange(len(labels)), labels].mean())
-    accuracy = float((logits.argmax(axis=1) == labels).mean())
-    return loss, accuracy
-
-
-class Evaluator:
-    """An inference graph in its own session that restores checkpoints and evaluates arrays.
-
-    Args:
-      model_config: which network.
-      batch_size: static batch size of the graph, or None for a dynamic one.
-      rewrite: in-place rewrite of the inference graph (for example the quantization eval
-        rewrite).
-    """
-
-    @classmethod
-    def for_run(cls, run: RunConfig, batch_size: Optional[int] = None) -> 'Evaluator':
-        """The evaluator of a run: quantized (eval rewrite) when the run was."""
-        rewrite = run.quantization.eval_rewrite() if run.quantization else None
-        return cls(run.model, batch_size=batch_size, rewrite=rewrite)
-
-    def __init__(self, model_config: ModelConfig, batch_size: Optional[int] = None,
-                 rewrite: Optional[graphs.GraphRewrite] = None):
-        self.graph, self.model = graphs.build_inference_graph(
-            model_config, batch_size=batch_size, rewrite=rewrite)
-        with self.graph.as_default():
-            self._variables = v1.global_variables()
-            self._saver = v1.train.Saver(self._variables)
-            self._global_step = v1.train.get_global_step()
-        self.session = v1.Session(graph=self.graph)
-
-    def restore(self, checkpoint_path: str) -> int:
-        """Restores a checkpoint (names and shapes checked first); returns its global step.
-
-        Raises:
-          CheckpointError: the checkpoint does not fit the graph or cannot be read.
-        """
-        from graph_models.restore import restore_variables
-        restore_variables(self.session, checkpoint_path, self._variables, saver=self._saver)
-        return int(self.session.run(self._global_step))
-
-    def logits(self, images: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
-        """Runs ``Logits`` over float ``images [N, ...]`` in chunks; returns ``[N, C]``."""
-        chunks = [self.session.run(self.model.logits, {self.model.inputs: images[i:i + batch_size]})
-                  for i in range(0, len(images), batch_size)]
-        return np.concatenate(chunks)
-
-    def evaluate(self, images: np.ndarray, labels: np.ndarray) -> Tuple[float, float]:
-        """Mean cross-entropy and accuracy on float ``images`` and int ``labels``."""
-        return softmax_cross_entropy(self.logits(images), labels)
-
-    def close(self):
-        self.session.close()
-
-
-class EpochPipeline:
-    """An in-graph input pipeline: the training split is loaded once, each epoch feeds its order.
-
-    The training images and labels go into the graph once per run (local variables: neither
-    checkpointed nor written into the TensorBoard graph). Each epoch then feeds only its
-    example order (``int64 [N]``, in the run's seeded order) to a ``tf.data`` iterator that
-    batches the indices and gathers the rows, with prefetch; training steps run with no
-    ``feed_dict``. Batches are exactly those of `graph_models.data.iterate_batches`, so results
-    and resumption are unchanged, while the per-epoch cost is an index array instead of a copy
-    of the whole split. ``Input`` and ``Labels`` default to the iterator's batch and can still
-    be fed.
-
-    Args:
-      input_shape: shape of one example.
-      batch_size: examples per batch (the epoch's last batch may be smaller).
-    """
-
-    def __init__(self, input_shape, batch_size: int):
-        self.images = v1.placeholder(tf.float32, [None, *input_shape], name='epoch_images')
-        self.labels = v1.placeholder(tf.int64, [None], name='epoch_labels')
-        self.order = v1.placeholder(tf.int64, [None], name='epoch_order')
-        local = [v1.GraphKeys.LOCAL_VARIABLES]
-        self._images = v1.Variable(self.images, trainable=False, collections=local,
-                                   validate_shape=False, name='train_images')
-        self._labels = v1.Variable(self.labels, trainable=False, collections=local,
-                                   validate_shape=False, name='train_labels')
-        self.load_op = tf.group(self._images.initializer, self._labels.initializer)
-        images_var, labels_var = self._images, self._labels
-
-        def gather(index):
-            return tf.gather(images_var, index), tf.gather(labels_var, index)
-
-        dataset = tf.data.Dataset.from_tensor_slices(self.order).batch(batch_size)
-        dataset = dataset.map(gather).prefetch(2)
-        self.iterator = v1.data.make_initializable_iterator(dataset)
-
-    def next_batch(self):
-        return self.iterator.get_next()
-
-    def load(self, session, images: np.ndarray, labels: np.ndarray) -> None:
-        """Copies the training split into the graph (once per run)."""
-        session.run(self.load_op, {self.images: images, self.labels: labels})
-
-    def start(self, session, order: np.ndarray) -> None:
-        """Starts one epoch over the loaded split in ``order`` (indices into it)."""
-        session.run(self.iterator.initializer, {self.order: order})
-
-
-def training_summary_ops(tensors: graphs.TrainingTensors) -> Tuple[tf.Tensor, tf.Tensor]:
-    """The training graph's summaries as two merged ops: cheap scalars and costly histograms.
-
-    Histograms cost far more than a training step (``HistogramSummary`` buckets every weight
-    on one thread: about 78% of a summary step's op time for the MLP, traced), so the training
-    loop writes them less often than the scalars. The legacy summary ops take their tag
-    verbatim (``v1.summary.scalar('loss', ...)`` would tag ``loss_1``, since the public
-    ``loss`` tensor owns that name).
-
-    Returns:
-      ``(scalars, histograms)``: merged ``loss``, ``accuracy``, ``learning_rate`` scalars, and
-      merged ``weights/<variable>`` and ``activations/<layer>`` histograms.
-    """
-    with tf.name_scope('summaries'):
-        scalars = [tf.raw_ops.ScalarSummary(tags=tag, values=value)
-                   for tag, value in (('loss', tensors.loss), ('accuracy', tensors.accuracy),
-                                      ('learning_rate', tensors.learning_rate))]
-        histograms = [tf.raw_ops.HistogramSummary(tag='weights/' + var.op.name, values=var)
-                      for var in v1.trainable_variables()]
-        histograms += [tf.raw_ops.HistogramSummary(tag='activations/' + name, values=tensor)
-                       for name, tensor in tensors.model.end_points.items()]
-        return v1.summary.merge(scalars), v1.summary.merge(histograms)
-
-
-def add_training_summaries(tensors: graphs.TrainingTensors) -> tf.Tensor:
-    """Scalar and histogram summaries of the training graph; returns the merged op."""
-    return v1.summary.merge(list(training_summary_ops(tensors)))
-
-
 def session_config(run: RunConfig) -> v1.ConfigProto:
     """Session options of a run's training graph: XLA JIT compilation when ``run.xla``.
 
@@ -253,199 +117,6 @@ def show_progress(progress: bool, stream=None) -> bool:
     """
     stream = sys.stderr if stream is None else stream
     return bool(progress) and bool(getattr(stream, 'isatty', lambda: False)())
-
-
-def progress_text(loss: float, examples_per_sec: float) -> str:
-    """The progress bar's postfix, in plain words."""
-    return f'loss {loss:.4f}, {examples_per_sec:,.0f} examples/s'
-
-
-def _scalar_summary(**values: float) -> v1.Summary:
-    return v1.Summary(value=[v1.Summary.Value(tag=k, simple_value=v) for k, v in values.items()])
-
-
-LOCK_FILE = '.lock'
-_LOG_SUBFOLDERS = ('train', 'eval')
-
-
-def check_run_name(name: str) -> None:
-    """Raises `ConfigError` unless ``name`` is one plain path component (no ``/``, ``.``, ``..``).
-
-    A run name becomes a folder under ``--checkpoint-dir`` and ``--log-dir`` that ``--overwrite``
-    may delete; ``..`` or an absolute path would point it at someone else's files.
-    """
-    bad = (not name or name in ('.', '..') or '/' in name or '\0' in name
-           or (os.sep in name) or (os.altsep is not None and os.altsep in name))
-    if bad:
-        raise ConfigError(f'--run-name must be one plain folder name such as mlp-run1 (no "/", '
-                          f'".", ".."), got {name!r}')
-
-
-class RunLock:
-    """An exclusive lock on a run folder, so two processes never train the same run.
-
-    The lock is ``flock`` on ``<folder>/.lock``, which holds the owner's process id. The kernel
-    drops it when the owner exits, however it exits (even ``kill -9``), so a lock left by a
-    dead process is simply taken over.
-
-    Args:
-      folder: the run's checkpoint folder (must exist).
-    """
-
-    def __init__(self, folder: str):
-        self.path = os.path.join(folder, LOCK_FILE)
-        self._fd: Optional[int] = None
-
-    def acquire(self) -> None:
-        """Takes the lock.
-
-        Raises:
-          ConfigError: if another live process holds it (its process id is named).
-        """
-        import fcntl
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.pread(fd, 32, 0).decode('ascii', 'replace').strip() or 'unknown'
-            os.close(fd)
-            raise ConfigError(f'{os.path.dirname(self.path)} is in use by another '
-                              f'"graph-models train" (process {holder}); wait for it to end or '
-                              'choose another --run-name') from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f'{os.getpid()}\n'.encode(), 0)
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # Closing drops the flock.
-            self._fd = None
-
-
-def _checkpoint_step(name: str) -> Optional[int]:
-    """The step of ``model.ckpt-<step>.index``, or None for other names."""
-    stem = CHECKPOINT_PREFIX + '-'
-    if name.startswith(stem) and name.endswith('.index') and name[len(stem):-6].isdigit():
-        return int(name[len(stem):-6])
-    return None
-
-
-def remove_stale_temporaries(ckpt_dir: str) -> List[str]:
-    """Deletes what an interrupted save leaves behind; returns the names removed.
-
-    A ``kill -9`` during a save leaves TensorFlow's ``*.tempstate*`` bundle files, a sharded
-    save's ``model.ckpt-N_temp`` folder, or the state file's ``checkpoint.tmp*``. Only names
-    of those shapes are touched. Call it while holding the run's `RunLock`.
-    """
-    removed = []
-    for name in sorted(os.listdir(ckpt_dir)):
-        path = os.path.join(ckpt_dir, name)
-        stale = ('.tempstate' in name and name.startswith(CHECKPOINT_PREFIX)) or \
-            name.startswith('checkpoint.tmp') or \
-            (name.startswith(CHECKPOINT_PREFIX + '-') and name.endswith('_temp'))
-        if not stale:
-            continue
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-        removed.append(name)
-    return removed
-
-
-def prune_checkpoints(ckpt_dir: str, keep: int, latest: str) -> List[str]:
-    """Keeps the ``keep`` newest ``model.ckpt-<step>`` checkpoints (always ``latest``).
-
-    A restarted Saver only knows the checkpoints it wrote itself, so each resume used to leave
-    the previous run's checkpoints behind for good.
-
-    Returns:
-      The prefixes kept, oldest first.
-    """
-    steps = sorted(step for step in map(_checkpoint_step, os.listdir(ckpt_dir))
-                   if step is not None)
-    prefixes = [os.path.join(ckpt_dir, f'{CHECKPOINT_PREFIX}-{step}') for step in steps]
-    kept = [p for p in prefixes if p != latest][-(keep - 1):] if keep > 1 else []
-    kept = sorted(set(kept) | {latest}, key=lambda p: int(p.rsplit('-', 1)[1]))
-    for prefix in prefixes:
-        if prefix in kept:
-            continue
-        base = os.path.basename(prefix)
-        for name in os.listdir(ckpt_dir):
-            if name == base + '.index' or name == base + '.meta' or \
-                    name.startswith(base + '.data-'):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join(ckpt_dir, name))
-    return kept
-
-
-def empty_run_for_overwrite(ckpt_dir: str, log_dir: str) -> None:
-    """Empties a run's folders for ``--overwrite``, refusing folders that are not runs.
-
-    Only a checkpoint folder holding our ``run_config.json`` (or nothing but the lock) is
-    emptied, and a log folder only when it holds nothing but ``train`` and ``eval``.
-    """
-    from graph_models.run_config import RUN_CONFIG_FILE
-    entries = set(os.listdir(ckpt_dir)) - {LOCK_FILE}
-    if entries and RUN_CONFIG_FILE not in entries:
-        raise ConfigError(f'--overwrite refuses to empty {ckpt_dir}: it holds no '
-                          f'{RUN_CONFIG_FILE}, so it is not a run written by "graph-models '
-                          'train"; choose another --run-name or --checkpoint-dir')
-    if os.path.isdir(log_dir):
-        foreign = sorted(set(os.listdir(log_dir)) - set(_LOG_SUBFOLDERS))
-        if foreign:
-            raise ConfigError(f'--overwrite refuses to empty {log_dir}: it holds '
-                              f'{foreign[0]!r}, not only a run\'s train/eval logs; choose '
-                              'another --run-name or --log-dir')
-    for name in entries:
-        path = os.path.join(ckpt_dir, name)
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)
-    for name in _LOG_SUBFOLDERS:
-        shutil.rmtree(os.path.join(log_dir, name), ignore_errors=True)
-
-
-def _prepare_run_folders(checkpoint_dir: str, log_dir: str, *, resume: bool,
-                         overwrite: bool, run: RunConfig) -> Optional[str]:
-    """Checks the run's folders against resume/overwrite; returns the checkpoint to resume.
-
-    Call it while holding the run's `RunLock`.
-    """
-    latest = tf.train.latest_checkpoint(checkpoint_dir) if os.path.isdir(checkpoint_dir) else None
-    if resume:
-        if latest is None:
-            raise CheckpointError(f'no checkpoint to resume in {checkpoint_dir}; start a new '
-                                  'run with resume=False',
-                                  cli_message=f'no checkpoint to resume in {checkpoint_dir}; '
-                                              'drop --resume to start a new run')
-        saved = read_run_config(checkpoint_dir)
-        changed = saved.differences(run)
-        if changed:
-            differ = (f'cannot resume {checkpoint_dir}: {", ".join(changed)} differ from the '
-                      'checkpoint\'s run config; use the same settings or a new ')
-            raise ConfigError(differ + 'run name', cli_message=differ + '--run-name')
-        return latest
-    if overwrite:
-        empty_run_for_overwrite(checkpoint_dir, log_dir)
-    elif latest is not None:
-        raise ConfigError(f'{checkpoint_dir} already holds a checkpoint; resume=True continues '
-                          'it, overwrite=True starts again, or choose a new run name',
-                          cli_message=f'{checkpoint_dir} already holds a checkpoint; pass '
-                                      '--resume to continue it, --overwrite to start again, or '
-                                      'a new --run-name')
-    return None
-
-
-def _checkpoint_global_step(prefix: str) -> int:
-    try:
-        return int(tf.train.load_checkpoint(prefix).get_tensor('global_step'))
-    except (tf.errors.OpError, ValueError, KeyError) as e:
-        message = tf_error_reason(getattr(e, 'message', str(e)))
-        raise CheckpointError(f'cannot read the global step of {prefix} ({message}); the '
-                              'checkpoint is corrupt or incomplete') from None
 
 
 def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional[str] = None,
@@ -488,42 +159,23 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
       TrainingError: if the loss becomes NaN or infinite (the last good checkpoint is kept).
       TrainingInterrupted: on Ctrl-C, after saving a checkpoint at the current step.
     """
-    for name, value in (('keep_checkpoints', keep_checkpoints),
-                        ('summary_every_steps', summary_every_steps),
-                        ('histogram_every_steps', histogram_every_steps or 1),
-                        ('save_every_steps', save_every_steps or 1)):
-        if value <= 0:
-            raise ConfigError(f'{name.replace("_", " ")} must be positive, got {value}')
-    if data.name != run.dataset:
-        raise ConfigError(f'the data is {data.name!r} but the run config says {run.dataset!r}')
+    check_training_arguments(run, data, keep_checkpoints=keep_checkpoints,
+                             summary_every_steps=summary_every_steps,
+                             histogram_every_steps=histogram_every_steps,
+                             save_every_steps=save_every_steps)
     float_checkpoint = None
     if resume_from_float is not None:
         if resume:
             raise ConfigError('--resume and --resume-from-float exclude each other: resume '
                               'continues this run, resume-from-float starts it')
         float_checkpoint = checkpoints.resolve_checkpoint(resume_from_float)
-    if run_name is None:
-        run_name = f'{run.model.name}-{run.dataset}' + ('-qat' if run.quantization else '')
-    check_run_name(run_name)
-    ckpt_dir = os.path.join(checkpoint_dir, run_name)
-    run_log_dir = os.path.join(log_dir, run_name)
-    created = {folder: not os.path.lexists(folder) for folder in (ckpt_dir, run_log_dir)}
-    new_parents = [parent for parent in (checkpoint_dir, log_dir) if not os.path.lexists(parent)]
-    _make_folder(ckpt_dir, '--checkpoint-dir')
-    lock = RunLock(ckpt_dir)
-    lock_is_new = not os.path.lexists(lock.path)
-    lock.acquire()
-    owned = dict(created)  # Folders this call may remove again if it fails before a checkpoint.
-    try:
-        if os.path.isfile(run_config_path(ckpt_dir)):  # Only in a folder that is a run.
-            remove_stale_temporaries(ckpt_dir)
-        restore_from = _prepare_run_folders(ckpt_dir, run_log_dir, resume=resume,
-                                            overwrite=overwrite, run=run)
-        if overwrite:
-            owned = {folder: True for folder in owned}
+    run_name = run.run_name(run_name)
+    with RunFolders(checkpoint_dir, log_dir, run_name) as folders:
+        ckpt_dir, run_log_dir = folders.checkpoint_dir, folders.log_dir
+        restore_from = folders.prepare(run, resume=resume, overwrite=overwrite)
         spe = data_lib.steps_per_epoch(len(data.train_labels), run.batch_size)
         if restore_from:
-            step = _checkpoint_global_step(restore_from)
+            step = checkpoint_global_step(restore_from)
             if step >= run.epochs * spe:
                 # Nothing to train: leave the run exactly as it is (run config included).
                 log(f'{ckpt_dir} is already trained to step {step} ({step / spe:g} epochs of '
@@ -533,40 +185,14 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
                                    log_dir=run_log_dir, checkpoint_path=restore_from,
                                    global_step=step, history=[])
             prune_checkpoints(ckpt_dir, keep_checkpoints, restore_from)
-        for folder in (os.path.join(run_log_dir, 'train'), os.path.join(run_log_dir, 'eval')):
-            _make_folder(folder, '--log-dir')
+        folders.make_log_folders()
         return _train_locked(run, data, run_name=run_name, ckpt_dir=ckpt_dir,
                              run_log_dir=run_log_dir, restore_from=restore_from,
                              keep_checkpoints=keep_checkpoints,
                              save_every_steps=save_every_steps,
                              summary_every_steps=summary_every_steps,
-                             float_checkpoint=float_checkpoint, progress=progress, log=log,
-                             histogram_every_steps=histogram_every_steps)
-    except BaseException:
-        # A run that failed before its first checkpoint leaves no empty folders behind.
-        if tf.train.latest_checkpoint(ckpt_dir) is None:
-            for folder in (ckpt_dir, run_log_dir):
-                if owned[folder]:
-                    shutil.rmtree(folder, ignore_errors=True)
-            for parent in new_parents:  # --checkpoint-dir / --log-dir this call created.
-                with contextlib.suppress(OSError):
-                    os.rmdir(parent)  # Only if empty.
-            if lock_is_new and not os.path.isfile(run_config_path(ckpt_dir)):
-                with contextlib.suppress(OSError):  # Leave a folder that is not a run as found.
-                    os.unlink(lock.path)
-        raise
-    finally:
-        lock.release()
-
-
-def _make_folder(folder: str, flag: str) -> None:
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as e:
-        raise GraphModelsError(f'cannot create folder {folder} ({e.strerror}); choose '
-                               'another folder',
-                               cli_message=f'cannot create folder {folder} ({e.strerror}); '
-                                           f'choose another {flag}') from None
+                             histogram_every_steps=histogram_every_steps,
+                             float_checkpoint=float_checkpoint, progress=progress, log=log)
 
 
 class _SignalLatch:
@@ -609,9 +235,8 @@ class _SignalLatch:
 def _train_locked(run: RunConfig, data: data_lib.Dataset, *, run_name: str, ckpt_dir: str,
                   run_log_dir: str, restore_from: Optional[str], keep_checkpoints: int,
                   save_every_steps: Optional[int], summary_every_steps: int,
-                  float_checkpoint: Optional[str], progress: bool,
-                  log: Callable[[str], None],
-                  histogram_every_steps: Optional[int] = None) -> TrainResult:
+                  histogram_every_steps: Optional[int], float_checkpoint: Optional[str],
+                  progress: bool, log: Callable[[str], None]) -> TrainResult:
     """`train_and_eval` once the run's folders are locked and prepared."""
     input_shape = run.model.input_shape
     train_x = data_lib.to_float(data.train_images, input_shape)
@@ -628,13 +253,14 @@ def _train_locked(run: RunConfig, data: data_lib.Dataset, *, run_name: str, ckpt
         try:
             training = _TrainingRun(run, ckpt_dir, keep_checkpoints=keep_checkpoints,
                                     float_checkpoint=float_checkpoint,
-                                    restoring=bool(restore_from))
+                                    restoring=bool(restore_from),
+                                    summary_every_steps=summary_every_steps,
+                                    histogram_every_steps=histogram_every_steps,
+                                    save_every_steps=save_every_steps)
             training.start(restore_from, run_log_dir, log)
             for epoch in range(training.step // spe, run.epochs):
-                result = training.train_epoch(
-                    epoch, train_x, train_y, spe=spe, summary_every_steps=summary_every_steps,
-                    save_every_steps=save_every_steps, progress=progress,
-                    histogram_every_steps=histogram_every_steps)
+                result = training.train_epoch(epoch, train_x, train_y, spe=spe,
+                                              progress=progress)
                 eval_began = time.perf_counter()
                 result.test_loss, result.test_accuracy = training.evaluate(test_x, test_y)
                 result.eval_seconds = time.perf_counter() - eval_began
@@ -675,7 +301,7 @@ def _train_locked(run: RunConfig, data: data_lib.Dataset, *, run_name: str, ckpt
 
 
 class _TrainingRun:
-    """The training graph, its session, saver, summary writers and evaluator for one run.
+    """The training graph, its `TrainingLoop` on a `LocalSession`, and the evaluator of a run.
 
     Args:
       run: the run config.
@@ -683,17 +309,19 @@ class _TrainingRun:
       keep_checkpoints: checkpoints to keep.
       float_checkpoint: a float checkpoint to initialize the model variables from.
       restoring: whether `start` will restore a checkpoint of this run.
+      summary_every_steps, histogram_every_steps, save_every_steps: the loop's cadence (see
+        `train_and_eval`).
     """
 
     # Image summaries of the evaluation after each epoch (tb_pictures); class-level switch.
     eval_pictures = True
 
     def __init__(self, run: RunConfig, ckpt_dir: str, *, keep_checkpoints: int,
-                 float_checkpoint: Optional[str], restoring: bool):
+                 float_checkpoint: Optional[str], restoring: bool,
+                 summary_every_steps: int = 50, histogram_every_steps: Optional[int] = None,
+                 save_every_steps: Optional[int] = None):
         self.run = run
         self.ckpt_dir = ckpt_dir
-        self.checkpoint_path = ''
-        self.step = 0
         pipelines: List[EpochPipeline] = []
 
         def input_pipeline():
@@ -706,8 +334,7 @@ class _TrainingRun:
             input_pipeline=input_pipeline)
         self.pipeline = pipelines[0]
         with self.graph.as_default():
-            self.scalar_summaries, self.histogram_summaries = training_summary_ops(
-                self.tensors)
+            scalar_summaries, histogram_summaries = training_summary_ops(self.tensors)
             self.saver = v1.train.Saver(v1.global_variables(), max_to_keep=keep_checkpoints,
                                         save_relative_paths=True)
             self.init_op = v1.global_variables_initializer()
@@ -720,27 +347,31 @@ class _TrainingRun:
         self.graph.finalize()  # Nothing may add ops inside the loop (a classic TF1 slow-down).
         self.evaluator = Evaluator.for_run(run)
         self.session = v1.Session(graph=self.graph, config=session_config(run))
-        # Callables skip session.run's per-call fetch analysis (about 90 us of Python per
-        # step, measured). One per fetch list the loop uses.
-        t = self.tensors
-        step = [t.train_op, t.loss, t.accuracy]
-        self.step_fns = {
-            (False, False): self.session.make_callable(step),
-            (True, False): self.session.make_callable(step + [self.scalar_summaries]),
-            (False, True): self.session.make_callable(step + [self.histogram_summaries]),
-            (True, True): self.session.make_callable(
-                step + [self.scalar_summaries, self.histogram_summaries]),
-        }
+        self.local = LocalSession(self.session, self.tensors, scalar_summaries=scalar_summaries,
+                                  histogram_summaries=histogram_summaries, saver=self.saver,
+                                  checkpoint_dir=ckpt_dir)
+        self.loop = TrainingLoop(self.local, batch_size=run.batch_size,
+                                 summary_every_steps=summary_every_steps,
+                                 histogram_every_steps=histogram_every_steps,
+                                 save_every_steps=save_every_steps)
         self._loaded_split = None
-        self.train_writer = self.eval_writer = None
-        self.run_log_dir = ''
+        self.eval_writer = None
         self._event_bytes = {}  # Event file -> its size at the last flush.
         self.started = False
+
+    # The loop's step and last checkpoint, under the names the rest of this module uses.
+    step = property(lambda self: self.loop.step,
+                    lambda self, value: setattr(self.loop, 'step', value))
+    checkpoint_path = property(lambda self: self.loop.checkpoint_path)
+
+    @property
+    def train_writer(self):
+        return self.local.writer
 
     def start(self, restore_from: Optional[str], run_log_dir: str,
               log: Callable[[str], None]) -> None:
         """Initializes or restores the variables, writes the run config, opens the writers."""
-        self.run_log_dir = run_log_dir
+        self.local.run_log_dir = run_log_dir
         # Saver and FileWriter insist on their graph being the default one.
         with self.graph.as_default():
             if restore_from:
@@ -752,7 +383,7 @@ class _TrainingRun:
                         tf.errors.DataLossError) as e:
                     raise CheckpointError(f'cannot restore {restore_from}: '
                                           f'{tf_error_reason(e.message)}') from None
-                self.checkpoint_path = restore_from
+                self.loop.checkpoint_path = restore_from
                 # Let max_to_keep count the checkpoints of earlier calls too.
                 state = tf.train.get_checkpoint_state(self.ckpt_dir)
                 if state is not None:
@@ -765,7 +396,7 @@ class _TrainingRun:
                     self.float_saver.restore(self.session, self.float_checkpoint)
                     log(f'initialized the model from {self.float_checkpoint}')
             write_run_config(self.ckpt_dir, self.run)
-            self.train_writer = v1.summary.FileWriter(os.path.join(run_log_dir, 'train'),
+            self.local.writer = v1.summary.FileWriter(os.path.join(run_log_dir, 'train'),
                                                       self.graph)
         with self.evaluator.graph.as_default():
             self.eval_writer = v1.summary.FileWriter(os.path.join(run_log_dir, 'eval'),
@@ -775,22 +406,10 @@ class _TrainingRun:
 
     def save(self) -> str:
         """Writes a checkpoint at the current step; returns its path."""
-        try:
-            with self.graph.as_default():
-                self.checkpoint_path = self.saver.save(
-                    self.session, os.path.join(self.ckpt_dir, CHECKPOINT_PREFIX),
-                    global_step=self.step, write_meta_graph=False)
-        except tf.errors.OpError as e:
-            reason = (f'cannot write a checkpoint in {self.ckpt_dir} '
-                      f'({tf_error_reason(e.message)}); free disk space or choose another ')
-            raise CheckpointError(reason + 'checkpoint folder',
-                                  cli_message=reason + '--checkpoint-dir') from None
-        return self.checkpoint_path
+        return self.loop.save()
 
     def train_epoch(self, epoch: int, train_x: np.ndarray, train_y: np.ndarray, *, spe: int,
-                    summary_every_steps: int, save_every_steps: Optional[int],
-                    progress: bool,
-                    histogram_every_steps: Optional[int] = None) -> EpochResult:
+                    progress: bool) -> EpochResult:
         """Trains the rest of one epoch (from the current step) and checkpoints at its end.
 
         The epoch's ``seconds`` run from the input pipeline's set-up to the end of the last
@@ -805,56 +424,25 @@ class _TrainingRun:
             self.pipeline.load(self.session, train_x, train_y)
             self._loaded_split = train_x
         self.pipeline.start(self.session, order)
-        loss_sum = acc_sum = saving = 0.0
-        seen = 0
-        last_step = (epoch + 1) * spe
         with tqdm(total=spe, initial=start_step, desc=f'epoch {epoch + 1}/{run.epochs}',
                   unit='batch', disable=not show_progress(progress), file=sys.stderr,
                   leave=False) as bar:
-            for first in range(0, len(order), run.batch_size):
-                step = self.step + 1
-                want_scalars = step % summary_every_steps == 0
-                want_histograms = step == last_step or bool(
-                    histogram_every_steps and step % histogram_every_steps == 0)
-                results = self.step_fns[want_scalars, want_histograms]()
-                loss, acc = float(results[1]), float(results[2])
-                if not math.isfinite(loss):
-                    raise TrainingError(
-                        f'loss became {loss} at step {step}; the last good checkpoint '
-                        f'is {self.checkpoint_path or "none (no checkpoint yet)"}; lower the '
-                        'learning rate and resume or start again')
-                self.step = step
-                n = min(run.batch_size, len(order) - first)
-                loss_sum += loss * n
-                acc_sum += acc * n
-                seen += n
-                for summary in results[3:]:
-                    self._log_write(self.train_writer.add_summary, summary, step)
-                if save_every_steps and step % save_every_steps == 0:
-                    save_began = time.perf_counter()
-                    self.save()
-                    saving += time.perf_counter() - save_began
-                if not bar.disable:
-                    elapsed = time.perf_counter() - began - saving
-                    bar.set_postfix_str(progress_text(loss, seen / max(elapsed, 1e-9)))
-                    bar.update(1)
-        seconds = time.perf_counter() - began - saving
-        save_began = time.perf_counter()
-        self.save()
-        saving += time.perf_counter() - save_began
+            stats = self.loop.run_epoch(len(order), began=began, last_step=(epoch + 1) * spe,
+                                        bar=bar)
+        seen = stats.examples
         return EpochResult(epoch=epoch + 1, global_step=self.step,
-                           train_loss=loss_sum / max(seen, 1),
-                           train_accuracy=acc_sum / max(seen, 1), test_loss=float('nan'),
-                           test_accuracy=float('nan'),
-                           examples_per_sec=seen / max(seconds, 1e-9), seconds=seconds,
-                           save_seconds=saving)
+                           train_loss=stats.loss_sum / max(seen, 1),
+                           train_accuracy=stats.accuracy_sum / max(seen, 1),
+                           test_loss=float('nan'), test_accuracy=float('nan'),
+                           examples_per_sec=seen / max(stats.seconds, 1e-9),
+                           seconds=stats.seconds, save_seconds=stats.save_seconds)
 
     def evaluate(self, test_x: np.ndarray, test_y: np.ndarray) -> Tuple[float, float]:
         """Test loss and accuracy of the latest checkpoint in the inference graph; logged."""
         self.evaluator.restore(self.checkpoint_path)
         loss, accuracy = self.evaluator.evaluate(test_x, test_y)
         self._log_write(self.eval_writer.add_summary,
-                        _scalar_summary(loss=loss, accuracy=accuracy), self.step)
+                        scalar_summary(loss=loss, accuracy=accuracy), self.step)
         # Pictures (confusion matrix, confident mistakes) and QAT ranges: graph_models/tb_pictures.
         from graph_models import data as _data, tb_pictures
         self._log_write(self.eval_writer.add_summary, tb_pictures.eval_summary(
@@ -864,19 +452,7 @@ class _TrainingRun:
         return loss, accuracy
 
     def _log_write(self, call, *args):
-        """Runs a summary writer call; a failure of its writer thread becomes our error.
-
-        ``FileWriter`` writes from a background thread; when that thread fails (a full
-        ``--log-dir``), the next call in the main thread re-raises its RuntimeError.
-        """
-        try:
-            return call(*args)
-        except RuntimeError as e:
-            reason = str(e).splitlines()[0].split('; ')[-1] if str(e) else 'write failed'
-            raise GraphModelsError(
-                f'cannot write TensorBoard logs in {os.path.dirname(self.run_log_dir)} '
-                f'({reason}); free disk space or choose another --log-dir; the checkpoints in '
-                f'{self.ckpt_dir} are intact') from None
+        return self.local.log_write(call, *args)
 
     def _flush_writers(self) -> None:
         """Flushes both summary writers and checks that their event files grew.
@@ -890,20 +466,18 @@ class _TrainingRun:
             path = writer.event_writer._ev_writer.FileName()  # pylint: disable=protected-access
             size = os.path.getsize(path) if os.path.isfile(path) else 0
             if size <= self._event_bytes.get(path, 0):
-                raise GraphModelsError(
-                    f'cannot write TensorBoard logs in {os.path.dirname(self.run_log_dir)} '
-                    f'(nothing reached {path}: disk full or not writable); free disk space or '
-                    f'choose another log folder; the checkpoints in {self.ckpt_dir} are intact',
-                    cli_message=f'cannot write TensorBoard logs in '
-                                f'{os.path.dirname(self.run_log_dir)} (nothing reached {path}: '
-                                'disk full or not writable); free disk space or choose another '
-                                f'--log-dir; the checkpoints in {self.ckpt_dir} are intact')
+                log_dir = os.path.dirname(self.local.run_log_dir)
+                problem = (f'cannot write TensorBoard logs in {log_dir} (nothing reached {path}: '
+                           'disk full or not writable); free disk space or choose another ')
+                intact = f'; the checkpoints in {self.ckpt_dir} are intact'
+                raise GraphModelsError(problem + 'log folder' + intact,
+                                       cli_message=problem + '--log-dir' + intact)
             self._event_bytes[path] = size
 
     def close_writers(self) -> None:
         """Flushes and closes the summary writers (raises `GraphModelsError` on failure)."""
         writers = [w for w in (self.train_writer, self.eval_writer) if w is not None]
-        self.train_writer = self.eval_writer = None
+        self.local.writer = self.eval_writer = None
         for writer in writers:
             self._log_write(writer.close)
 

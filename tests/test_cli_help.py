@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from graph_models import cli, train
+from graph_models import cli, loop, train
 
 
 def _subparsers():
@@ -79,7 +79,7 @@ def test_progress_only_on_a_terminal():
     assert train.show_progress(True, Tty()) is True
     assert train.show_progress(True, io.StringIO()) is False
     assert train.show_progress(False, Tty()) is False
-    assert train.progress_text(0.12345, 12345.6) == 'loss 0.1235, 12,346 examples/s'
+    assert loop.progress_text(0.12345, 12345.6) == 'loss 0.1235, 12,346 examples/s'
 
 
 def test_library_training_draws_no_bar_into_a_pipe(tmp_path, capsys):

@@ -17,7 +17,8 @@ from graph_models._tf import tf, v1
 from graph_models.errors import CheckpointError
 from graph_models.nets_factory import ModelConfig
 from graph_models.run_config import RunConfig
-from graph_models.train import Evaluator, train_and_eval
+from graph_models.evaluator import Evaluator
+from graph_models.train import train_and_eval
 
 from conftest import synthetic_dataset, write_idx_folder
 

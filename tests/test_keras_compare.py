@@ -11,7 +11,7 @@ from graph_models import data as data_lib
 from graph_models import graphs
 from graph_models._tf import v1
 from graph_models.nets_factory import ModelConfig
-from graph_models.train import softmax_cross_entropy
+from graph_models.evaluator import softmax_cross_entropy
 
 from conftest import synthetic_dataset, write_idx_folder
 

@@ -10,7 +10,8 @@ from graph_models.errors import CheckpointError
 from graph_models.nets_factory import ModelConfig
 from graph_models.quantize import QuantizationConfig, QuantizeError
 from graph_models.run_config import RunConfig, read_run_config
-from graph_models.train import Evaluator, train_and_eval
+from graph_models.evaluator import Evaluator
+from graph_models.train import train_and_eval
 
 from conftest import synthetic_dataset
 

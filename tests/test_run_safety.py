@@ -12,7 +12,8 @@ from graph_models._tf import tf
 from graph_models.errors import CheckpointError, ConfigError, TrainingError
 from graph_models.nets_factory import ModelConfig
 from graph_models.run_config import RunConfig
-from graph_models.train import LOCK_FILE, train_and_eval
+from graph_models.loop import LOCK_FILE
+from graph_models.train import train_and_eval
 
 
 def _run(data, **kwargs):

@@ -10,7 +10,8 @@ from graph_models._tf import tf
 from graph_models.errors import CheckpointError, ConfigError
 from graph_models.nets_factory import ModelConfig
 from graph_models.run_config import RunConfig, read_run_config
-from graph_models.train import Evaluator, train_and_eval
+from graph_models.evaluator import Evaluator
+from graph_models.train import train_and_eval
 
 
 def _train(tmp_path, data, run_name='run', **kwargs):

@@ -158,23 +158,15 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_cluster_worker(args, run, data, cluster) -> int:
-    import os
     from graph_models.distributed import train_worker
-    from graph_models.train import check_run_name, empty_run_for_overwrite
     from graph_models.errors import ConfigError
     if args.resume or args.resume_from_float:
         raise ConfigError('--resume and --resume-from-float are for single-process training')
-    run_name = args.run_name or f'{run.model.name}-{run.dataset}' + (
-        '-qat' if run.quantization else '')
-    check_run_name(run_name)
-    ckpt_dir = os.path.join(args.checkpoint_dir, run_name)
-    if args.overwrite and cluster.is_chief and os.path.isdir(ckpt_dir):
-        empty_run_for_overwrite(ckpt_dir, os.path.join(args.log_dir, run_name))
-    result = train_worker(run, data, cluster, run_name=run_name, log_dir=args.log_dir,
+    result = train_worker(run, data, cluster, run_name=args.run_name, log_dir=args.log_dir,
                           checkpoint_dir=args.checkpoint_dir, sync_replicas=args.sync_replicas,
                           save_every_steps=args.save_every_steps,
                           summary_every_steps=args.summary_every_steps,
-                          keep_checkpoints=args.keep_checkpoints,
+                          keep_checkpoints=args.keep_checkpoints, overwrite=args.overwrite,
                           log=lambda line: print(line, flush=True))
     print(f'{result.task}: {result.local_steps} local steps on {result.shard_examples} '
           f'examples in {result.seconds:.1f} s, global step {result.global_step}')
