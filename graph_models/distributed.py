@@ -7,7 +7,7 @@ Each process of a cluster starts a ``tf.distribute.Server`` for its task of a
 - **ps** tasks hold the variables and serve until every worker has reported that it is done
   (through a shared ``FIFOQueue`` on each ps), then exit.
 - **workers** build the same training graph under ``replica_device_setter`` (variables on the
-  ps tasks, computation and the in-graph input pipeline local) and train in the loop of
+  ps tasks, computation local; batches fed per step) and train in the loop of
   single-process training (`graph_models.loop.TrainingLoop`) on a ``MonitoredTrainingSession``.
   Worker 0 is the chief: it claims the run folder with the single-process policy (run name,
   lock, ``overwrite``), initializes the variables and writes the checkpoints,
@@ -41,7 +41,7 @@ from graph_models import graphs
 from graph_models._tf import tf, v1
 from graph_models.errors import ConfigError
 from graph_models.evaluator import Evaluator
-from graph_models.loop import (EpochPipeline, MonitoredSession, RunFolders, TrainingLoop,
+from graph_models.loop import (MonitoredSession, RunFolders, TrainingLoop,
                                check_training_arguments)
 from graph_models.run_config import RunConfig, write_run_config
 from graph_models.tb_summaries import add_training_summaries
@@ -278,16 +278,10 @@ def _train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig
 
     worker_device = f'/job:worker/task:{i}'
     device = v1.train.replica_device_setter(cluster=cluster.spec(), worker_device=worker_device)
-    pipelines: List[EpochPipeline] = []
-
-    def input_pipeline():
-        pipelines.append(EpochPipeline(shape, run.batch_size, device=worker_device))
-        return pipelines[0].next_batch()
-
     graph, t = graphs.build_training_graph(
         run.model, learning_rate=run.learning_rate, seed=run.seed,
         rewrite=run.quantization.training_rewrite() if run.quantization else None,
-        input_pipeline=input_pipeline, device=device,
+        device=device,
         wrap_optimizer=wrap if sync_replicas else None)
     with graph.as_default():
         summary_op = add_training_summaries(t)
@@ -319,8 +313,9 @@ def _train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig
                 log_step_count_steps=None, config=config,
                 stop_grace_period_secs=10) as session:
             # The session's hooks stop the steps and, on the chief, save and summarize.
-            steps = MonitoredSession(session, t, pipelines[0],
-                                     checkpoint_dir=ckpt_dir if cluster.is_chief else None)
+            steps = MonitoredSession(session, t,
+                                     checkpoint_dir=ckpt_dir if cluster.is_chief else None,
+                                     batch_size=run.batch_size)
             loop = TrainingLoop(steps, batch_size=run.batch_size, name=cluster.name)
             # Asynchronous: each worker makes exactly its shard's passes. Synchronous: stale
             # gradients are dropped, so workers keep contributing until the global step reaches
@@ -328,7 +323,7 @@ def _train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig
             epochs = itertools.count() if sync_replicas else range(run.epochs)
             for epoch in epochs:
                 began_epoch = time.perf_counter()
-                # The batches of data.iterate_batches(seed=run.seed + i), in the graph.
+                # The batches of data.iterate_batches(seed=run.seed + i).
                 steps.start_epoch(shard_x, shard_y,
                                   data_lib.epoch_order(len(shard_y), run.seed + i, epoch))
                 loop.run_epoch(len(shard_y), began=began_epoch)
@@ -339,8 +334,7 @@ def _train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig
             if cluster.is_chief and not sync_replicas:
                 # The chief's final checkpoint must include the other workers' updates: wait
                 # until the global step reaches the target (a batch is fed because the summary
-                # hook may evaluate the summaries on this run, and the epoch's iterator is
-                # spent).
+                # hook may evaluate the summaries on this run).
                 feed = {t.model.inputs: shard_x[:run.batch_size],
                         t.labels: shard_y[:run.batch_size]}
                 while not session.should_stop():

@@ -492,16 +492,20 @@ class LocalSession:
 class MonitoredSession:
     """A ``MonitoredTrainingSession`` driven by `TrainingLoop` (cluster workers).
 
-    Steps take their batches from the worker's `EpochPipeline`, as single-process steps do.
-    The session's hooks decide when to stop (``StopAtStepHook`` on the global step, which all
+    Steps feed the worker's batches (the shard in the epoch's seeded order) to the graph's
+    ``Input``/``Labels`` placeholders. They do not use an in-graph `EpochPipeline` as
+    single-process steps do: ``MonitoredTrainingSession``
+    recreates its session after a recoverable error while the cluster starts, which loses an
+    iterator's state ("GetNext() failed because the iterator has not been initialized", seen
+    in about one cluster start in three); a feed has no state to lose. The session's hooks decide when to stop (``StopAtStepHook`` on the global step, which all
     workers advance) and, on the chief, write the checkpoints and summaries; so the loop asks
     `should_stop` before every step and neither saves nor writes summaries itself.
 
     Args:
       session: the open ``MonitoredTrainingSession``.
       tensors: the graph's `graph_models.graphs.TrainingTensors`.
-      pipeline: the graph's `EpochPipeline`.
       checkpoint_dir: the chief's checkpoint folder (None on other workers).
+      batch_size: examples per step.
 
     Attributes:
       global_step: the global step after the last step this worker ran.
@@ -511,32 +515,28 @@ class MonitoredSession:
     saves_checkpoints = False  # The chief's CheckpointSaverHook does.
     restart_hint = 'start again (overwrite=True)'
 
-    def __init__(self, session, tensors, pipeline: EpochPipeline, *,
-                 checkpoint_dir: Optional[str] = None):
+    def __init__(self, session, tensors, *, checkpoint_dir: Optional[str] = None,
+                 batch_size: int = 100):
         self.session = session
-        self.pipeline = pipeline
         self.checkpoint_dir = checkpoint_dir
         self.global_step = 0
         self._fetches = [tensors.train_op, tensors.loss, tensors.accuracy, tensors.global_step]
-        self._loaded = False
+        self._inputs, self._labels = tensors.model.inputs, tensors.labels
+        self._batch_size = batch_size
+        self._batches = iter(())
         self.step_fns = {kind: self._step for kind in STEP_KINDS}
 
     def start_epoch(self, images, labels, order) -> None:
-        """Loads the shard (first call only) and starts an epoch over it in ``order``.
-
-        Both run on the raw session, past the hooks: a hook's extra fetches (the chief's
-        summaries) would read the iterator before it is started.
-        """
-        def start(step_context):  # run_step_fn insists on this argument name.
-            if not self._loaded:
-                self.pipeline.load(step_context.session, images, labels)
-                self._loaded = True
-            self.pipeline.start(step_context.session, order)
-
-        self.session.run_step_fn(start)
+        """Starts an epoch over the shard in ``order`` (the batches of
+        `graph_models.data.iterate_batches`), fed one batch per step."""
+        size = self._batch_size
+        self._batches = ((images[order[k:k + size]], labels[order[k:k + size]])
+                         for k in range(0, len(order), size))
 
     def _step(self):
-        _, loss, accuracy, self.global_step = self.session.run(self._fetches)
+        images, labels = next(self._batches)
+        _, loss, accuracy, self.global_step = self.session.run(
+            self._fetches, {self._inputs: images, self._labels: labels})
         return None, loss, accuracy
 
     def should_stop(self) -> bool:
