@@ -29,11 +29,9 @@ from tqdm import tqdm
 
 from graph_models import checkpoints
 from graph_models import data as data_lib
-from graph_models import graphs
+from graph_models import graphs, restore
 from graph_models._tf import tf, v1
-from graph_models.errors import (CheckpointError, ConfigError, GraphModelsError, Terminated,
-                                 TrainingInterrupted,
-                                 tf_error_reason)
+from graph_models.errors import ConfigError, GraphModelsError, Terminated, TrainingInterrupted
 from graph_models.evaluator import Evaluator
 from graph_models.loop import (EpochPipeline, LocalSession, RunFolders, TrainingLoop,
                                check_training_arguments, checkpoint_global_step,
@@ -341,9 +339,10 @@ class _TrainingRun:
             self.float_checkpoint = float_checkpoint if not restoring else None
             self.float_saver = None
             if self.float_checkpoint:
-                float_variables = checkpoints.model_variables(self.graph)
-                checkpoints.check_variables_fit(self.float_checkpoint, float_variables)
-                self.float_saver = v1.train.Saver(float_variables)
+                self.float_variables = checkpoints.model_variables(self.graph)
+                # Checked now, before any training: a float checkpoint of another model.
+                checkpoints.check_variables_fit(self.float_checkpoint, self.float_variables)
+                self.float_saver = v1.train.Saver(self.float_variables)
         self.graph.finalize()  # Nothing may add ops inside the loop (a classic TF1 slow-down).
         self.evaluator = Evaluator.for_run(run)
         self.session = v1.Session(graph=self.graph, config=session_config(run))
@@ -375,14 +374,10 @@ class _TrainingRun:
         # Saver and FileWriter insist on their graph being the default one.
         with self.graph.as_default():
             if restore_from:
-                # Resource variables take a value of any shape without complaint: check first.
-                checkpoints.check_variables_fit(restore_from, v1.global_variables())
-                try:
-                    self.saver.restore(self.session, restore_from)
-                except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError,
-                        tf.errors.DataLossError) as e:
-                    raise CheckpointError(f'cannot restore {restore_from}: '
-                                          f'{tf_error_reason(e.message)}') from None
+                # The one restore path: names and shapes checked first (resource variables
+                # would take a value of any shape without complaint).
+                restore.restore_variables(self.session, restore_from, v1.global_variables(),
+                                          saver=self.saver)
                 self.loop.checkpoint_path = restore_from
                 # Let max_to_keep count the checkpoints of earlier calls too.
                 state = tf.train.get_checkpoint_state(self.ckpt_dir)
@@ -393,7 +388,8 @@ class _TrainingRun:
             else:
                 self.session.run(self.init_op)
                 if self.float_saver is not None:
-                    self.float_saver.restore(self.session, self.float_checkpoint)
+                    restore.restore_variables(self.session, self.float_checkpoint,
+                                              self.float_variables, saver=self.float_saver)
                     log(f'initialized the model from {self.float_checkpoint}')
             write_run_config(self.ckpt_dir, self.run)
             self.local.writer = v1.summary.FileWriter(os.path.join(run_log_dir, 'train'),
