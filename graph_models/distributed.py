@@ -287,6 +287,7 @@ def _train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig
         summary_op = add_training_summaries(t)
         saver = v1.train.Saver(max_to_keep=keep_checkpoints, save_relative_paths=True)
         done = [_done_queue(cluster, p).enqueue(1) for p in range(cluster.num_ps)]
+        workers_done = _done_queue(cluster, 0).size()  # Workers that finished their steps.
         # Global variables only: SyncReplicasOptimizer's local_step is a local variable that
         # this worker's own session initializes later.
         uninitialized = v1.report_uninitialized_variables(v1.global_variables())
@@ -337,8 +338,13 @@ def _train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig
                 # hook may evaluate the summaries on this run).
                 feed = {t.model.inputs: shard_x[:run.batch_size],
                         t.labels: shard_y[:run.batch_size]}
+                # Also stop waiting once every other worker has finished: then no update can
+                # come any more, whatever the global step says.
                 while not session.should_stop():
-                    steps.global_step = session.run(t.global_step, feed)
+                    steps.global_step, finished = session.run([t.global_step, workers_done],
+                                                              feed)
+                    if finished >= cluster.num_workers - 1:
+                        break
                     time.sleep(0.05)
     except tf.errors.CancelledError:
         if not sync_replicas:
