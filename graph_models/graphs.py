@@ -115,7 +115,7 @@ def build_training_graph(config: ModelConfig, *, learning_rate: float, seed: int
       seed: graph-level random seed (initializers, dropout).
       rewrite: in-place graph rewrite applied to the forward graph and loss.
       input_pipeline: builds ``(images, labels)`` batch tensors inside the graph (for example
-        from a ``tf.data`` iterator); ``Input`` and ``Labels`` then default to them, so a
+        `graph_models.loop.EpochPipeline`); ``Input`` and ``Labels`` then default to them, so a
         step needs no ``feed_dict``.
       device: a device name or function for every op (for example
         ``tf.compat.v1.train.replica_device_setter`` in a cluster).

@@ -123,6 +123,38 @@ def test_loop_cadence_and_nan_check_on_a_scripted_session():
     assert training.step == 2  # The bad step is not counted.
 
 
+def test_epoch_pipeline_yields_the_batches_of_iterate_batches():
+    """The in-graph pipeline's batches are exactly `data.iterate_batches`' (short last batch
+    included), from the epoch's start and from a resumed step; a fed Input still wins."""
+    import numpy as np
+    from graph_models import data as data_lib
+    from graph_models._tf import tf, v1
+    rng = np.random.default_rng(1)
+    images = rng.random((23, 4), dtype=np.float32)
+    labels = rng.integers(0, 10, 23)
+    graph = tf.Graph()
+    with graph.as_default():
+        pipeline = loop.EpochPipeline((4,), 5)
+        batch = pipeline.next_batch()
+        fed = v1.placeholder_with_default(batch[0], [None, 4], name='Input')
+    with v1.Session(graph=graph) as session:
+        pipeline.load(session, images, labels)
+        for epoch, start_step in ((0, 0), (1, 0), (1, 2)):
+            order = data_lib.epoch_order(23, 7, epoch)[start_step * 5:]
+            pipeline.start(session, order)
+            expected = list(data_lib.iterate_batches(images, labels, 5, seed=7, epoch=epoch,
+                                                     start_step=start_step))
+            assert len(expected) == 5 - start_step
+            for want_x, want_y in expected:
+                got_x, got_y = session.run(batch)
+                np.testing.assert_array_equal(got_x, want_x)
+                np.testing.assert_array_equal(got_y, want_y)
+            # Past the end: empty batches, never rows of another epoch.
+            assert session.run(batch)[0].shape == (0, 4)
+        pipeline.start(session, data_lib.epoch_order(23, 7, 0))
+        np.testing.assert_array_equal(session.run(fed, {fed: images[:2]}), images[:2])
+
+
 def test_cluster_pipeline_stays_on_its_worker():
     """Under replica_device_setter the shard's variables would land on a ps task, shared by
     every worker; the pipeline pins itself to the worker while the model's go to the ps."""
@@ -135,7 +167,8 @@ def test_cluster_pipeline_stays_on_its_worker():
         input_pipeline=lambda: loop.EpochPipeline((784,), 10,
                                                   device='/job:worker/task:1').next_batch())
     devices = {op.name: op.device for op in graph.get_operations()}
-    for name in ('train_images', 'train_labels', 'IteratorV2', 'Input', 'Labels'):
+    for name in ('train_images', 'train_labels', 'epoch_order_indices', 'epoch_position',
+                 'epoch_batch/AssignAddVariableOp', 'Input', 'Labels'):
         assert devices[name] == '/job:worker/task:1', name
     assert devices['mlp_small/fc1/weights'] == devices['global_step'] == '/job:ps/task:0'
     with graph.as_default():  # Nothing initializes or checks them but EpochPipeline.load.
