@@ -248,12 +248,14 @@ def make_folder(folder: str, flag: str) -> None:
 def check_training_arguments(run: RunConfig, data, *, keep_checkpoints: int,
                              summary_every_steps: int,
                              histogram_every_steps: Optional[int] = None,
-                             save_every_steps: Optional[int] = None) -> None:
+                             save_every_steps: Optional[int] = None,
+                             pictures_every_epochs: Optional[int] = None) -> None:
     """Raises `ConfigError` on a non-positive cadence or data of another dataset than ``run``."""
     for name, value in (('keep_checkpoints', keep_checkpoints),
                         ('summary_every_steps', summary_every_steps),
                         ('histogram_every_steps', histogram_every_steps or 1),
-                        ('save_every_steps', save_every_steps or 1)):
+                        ('save_every_steps', save_every_steps or 1),
+                        ('pictures_every_epochs', pictures_every_epochs or 1)):
         if value <= 0:
             raise ConfigError(f'{name.replace("_", " ")} must be positive, got {value}')
     if data.name != run.dataset:

@@ -34,7 +34,7 @@ def _image(tag: str, png: bytes) -> v1.Summary.Value:
 
 def eval_summary(evaluator, images: np.ndarray, labels: np.ndarray,
                  class_names: Optional[Sequence[str]] = None,
-                 *, pictures: bool = True) -> v1.Summary:
+                 *, logits: Optional[np.ndarray] = None) -> v1.Summary:
     """The pictures and quantization ranges of a restored `graph_models.evaluator.Evaluator`.
 
     Args:
@@ -42,8 +42,8 @@ def eval_summary(evaluator, images: np.ndarray, labels: np.ndarray,
       images: float test images in the model's input layout.
       labels: int test labels.
       class_names: display names by class index.
-      pictures: include the image summaries (``pictures/confusion_matrix``,
-        ``pictures/mistakes``).
+      logits: the evaluator's logits ``[N, C]`` of ``images``: draw the image summaries
+        (``pictures/confusion_matrix``, ``pictures/mistakes``) from them. None: ranges only.
 
     Returns:
       A ``Summary`` for the eval writer.
@@ -55,9 +55,9 @@ def eval_summary(evaluator, images: np.ndarray, labels: np.ndarray,
         for (scope, end, _), value in zip(ranges, numbers):
             values.append(v1.Summary.Value(tag=f'quant_ranges/{scope}/{end}',
                                            simple_value=float(np.asarray(value).ravel()[0])))
-    if pictures:
+    if logits is not None:
         from graph_models.eval_report import report_pictures, softmax
-        probs = softmax(evaluator.logits(images))
+        probs = softmax(logits)
         for name, png in report_pictures(images, labels, probs, class_names).items():
             values.append(_image(f'pictures/{name}', png))
     return v1.Summary(value=values)

@@ -122,3 +122,4 @@ def test_train_speed_flags_are_pinned(capsys):
     assert e.value.code == 0
     text = capsys.readouterr().out
     assert '--xla' in text and '--histogram-every-steps K' in text
+    assert '--pictures-every-epochs N' in text

@@ -79,6 +79,10 @@ def add_parser(subparsers) -> None:
     g.add_argument('--histogram-every-steps', type=positive_int, metavar='K',
                    help='write weight and activation histograms every K steps (default: at '
                         'the end of each epoch; they cost more than a training step)')
+    g.add_argument('--pictures-every-epochs', type=positive_int, metavar='N',
+                   help='draw the evaluation pictures (confusion matrix, mistakes) into the '
+                        'eval log every N epochs (default: after the last epoch; drawing '
+                        'costs about an MLP epoch)')
     g.add_argument('--xla', action='store_true',
                    help='XLA JIT compilation of the training step (recorded in run_config.json)')
     mode = g.add_mutually_exclusive_group()
@@ -144,7 +148,8 @@ def _run_train(args: argparse.Namespace) -> int:
                             keep_checkpoints=args.keep_checkpoints,
                             save_every_steps=args.save_every_steps,
                             summary_every_steps=args.summary_every_steps,
-                            histogram_every_steps=args.histogram_every_steps, resume=args.resume,
+                            histogram_every_steps=args.histogram_every_steps,
+                            pictures_every_epochs=args.pictures_every_epochs, resume=args.resume,
                             overwrite=args.overwrite, resume_from_float=args.resume_from_float,
                             progress=not args.no_progress and args.stderr_is_tty,
                             log=lambda line: print(line, flush=True))
