@@ -5,14 +5,15 @@
 - `confusion_matrix_png`: counts with per-cell numbers (``eval --report``).
 - `compare_report_png`: the ``compare`` report: bars from zero with their values, error bars
   (sample std over seeds) and the paired graph - Keras differences with 95% intervals.
-- `png_to_array`: decodes a PNG back to ``[H, W, C]`` uint8 (TensorBoard image summaries).
+- `png_size`: a PNG's width and height from its header (TensorBoard image summaries).
 
 Functions return bytes so callers write them atomically; no TensorFlow import.
 """
 
 import io
 import math
-from typing import Dict, Optional, Sequence
+import struct
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -32,13 +33,16 @@ def _png(fig, dpi: int = 90) -> bytes:
     return buffer.getvalue()
 
 
-def png_to_array(png: bytes) -> np.ndarray:
-    """Decodes PNG bytes to a uint8 array ``[height, width, channels]``."""
-    plt = _pyplot()
-    image = plt.imread(io.BytesIO(png), format='png')
-    if image.dtype != np.uint8:
-        image = (np.clip(image, 0.0, 1.0) * 255).round().astype(np.uint8)
-    return image
+def png_size(png: bytes) -> Tuple[int, int]:
+    """``(width, height)`` of PNG bytes, read from the IHDR chunk (no decoding).
+
+    Raises:
+      ValueError: the bytes are not a PNG.
+    """
+    if len(png) < 24 or png[:8] != b'\x89PNG\r\n\x1a\n' or png[12:16] != b'IHDR':
+        raise ValueError('not a PNG image')
+    width, height = struct.unpack('>II', png[16:24])
+    return width, height
 
 
 def _name(labels: Optional[Sequence[str]], index: int) -> str:

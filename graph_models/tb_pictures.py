@@ -26,8 +26,8 @@ def quant_range_variables(graph) -> List[Tuple[str, str, object]]:
 
 
 def _image(tag: str, png: bytes) -> v1.Summary.Value:
-    from graph_models.pictures import png_to_array
-    height, width = png_to_array(png).shape[:2]
+    from graph_models.pictures import png_size
+    width, height = png_size(png)
     return v1.Summary.Value(tag=tag, image=v1.Summary.Image(
         height=height, width=width, colorspace=4, encoded_image_string=png))
 

@@ -137,3 +137,11 @@ def test_per_class_metrics_known_input():
                                'support': 2}
     assert m['classes'][2]['precision'] is None and m['classes'][2]['recall'] == 0.0
     assert m['accuracy'] == pytest.approx(0.6)
+
+
+def test_png_size_reads_the_header():
+    """TensorBoard image summaries carry the size; it is read from IHDR, checked against PIL."""
+    png = pictures.confusion_matrix_png(np.eye(3, dtype=np.int64) * 5, ['a', 'b', 'c'])
+    assert pictures.png_size(png) == Image.open(io.BytesIO(png)).size
+    with pytest.raises(ValueError, match='not a PNG image'):
+        pictures.png_size(b'GIF89a' + bytes(30))
