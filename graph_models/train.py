@@ -244,8 +244,8 @@ def _train_locked(run: RunConfig, data: data_lib.Dataset, *, run_name: str, ckpt
                   log: Callable[[str], None]) -> TrainResult:
     """`train_and_eval` once the run's folders are locked and prepared."""
     input_shape = run.model.input_shape
-    train_x = data_lib.to_float(data.train_images, input_shape)
-    train_y = data.train_labels
+    # The training split stays uint8 (the in-graph pipeline scales each batch, 4x less memory).
+    train_x, train_y = data.train_images, data.train_labels
     test_x = data_lib.to_float(data.test_images, input_shape)
     test_y = data.test_labels
     spe = data_lib.steps_per_epoch(len(train_x), run.batch_size)
@@ -415,6 +415,9 @@ class _TrainingRun:
     def train_epoch(self, epoch: int, train_x: np.ndarray, train_y: np.ndarray, *, spe: int,
                     progress: bool) -> EpochResult:
         """Trains the rest of one epoch (from the current step) and checkpoints at its end.
+
+        ``train_x`` is the training split as stored (uint8, see `EpochPipeline.load`);
+        ``train_y`` its int labels.
 
         The epoch's ``seconds`` run from the input pipeline's set-up to the end of the last
         step (per-step fetches and summaries included), without checkpoint saves.

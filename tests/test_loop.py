@@ -130,7 +130,7 @@ def test_epoch_pipeline_yields_the_batches_of_iterate_batches():
     from graph_models import data as data_lib
     from graph_models._tf import tf, v1
     rng = np.random.default_rng(1)
-    images = rng.random((23, 4), dtype=np.float32)
+    images = rng.integers(0, 256, (23, 2, 2), dtype=np.uint8)  # As a Dataset stores them.
     labels = rng.integers(0, 10, 23)
     graph = tf.Graph()
     with graph.as_default():
@@ -147,12 +147,16 @@ def test_epoch_pipeline_yields_the_batches_of_iterate_batches():
             assert len(expected) == 5 - start_step
             for want_x, want_y in expected:
                 got_x, got_y = session.run(batch)
-                np.testing.assert_array_equal(got_x, want_x)
+                np.testing.assert_array_equal(got_x, data_lib.to_float(want_x, (4,)))
                 np.testing.assert_array_equal(got_y, want_y)
             # Past the end: empty batches, never rows of another epoch.
             assert session.run(batch)[0].shape == (0, 4)
         pipeline.start(session, data_lib.epoch_order(23, 7, 0))
-        np.testing.assert_array_equal(session.run(fed, {fed: images[:2]}), images[:2])
+        pixels = data_lib.to_float(images[:2], (4,))
+        np.testing.assert_array_equal(session.run(fed, {fed: pixels}), pixels)
+        with pytest.raises(ConfigError, match='training images must be uint8 as '
+                                              'graph_models.data.Dataset stores them'):
+            pipeline.load(session, images.astype(np.float32), labels)
 
 
 def test_cluster_pipeline_stays_on_its_worker():
