@@ -7,7 +7,8 @@ the two sides run in alternating rounds and figures are medians, with the per-ro
 Sections: real-path training (``graph_models.train.train_and_eval`` vs Keras ``fit`` with
 per-epoch validation, same definitions, see `bench.realpath`); QAT vs float on the real path;
 the training FLOP rate (FLOPs counted from the training graph, see `bench.flops`) against a
-matmul micro-benchmark of the same shapes; batch-1 latency (set input -> run -> get output)
+matmul micro-benchmark of the same shapes; where the step time goes (`bench.profile`) and the
+ceiling it puts on the graph/Keras ratio; batch-1 latency (set input -> run -> get output)
 of TF Session and LiteRT, and int8 vs the Keras twin converted with TFLiteConverter v2; the
 steady-state step harness (`bench.throughput`, labelled as such).
 """
@@ -15,7 +16,7 @@ steady-state step harness (`bench.throughput`, labelled as such).
 import argparse
 import sys
 
-from bench import common, flops, latency, realpath, throughput
+from bench import common, flops, latency, profile, realpath, throughput
 
 TARGETS = {
     'mlp graph / Keras training throughput (real path)': ('>=', 3.0),
@@ -121,9 +122,23 @@ def markdown(results) -> str:
               f"- matmul micro-benchmark of those shapes: TF {f['tf_matmul_flops'] / 1e9:.1f} "
               f"GFLOP/s, numpy {f['numpy_matmul_flops'] / 1e9:.1f} GFLOP/s",
               f"- real path: {f['mlp_real_path_flops'] / 1e9:.1f} GFLOP/s = "
-              f"{f['mlp_real_path_over_matmul']:.0%} of the matmul rate; steady state: "
+              f"{f['mlp_real_path_over_matmul']:.0%} of the faster matmul rate "
+              f"({f['mlp_real_path_flops'] / f['tf_matmul_flops']:.0%} of TF's); steady state: "
               f"{f['mlp_steady_state_flops'] / 1e9:.1f} GFLOP/s = "
               f"{f['mlp_steady_state_over_matmul']:.0%}"]
+    lines += ['', '## Where the step time goes (real training graph)', '',
+              'Products only: the step\'s matmuls and convolutions (forward and backward, same '
+              'shapes and attributes) alone in one Session run, the floor of any step on this '
+              'runtime. The graph/Keras throughput ratio cannot exceed the ceiling, Keras\' '
+              'step over that floor.', '',
+              '| model | products only (ms) | graph real-path step (ms) | Keras step (ms) | '
+              'ceiling of graph / Keras |', '| --- | --- | --- | --- | --- |']
+    for model, c in results['ceiling'].items():
+        lines.append(f"| {model} | {c['products_only_step_ms']:.2f} | {c['graph_step_ms']:.2f} "
+                     f"| {c['keras_step_ms']:.2f} | {c['ceiling_over_keras']:.2f}x |")
+    lines += ['', 'Per-op times of traced steps (`python -m bench.profile --model M`; op times '
+              'overlap on the two intra-op threads and include tracing):']
+    lines += profile.markdown(results['profile'])
     lines += ['', '## Batch-1 latency (us, median of set input -> run -> get output)', '',
               '| model | TF Session | float .tflite | int8 .tflite (graph, v1) | '
               'int8 .tflite (Keras, v2) | graph / Keras int8 | checkpoint -> int8 export (s) |',
@@ -205,6 +220,20 @@ def main(argv=None) -> int:
         settings['batch_size'] * step['total']
     f['mlp_steady_state_over_matmul'] = f['mlp_steady_state_flops'] / f['machine_matmul_flops']
     results['flops'] = f
+    results['profile'] = {m: profile.op_profile(data, m, batch_size=settings['batch_size'],
+                                                steps=5 if args.quick else 30)
+                          for m in ('mlp', 'cnn')}
+    results['ceiling'] = {}
+    for m in ('mlp', 'cnn'):
+        seconds = flops.model_products_only_seconds(m, settings['batch_size'],
+                                                    repeats=10 if args.quick else 100)
+        rate = settings['batch_size'] / seconds
+        real = results['real_path'][m]
+        results['ceiling'][m] = {
+            'products_only_step_ms': seconds * 1e3, 'products_only_examples_per_s': rate,
+            'graph_step_ms': settings['batch_size'] / real['graph']['examples_per_s'] * 1e3,
+            'keras_step_ms': settings['batch_size'] / real['keras']['examples_per_s'] * 1e3,
+            'ceiling_over_keras': rate / real['keras']['examples_per_s']}
     results['headline'] = headline(results)
     text = markdown(results)
     try:

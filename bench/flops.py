@@ -147,3 +147,63 @@ def matmul_rate(shapes: List[Tuple[int, int, int]], quick: bool = False) -> Dict
     numpy_rate = flops * repeats / (time.perf_counter() - began)
     return {'tf_matmul_flops': tf_rate, 'numpy_matmul_flops': numpy_rate,
             'machine_matmul_flops': max(tf_rate, numpy_rate)}
+
+
+def _product_op(op: tf.Operation, batch: int, rng: np.random.Generator) -> tf.Tensor:
+    """A copy of product ``op`` (same type, attributes, shapes) on fresh variables, in the
+    current graph."""
+    def variable(t):
+        return v1.Variable(rng.random(_dims(t.shape, batch), dtype=np.float32))
+
+    def sizes(t):  # The shape operands of the backprops: same values, as constants.
+        return tf.constant(_dims(t.shape, batch), tf.int32)
+
+    if op.type == 'MatMul':
+        return tf.raw_ops.MatMul(a=variable(op.inputs[0]), b=variable(op.inputs[1]),
+                                 transpose_a=op.get_attr('transpose_a'),
+                                 transpose_b=op.get_attr('transpose_b'))
+    attrs = {k: op.get_attr(k) for k in ('strides', 'padding', 'explicit_paddings',
+                                         'data_format', 'dilations')}
+    if op.type == 'Conv2D':
+        return tf.raw_ops.Conv2D(input=variable(op.inputs[0]), filter=variable(op.inputs[1]),
+                                 **attrs)
+    if op.type == 'Conv2DBackpropInput':
+        return tf.raw_ops.Conv2DBackpropInput(
+            input_sizes=sizes(op.outputs[0]), filter=variable(op.inputs[1]),
+            out_backprop=variable(op.inputs[2]), **attrs)
+    return tf.raw_ops.Conv2DBackpropFilter(
+        input=variable(op.inputs[0]), filter_sizes=sizes(op.outputs[0]),
+        out_backprop=variable(op.inputs[2]), **attrs)
+
+
+def products_only_seconds(train_op: tf.Operation, batch: int, repeats: int = 100) -> float:
+    """Seconds per step of nothing but the step's products (forward and backward matmuls and
+    convolutions: same types, shapes and attributes, on variables), all in one Session run.
+
+    That is the floor of any training step on this runtime: the graph/Keras ratio cannot
+    exceed Keras' step time over it, whatever else the graph side saves.
+    """
+    rng = np.random.default_rng(0)
+    products = [op for op in step_ops(train_op) if op.type in MATMUL_OPS]
+    graph = tf.Graph()
+    with graph.as_default():
+        outputs = [_product_op(op, batch, rng) for op in products]
+        total = tf.add_n([tf.reduce_sum(t) for t in outputs])
+        init = v1.global_variables_initializer()
+    with v1.Session(graph=graph) as session:
+        session.run(init)
+        run = session.make_callable(total)
+        for _ in range(5):
+            run()
+        began = time.perf_counter()
+        for _ in range(repeats):
+            run()
+        return (time.perf_counter() - began) / repeats
+
+
+def model_products_only_seconds(name: str, batch: int = 100, repeats: int = 100) -> float:
+    """`products_only_seconds` of the training graph `graph-models train` builds for ``name``."""
+    from graph_models import graphs
+    from graph_models.nets_factory import ModelConfig
+    _, t = graphs.build_training_graph(ModelConfig(name), learning_rate=1e-3, seed=0)
+    return products_only_seconds(t.train_op, batch, repeats)

@@ -23,6 +23,8 @@ import tempfile
 import time
 from typing import Dict
 
+import numpy as np
+
 from graph_models import data as data_lib
 from graph_models._tf import v1
 from graph_models.nets_factory import ModelConfig
@@ -61,9 +63,11 @@ def op_profile(data: data_lib.Dataset, name: str, *, batch_size: int = 100, warm
             session = training.session
             session.run(training.init_op)
             training.pipeline.load(session, data.train_images, data.train_labels)
-            # Enough of the epoch's order for every step below.
-            training.pipeline.start(session, data_lib.epoch_order(len(data.train_labels),
-                                                                  run.seed, 0))
+            # Enough epochs' orders for every step below (a small split repeats).
+            n = len(data.train_labels)
+            epochs = -(-(warmup + 2 * steps) * batch_size // n)
+            training.pipeline.start(session, np.concatenate(
+                [data_lib.epoch_order(n, run.seed, e) for e in range(epochs)]))
             step = training.local.step_fns[False, False]
             for _ in range(warmup):
                 step()

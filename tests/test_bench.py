@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench import common, flops  # noqa: E402
+from bench import common, flops, profile  # noqa: E402
 from bench.__main__ import TARGETS, main  # noqa: E402
 from graph_models import graphs  # noqa: E402
 from graph_models.nets_factory import ModelConfig  # noqa: E402
@@ -39,6 +39,16 @@ def test_bench_quick_writes_every_figure_apart_from_full_results(tmp_path):
                                              'tflite_int8_batch1_us',
                                              'keras_v2_tflite_int8_batch1_us'))
     assert results['xla']['mlp']['xla_over_default']['median'] > 0
+    # The step profile traces the real training graph: its products are named ops of it.
+    for model in ('mlp', 'cnn'):
+        p = results['profile'][model]
+        assert p['step_us'] > 0 and p['kinds_us']['products'] > 0
+        assert p['kinds_us']['optimizer'] > 0
+    top = {op: kind for op, kind, _ in results['profile']['mlp']['top']}
+    assert 'gradients/mlp/fc1/MatMul_grad/MatMul_1' in top
+    assert profile.op_kind(top['gradients/mlp/fc1/MatMul_grad/MatMul_1']) == 'products'
+    for model in ('mlp', 'cnn'):
+        assert all(v > 0 for v in results['ceiling'][model].values())
     assert set(results['headline']) == set(TARGETS)
     assert all(v > 0 for v in results['headline'].values())
     markdown = (tmp_path / 'quick' / json_file.replace('.json', '.md')).read_text()
@@ -50,6 +60,14 @@ def test_bench_quick_writes_every_figure_apart_from_full_results(tmp_path):
     assert len({again, again_too, str(tmp_path / 'quick' / json_file)}) == 3
     assert (tmp_path / 'quick' / json_file).read_text() == first
     assert json.loads(open(again_too).read()) == {'n': 3}
+
+
+def test_op_kinds():
+    for kind in ('MatMul', '_MklMatMul', '_MklNativeFusedMatMul', 'Conv2DBackpropFilter',
+                 '_FusedConv2D'):
+        assert profile.op_kind(kind) == 'products', kind
+    assert profile.op_kind('ResourceApplyAdam') == 'optimizer'
+    assert profile.op_kind('ResourceGather') == profile.op_kind('MaxPoolGrad') == 'other'
 
 
 def test_cpu_info_reads_model_and_isa_features():
@@ -112,3 +130,22 @@ def test_results_folder(tmp_path, quick):
     folder = common.results_folder(str(tmp_path), quick)
     assert folder == (os.path.join(str(tmp_path), 'quick') if quick else str(tmp_path))
     assert common.results_folder(None, False) == common.RESULTS_DIR
+
+
+def test_products_only_copies_every_product_of_the_step_with_its_shapes():
+    """The floor figure times the same products the step runs: every MatMul/Conv op of the
+    CNN's step is copied with its type and output shape (batch filled in)."""
+    import numpy as np
+    from graph_models._tf import tf
+    _, t = graphs.build_training_graph(ModelConfig('cnn'), learning_rate=1e-3, seed=0)
+    products = [op for op in flops.step_ops(t.train_op) if op.type in flops.MATMUL_OPS]
+    assert {op.type for op in products} == {'MatMul', 'Conv2D', 'Conv2DBackpropInput',
+                                            'Conv2DBackpropFilter'}
+    with tf.Graph().as_default():
+        rng = np.random.default_rng(0)
+        for op in products:
+            copy = flops._product_op(op, 3, rng)
+            assert copy.op.type == op.type
+            assert copy.shape.as_list() == [3 if d is None else d
+                                            for d in op.outputs[0].shape.as_list()], op.name
+    assert flops.products_only_seconds(t.train_op, 2, repeats=2) > 0
