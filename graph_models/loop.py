@@ -252,16 +252,22 @@ def check_training_arguments(run: RunConfig, data, *, keep_checkpoints: int,
                              histogram_every_steps: Optional[int] = None,
                              save_every_steps: Optional[int] = None,
                              pictures_every_epochs: Optional[int] = None) -> None:
-    """Raises `ConfigError` on a non-positive cadence or data of another dataset than ``run``."""
+    """Raises `ConfigError` on a non-positive cadence, data of another dataset than ``run``,
+    or images that are not uint8 as `graph_models.data.Dataset` stores them."""
     for name, value in (('keep_checkpoints', keep_checkpoints),
                         ('summary_every_steps', summary_every_steps),
-                        ('histogram_every_steps', histogram_every_steps or 1),
-                        ('save_every_steps', save_every_steps or 1),
-                        ('pictures_every_epochs', pictures_every_epochs or 1)):
-        if value <= 0:
+                        ('histogram_every_steps', histogram_every_steps),
+                        ('save_every_steps', save_every_steps),
+                        ('pictures_every_epochs', pictures_every_epochs)):
+        if value is not None and value <= 0:
             raise ConfigError(f'{name.replace("_", " ")} must be positive, got {value}')
     if data.name != run.dataset:
         raise ConfigError(f'the data is {data.name!r} but the run config says {run.dataset!r}')
+    for split, images in (('training', data.train_images), ('test', data.test_images)):
+        dtype = np.asarray(images).dtype
+        if dtype != np.uint8:  # Float images would be scaled by 1/255 a second time.
+            raise ConfigError(f'the {split} images must be uint8 (0-255) as '
+                              f'graph_models.data.Dataset stores them, got {dtype}')
 
 
 class RunFolders:
@@ -531,10 +537,12 @@ class MonitoredSession:
 
     Steps feed the worker's batches (the shard in the epoch's seeded order) to the graph's
     ``Input``/``Labels`` placeholders. They do not use an in-graph `EpochPipeline` as
-    single-process steps do: ``MonitoredTrainingSession``
-    recreates its session after a recoverable error while the cluster starts, which loses an
-    iterator's state ("GetNext() failed because the iterator has not been initialized", seen
-    in about one cluster start in three); a feed has no state to lose. The session's hooks decide when to stop (``StopAtStepHook`` on the global step, which all
+    single-process steps do: ``MonitoredTrainingSession`` recreates its session after a
+    recoverable error while the cluster starts, which loses any in-graph pipeline state (with
+    the former ``tf.data`` iterator: "GetNext() failed because the iterator has not been
+    initialized", in about one cluster start in three; the pipeline's split, order and position
+    variables would be lost alike); a feed has no state to lose. The session's hooks decide
+    when to stop (``StopAtStepHook`` on the global step, which all
     workers advance) and, on the chief, write the checkpoints and summaries; so the loop asks
     `should_stop` before every step and neither saves nor writes summaries itself.
 

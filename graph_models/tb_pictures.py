@@ -1,5 +1,6 @@
-"""TensorBoard additions of the eval run after each epoch: the evaluation pictures as image
-summaries, and for QAT runs one scalar per fake-quant range (``quant_ranges/<layer>/min|max``).
+"""TensorBoard additions of the eval run: the evaluation pictures as image summaries (after
+the last epoch, or every ``pictures_every_epochs``), and after every epoch of a QAT run one
+scalar per fake-quant range (``quant_ranges/<layer>/min|max``).
 """
 
 import re

@@ -142,7 +142,9 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
         training step).
       pictures_every_epochs: draw the evaluation pictures (confusion matrix, most confident
         mistakes) into the eval log every this many epochs (None: only after the last epoch;
-        drawing them costs about 0.75 s, an MLP epoch's worth of training).
+        drawing them costs about 0.75 s, an MLP epoch's worth of training). A run stopped
+        before or during that last evaluation has none; ``graph-models eval RUN --report DIR``
+        draws the same pictures for any checkpoint.
       resume: continue from the latest checkpoint of the run (same global step, optimizer
         state and data order); its settings must match ``run`` except ``epochs``.
       overwrite: delete the run's existing checkpoints and logs first.

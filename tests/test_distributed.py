@@ -58,6 +58,19 @@ def test_bad_cluster_sources(tmp_path):
         ClusterConfig.from_sources(None, 'worker', 0, {})
 
 
+@pytest.mark.parametrize('flag', ['--histogram-every-steps', '--pictures-every-epochs'])
+def test_single_process_summary_flags_are_refused_on_a_cluster(tmp_path, capsys, flag):
+    """The chief's hooks write a cluster run's summaries: a cadence flag would be ignored."""
+    from graph_models import cli
+    path = tmp_path / 'cluster.json'
+    path.write_text(json.dumps(CLUSTER))
+    code = cli.main(['train', '--cluster-spec', str(path), '--job-name', 'worker',
+                     '--task-index', '0', flag, '2', '--data-dir', str(tmp_path / 'none')])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and len(err.splitlines()) == 1
+    assert f'{flag} is for single-process training' in err and 'Traceback' not in err
+
+
 def test_local_cluster_uses_distinct_loopback_ports():
     cluster = local_cluster(workers=2, ps=1)
     addresses = cluster['ps'] + cluster['worker']

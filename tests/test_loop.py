@@ -185,6 +185,26 @@ def _chief(tmp_path):
     return ClusterConfig(local_cluster(workers=1, ps=1), 'worker', 0)
 
 
+def test_training_arguments_are_checked_before_any_folder(tmp_path):
+    """A zero cadence and float images (they would be scaled by 1/255 twice) are refused
+    before anything is created."""
+    import dataclasses
+    import numpy as np
+    run = RunConfig(model=ModelConfig('mlp_small'), epochs=1, batch_size=50)
+    data = synthetic_dataset()
+    folders = dict(log_dir=str(tmp_path / 'logs'), checkpoint_dir=str(tmp_path / 'ckpt'),
+                   progress=False, log=lambda line: None)
+    with pytest.raises(ConfigError, match='pictures every epochs must be positive, got 0'):
+        train_and_eval(run, data, pictures_every_epochs=0, **folders)
+    for field, split in (('train_images', 'training'), ('test_images', 'test')):
+        floats = dataclasses.replace(data, **{field: getattr(data, field) / np.float32(255)})
+        with pytest.raises(ConfigError, match=f'the {split} images must be uint8 \\(0-255\\) '
+                                              'as graph_models.data.Dataset stores them, '
+                                              'got float32'):
+            train_and_eval(run, floats, **folders)
+    assert not os.path.exists(tmp_path / 'logs') and not os.path.exists(tmp_path / 'ckpt')
+
+
 def test_cluster_chief_uses_the_run_folder_policy(tmp_path):
     run = RunConfig(model=ModelConfig('mlp_small'), epochs=1, batch_size=50)
     data = synthetic_dataset()

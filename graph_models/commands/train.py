@@ -105,11 +105,16 @@ def _run_train(args: argparse.Namespace) -> int:
         args.hard_exit = True  # See main(): TF's gRPC server can hang at interpreter exit.
     if cluster is not None and cluster.job_name == 'ps':
         return run_parameter_server(cluster, log=lambda line: print(line, flush=True))
-    if cluster is None and args.sync_replicas:
-        from graph_models.errors import ConfigError
-        raise ConfigError('--sync-replicas applies to cluster training (--cluster-spec)')
-    from graph_models.data import load_dataset
     from graph_models.errors import ConfigError
+    if cluster is None and args.sync_replicas:
+        raise ConfigError('--sync-replicas applies to cluster training (--cluster-spec)')
+    for flag, value in (('--histogram-every-steps', args.histogram_every_steps),
+                        ('--pictures-every-epochs', args.pictures_every_epochs)):
+        if cluster is not None and value is not None:
+            raise ConfigError(f'{flag} is for single-process training (a cluster chief writes '
+                              'its summaries through its hooks); leave it out with '
+                              '--cluster-spec')
+    from graph_models.data import load_dataset
     from graph_models.nets_factory import ModelConfig
     from graph_models.quantize import QuantizationConfig
     from graph_models.run_config import RunConfig
@@ -167,6 +172,7 @@ def _run_cluster_worker(args, run, data, cluster) -> int:
     from graph_models.errors import ConfigError
     if args.resume or args.resume_from_float:
         raise ConfigError('--resume and --resume-from-float are for single-process training')
+
     result = train_worker(run, data, cluster, run_name=args.run_name, log_dir=args.log_dir,
                           checkpoint_dir=args.checkpoint_dir, sync_replicas=args.sync_replicas,
                           save_every_steps=args.save_every_steps,
