@@ -189,7 +189,8 @@ def main(argv=None) -> int:
     except OSError as e:
         return _write_error(out, e)
     settings = dict(QUICK if args.quick else FULL)
-    data = load_data(args.quick, args.dataset, args.data_dir)
+    data = common.load_or_exit('python -m bench',
+                               lambda: load_data(args.quick, args.dataset, args.data_dir))
     settings.update(dataset=data.name, data_source=data.source,
                     train_examples=len(data.train_labels), test_examples=len(data.test_labels))
     results = {'machine': common.machine_info(), 'quick': args.quick, 'settings': settings,

@@ -5,6 +5,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from typing import Callable, Dict, List, Optional
 
@@ -93,6 +94,17 @@ def interleaved_medians(steps: Dict[str, Callable[[], None]], iterations: int,
                 step()
             rounds[name].append((time.perf_counter() - began) / iterations)
     return {name: statistics.median(times) for name, times in rounds.items()}
+
+
+def load_or_exit(prog: str, load: Callable[[], object]):
+    """Runs ``load`` (a dataset load); a `graph_models.errors.GraphModelsError` becomes one
+    line on stderr and ``SystemExit(1)``, as in every command of the toolkit."""
+    from graph_models.errors import GraphModelsError
+    try:
+        return load()
+    except GraphModelsError as e:
+        print(f'{prog}: error: {e}', file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def results_folder(folder: Optional[str], quick: bool) -> str:

@@ -25,6 +25,7 @@ from typing import Dict
 
 import numpy as np
 
+from bench import common
 from graph_models import data as data_lib
 from graph_models._tf import v1
 from graph_models.nets_factory import ModelConfig
@@ -120,7 +121,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.steps < 1:
         parser.error(f'--steps must be at least 1, got {args.steps}')
-    data = data_lib.load_dataset(args.dataset, args.data_dir, download=False)
+    data = common.load_or_exit('python -m bench.profile', lambda: data_lib.load_dataset(
+        args.dataset, args.data_dir, download=False))
     print('\n'.join(markdown({args.model: op_profile(data, args.model, steps=args.steps)})))
     return 0
 

@@ -149,3 +149,20 @@ def test_products_only_copies_every_product_of_the_step_with_its_shapes():
             assert copy.shape.as_list() == [3 if d is None else d
                                             for d in op.outputs[0].shape.as_list()], op.name
     assert flops.products_only_seconds(t.train_op, 2, repeats=2) > 0
+
+
+@pytest.mark.parametrize('module', ['bench', 'bench.profile'])
+def test_bench_commands_report_a_missing_data_folder_in_one_line(tmp_path, module):
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, '-m', module, '--data-dir', str(tmp_path / 'none'),
+                           '--out' if module == 'bench' else '--steps',
+                           str(tmp_path / 'out') if module == 'bench' else '1'],
+                          cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    lines = [l for l in done.stderr.splitlines()
+             if l.startswith(f'python -m {module}') or 'Traceback' in l]
+    assert lines == [f'python -m {module}: error: data folder {tmp_path / "none"} does not '
+                     'exist; give the folder that holds train-images-idx3-ubyte.gz, '
+                     'train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, '
+                     't10k-labels-idx1-ubyte.gz'], done.stderr
