@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from graph_models import loop, train
+from graph_models import loop
 from graph_models.distributed import ClusterConfig, local_cluster, train_worker
 from graph_models.errors import ConfigError, TrainingError
 from graph_models.nets_factory import ModelConfig
