@@ -16,7 +16,7 @@ Session run and in numpy, in the same process, as the machine's reference rate.
 """
 
 import time
-from typing import Dict, List, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
@@ -116,6 +116,29 @@ def model_step_flops(name: str, batch: int = 100) -> Dict:
     return step_flops(graph, t.train_op, batch)
 
 
+def _products_seconds(build: Callable[[], List[tf.Tensor]], repeats: int,
+                      warmup: int = 5) -> float:
+    """Seconds per Session run of the products ``build()`` creates (on variables, so they are
+    recomputed every run rather than constant-folded) in a fresh graph.
+
+    One element of each product is fetched: every product is computed in full, and no
+    reduction adds work to the time.
+    """
+    graph = tf.Graph()
+    with graph.as_default():
+        total = tf.add_n([tf.reshape(t, [-1])[0] for t in build()])
+        init = v1.global_variables_initializer()
+    with v1.Session(graph=graph) as session:
+        session.run(init)
+        run = session.make_callable(total)
+        for _ in range(warmup):
+            run()
+        began = time.perf_counter()
+        for _ in range(repeats):
+            run()
+        return (time.perf_counter() - began) / repeats
+
+
 def matmul_rate(shapes: List[Tuple[int, int, int]], quick: bool = False) -> Dict:
     """FLOP/s of the given ``(m, k, n)`` products, in TF (one Session run) and numpy."""
     rng = np.random.default_rng(0)
@@ -123,21 +146,8 @@ def matmul_rate(shapes: List[Tuple[int, int, int]], quick: bool = False) -> Dict
              for m, k, n in shapes]
     flops = sum(2 * m * k * n for m, k, n in shapes)
     repeats = 20 if quick else 300
-    graph = tf.Graph()
-    with graph.as_default():
-        # Variables, so the products are recomputed every run rather than constant-folded.
-        products = [tf.matmul(v1.Variable(a), v1.Variable(b)) for a, b in pairs]
-        total = tf.add_n([tf.reduce_sum(p) for p in products])
-        init = v1.global_variables_initializer()
-    with v1.Session(graph=graph) as session:
-        session.run(init)
-        run = session.make_callable(total)
-        for _ in range(10):
-            run()
-        began = time.perf_counter()
-        for _ in range(repeats):
-            run()
-        tf_rate = flops * repeats / (time.perf_counter() - began)
+    tf_rate = flops / _products_seconds(
+        lambda: [tf.matmul(v1.Variable(a), v1.Variable(b)) for a, b in pairs], repeats)
     for a, b in pairs:
         a @ b
     began = time.perf_counter()
@@ -185,22 +195,7 @@ def products_only_seconds(train_op: tf.Operation, batch: int, repeats: int = 100
     """
     rng = np.random.default_rng(0)
     products = [op for op in step_ops(train_op) if op.type in MATMUL_OPS]
-    graph = tf.Graph()
-    with graph.as_default():
-        outputs = [_product_op(op, batch, rng) for op in products]
-        # One element of each product is fetched: every product is computed in full, and no
-        # reduction adds work to the floor.
-        total = tf.add_n([tf.reshape(t, [-1])[0] for t in outputs])
-        init = v1.global_variables_initializer()
-    with v1.Session(graph=graph) as session:
-        session.run(init)
-        run = session.make_callable(total)
-        for _ in range(5):
-            run()
-        began = time.perf_counter()
-        for _ in range(repeats):
-            run()
-        return (time.perf_counter() - began) / repeats
+    return _products_seconds(lambda: [_product_op(op, batch, rng) for op in products], repeats)
 
 
 def model_products_only_seconds(name: str, batch: int = 100, repeats: int = 100) -> float:
