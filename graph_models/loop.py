@@ -263,11 +263,17 @@ def check_training_arguments(run: RunConfig, data, *, keep_checkpoints: int,
             raise ConfigError(f'{name.replace("_", " ")} must be positive, got {value}')
     if data.name != run.dataset:
         raise ConfigError(f'the data is {data.name!r} but the run config says {run.dataset!r}')
-    for split, images in (('training', data.train_images), ('test', data.test_images)):
-        dtype = np.asarray(images).dtype
-        if dtype != np.uint8:  # Float images would be scaled by 1/255 a second time.
-            raise ConfigError(f'the {split} images must be uint8 (0-255) as '
-                              f'graph_models.data.Dataset stores them, got {dtype}')
+    check_uint8_images(data.train_images, 'training')
+    check_uint8_images(data.test_images, 'test')
+
+
+def check_uint8_images(images, split: str) -> None:
+    """Raises `ConfigError` unless ``images`` are uint8 (float ones would be scaled by 1/255 a
+    second time)."""
+    dtype = np.asarray(images).dtype
+    if dtype != np.uint8:
+        raise ConfigError(f'the {split} images must be uint8 (0-255) as '
+                          f'graph_models.data.Dataset stores them, got {dtype}')
 
 
 class RunFolders:
@@ -430,11 +436,8 @@ class EpochPipeline:
         Raises:
           ConfigError: the images are not uint8.
         """
-        images = np.asarray(images)
-        if images.dtype != np.uint8:
-            raise ConfigError(f'training images must be uint8 as graph_models.data.Dataset '
-                              f'stores them (0-255), got {images.dtype}')
-        images = images.reshape((len(images),) + self._input_shape)
+        check_uint8_images(images, 'training')
+        images = np.asarray(images).reshape((len(images),) + self._input_shape)
         session.run(self.load_op, {self.images: images, self.labels: labels})
 
     def start(self, session, order) -> None:

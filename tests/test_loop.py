@@ -154,7 +154,7 @@ def test_epoch_pipeline_yields_the_batches_of_iterate_batches():
         pipeline.start(session, data_lib.epoch_order(23, 7, 0))
         pixels = data_lib.to_float(images[:2], (4,))
         np.testing.assert_array_equal(session.run(fed, {fed: pixels}), pixels)
-        with pytest.raises(ConfigError, match='training images must be uint8 as '
+        with pytest.raises(ConfigError, match='the training images must be uint8 \\(0-255\\) as '
                                               'graph_models.data.Dataset stores them'):
             pipeline.load(session, images.astype(np.float32), labels)
 

@@ -172,7 +172,6 @@ def _run_cluster_worker(args, run, data, cluster) -> int:
     from graph_models.errors import ConfigError
     if args.resume or args.resume_from_float:
         raise ConfigError('--resume and --resume-from-float are for single-process training')
-
     result = train_worker(run, data, cluster, run_name=args.run_name, log_dir=args.log_dir,
                           checkpoint_dir=args.checkpoint_dir, sync_replicas=args.sync_replicas,
                           save_every_steps=args.save_every_steps,
