@@ -15,11 +15,8 @@ DATA_FLAG := $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
 $(BIN)/graph-models: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	# The keras-qat extra (compare --quantize: TFMOT on tf-keras) without tf-keras' dependency
-	# on the full `tensorflow` wheel, which would replace tensorflow-cpu (see README).
-	$(BIN)/pip install --quiet absl-py dm-tree mock scipy six
-	$(BIN)/pip install --quiet --no-deps 'tensorflow-model-optimization>=0.8.0' 'tf-keras~=2.21.0'
+	$(BIN)/pip install --quiet -e '.[dev,keras-qat]'
+	$(BIN)/pip check
 	touch $@
 
 install: $(BIN)/graph-models

@@ -21,6 +21,10 @@ NOISE = re.compile(
     rb'^(WARNING: All log messages before absl::InitializeLog\(\) is called'
     rb'|[IW]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\] '
     rb'|.*oneDNN custom operations are on'
+    # The second line of cpu_feature_guard's INFO message (shown at TF_CPP_MIN_LOG_LEVEL=0).
+    rb'|To enable the following instructions: .* rebuild TensorFlow with the appropriate'
+    # The full `tensorflow` wheel probes for CUDA when a session lists its devices.
+    rb'|E\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ cuda_(platform|executor|diagnostics)\.cc:\d+\] '
     rb'|\s*fully_quantize: \d'
     rb'|INFO: Created TensorFlow Lite XNNPACK delegate'
     rb'|.*Init node \S+ doesn\'t exist in graph'
