@@ -175,7 +175,7 @@ def export_model(source: str, mode: str = 'float', *, batch_size: int = 1,
                  output_arrays: Optional[Sequence[str]] = None,
                  input_shapes: Optional[Dict[str, Sequence[int]]] = None,
                  tag_set: Sequence[str] = ('serve',), signature_def: Optional[str] = None,
-                 input_range: Tuple[float, float] = tflite.INPUT_RANGE,
+                 input_range: Optional[Tuple[float, float]] = None,
                  calibrate: bool = False, allow_unsafe_ops: bool = False,
                  representative_examples: int = tflite.REPRESENTATIVE_EXAMPLES) -> ExportRecord:
     """Exports any model source to TFLite, verifying integer models.
@@ -216,7 +216,8 @@ def export_model(source: str, mode: str = 'float', *, batch_size: int = 1,
     wants_data = data_dir is not None or dataset is not None  # --dataset alone: its cache.
     if integer and wants_data and (calibrate or not frozen.fake_quantized):
         images, _, _ = dataset_images(frozen, dataset, data_dir, limit=limit)
-        images = scale_to_range(images, input_range)
+        images = scale_to_range(images, freeze_export.resolve_input_range(
+            frozen.graph_def, frozen.inputs, input_range))
     record = freeze_export.export_graph(frozen, mode, representative_images=images,
                                         input_range=input_range, calibrate=calibrate,
                                         representative_examples=representative_examples,
