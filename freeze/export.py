@@ -59,6 +59,8 @@ class ExportRecord:
       graph_sha256: digest of the frozen graph that was converted (after symmetrization).
       options: how the source was loaded (SavedModel tags, signature...).
       verified: whether the integer checks of `freeze.verify` ran and passed.
+      verify_mean_abs_diff: the mean absolute difference of the integer model's outputs from
+        the frozen graph's on the verification samples (None when not verified).
     """
 
     model: bytes
@@ -77,6 +79,7 @@ class ExportRecord:
     graph_sha256: str = ''
     options: Dict = dataclasses.field(default_factory=dict)
     verified: bool = False
+    verify_mean_abs_diff: Optional[float] = None
 
     def to_json(self) -> Dict:
         d = dataclasses.asdict(self)
@@ -346,10 +349,10 @@ def export_graph(frozen, mode: str = 'float', *,
                                      fake_quantized=fake_quantized,
                                      representative_data=representative,
                                      input_range=(low, high))
-    verified = False
+    verified, diff = False, None
     if integer:
         samples = _sample_inputs(shape, (low, high), representative_images)
-        verify.verify_integer_model(
+        diff = verify.verify_integer_model(
             model, samples, lambda x: run_graph(graph_def, frozen.inputs[0],
                                                 frozen.outputs[0], x), missing)
         verified = True
@@ -361,7 +364,7 @@ def export_graph(frozen, mode: str = 'float', *,
                         symmetrized_weights=bool(symmetrized), input_range=(low, high),
                         input_shapes=dict(frozen.input_shapes),
                         graph_sha256=graph_digest(graph_def), options=dict(frozen.options),
-                        verified=verified)
+                        verified=verified, verify_mean_abs_diff=diff)
 
 
 def write_export(record: ExportRecord, path: str) -> str:

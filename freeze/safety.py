@@ -68,15 +68,35 @@ SAFE_OPS = frozenset({
 })
 
 
+def _used_functions(graph_def) -> list:
+    """The library functions the graph's nodes call, directly or through other functions.
+
+    A ``.meta`` keeps the functions of everything the script built (a confusion matrix's
+    ``Assert`` guard); pruned to the outputs, only those still called can run.
+    """
+    library = {f.signature.name: f for f in graph_def.library.function}
+    used, stack = {}, [graph_def.node]
+    while stack:
+        for node in stack.pop():
+            names = [node.op] + [a.func.name for a in node.attr.values() if a.func.name] + [
+                f.name for a in node.attr.values() for f in a.list.func]
+            for name in names:
+                if name in library and name not in used:
+                    used[name] = library[name]
+                    stack.append(library[name].node_def)
+    return list(used.values())
+
+
 def unsafe_ops(graph_def) -> Dict[str, List[str]]:
-    """Op type -> node names of every op (functions included) outside `SAFE_OPS`."""
+    """Op type -> node names of every op (called functions included) outside `SAFE_OPS`."""
     found = collections.defaultdict(list)
     for node in graph_def.node:
         if node.op not in SAFE_OPS:
             found[node.op].append(node.name)
-    for function in graph_def.library.function:
+    for function in _used_functions(graph_def):
         for node in function.node_def:
-            if node.op not in SAFE_OPS:
+            if node.op not in SAFE_OPS and node.op not in {
+                    f.signature.name for f in graph_def.library.function}:
                 found[node.op].append(f'{function.signature.name}/{node.name}')
     return dict(found)
 

@@ -294,6 +294,12 @@ def switch_values(graph_def) -> Dict[str, np.ndarray]:
 # Names of what is never a model's output: gradients, and the range updates of quantization
 # (``*/AssignMinLast``, ``*/AssignMaxEma``, the EMA's ``biased``/``local_step`` state).
 _NOT_OUTPUT_NAME = re.compile(r'(^|/)(gradients(_\d+)?|Assign\w*|biased|local_step)(/|$)')
+# Layers: what turns an input into a prediction (a label placeholder passes through none).
+_LAYER_OPS = ('MatMul', 'Conv2D', 'DepthwiseConv2dNative', 'BatchMatMul', 'BatchMatMulV2',
+              'BatchMatMulV3', 'Conv2DBackpropInput', 'Conv3D', 'Einsum')
+# What a loss or metric reads the prediction through: the prediction is their input.
+_READERS = ('Reshape', 'Identity', 'Squeeze', 'ExpandDims', 'Cast', 'Snapshot', 'StopGradient',
+            'ArgMax', 'ArgMin', 'TopKV2')
 _NOT_OUTPUT_OPS = ('NoOp', 'Const', 'Placeholder', 'PlaceholderWithDefault', 'Assert',
                    'Shape', 'ShapeN', 'Size', 'Rank')
 
@@ -331,21 +337,25 @@ def discover_outputs(graph_def) -> List[str]:
             node.op not in _VARIABLE_OPS and not node.op.endswith('Summary') and \
             not node.op.startswith(('Assign', 'Save', 'Restore', 'Apply', 'Resource'))
 
-    # Predictions: computed from one data input alone, then mixed with another (the labels).
+    # The prediction: computed from one data input alone by the model's layers, and read by
+    # what mixes it with another data input (the labels: loss, in_top_k, equal of argmax).
+    layered = _downstream(graph_def, [n.name for n in graph_def.node
+                                      if n.op in _LAYER_OPS])
+    mixed = {n.name for n in graph_def.node
+             if len(feeders.get(n.name, ())) > 1 and outside(n.name)}
     predictions = []
     for node in graph_def.node:
-        if len(feeders.get(node.name, ())) != 1 or not candidate(node) or \
-                not _float_output(node):
+        if len(feeders.get(node.name, ())) != 1 or node.name not in layered or \
+                not candidate(node) or not any(u in mixed for u in consumers.get(node.name, [])):
             continue
-        users = consumers.get(node.name, [])
-        if any(len(feeders.get(u, ())) > 1 for u in users):
+        # From the loss's reshape of the logits or the metric's argmax back to the logits.
+        while node.op in _READERS and node.input and \
+                op_name(node.input[0]) in nodes and candidate(nodes[op_name(node.input[0])]):
+            node = nodes[op_name(node.input[0])]
+        if _float_output(node) and node.name not in predictions:
             predictions.append(node.name)
-    if predictions:
-        # Keep the first of a chain (the logits, not the loss's reshape of them).
-        firsts = [p for p in predictions
-                  if not (_ancestors(graph_def, [p]) - {p}) & set(predictions)]
-        if len(firsts) == 1:
-            return firsts
+    if len(predictions) == 1:
+        return predictions
     sinks = [n.name for n in graph_def.node
              if n.name not in consumers and candidate(n) and feeders.get(n.name)]
     if len(sinks) == 1:
@@ -384,12 +394,27 @@ def _data_feeders(graph_def, data: set) -> Dict[str, frozenset]:
     return out
 
 
+def _downstream(graph_def, names: Sequence[str]) -> set:
+    """``names`` and every node that reads them, directly or not."""
+    consumers = _consumers(graph_def)
+    seen, stack = set(), list(names)
+    while stack:
+        name = stack.pop()
+        if name not in seen:
+            seen.add(name)
+            stack.extend(consumers.get(name, []))
+    return seen
+
+
 def _float_output(node) -> bool:
-    """Whether the node's (first) output is a float tensor, as far as its attributes tell."""
-    for key in ('T', 'dtype', 'out_type', 'DstT'):
-        if key in node.attr and node.attr[key].type:
-            return tf.as_dtype(node.attr[key].type).is_floating
-    return False
+    """Whether the node's first output is a float tensor (from its op's definition)."""
+    from tensorflow.python.framework import op_def_registry
+    op_def = op_def_registry.get(node.op)
+    if op_def is None or not op_def.output_arg:
+        return False
+    arg = op_def.output_arg[0]
+    dtype = arg.type or (node.attr[arg.type_attr].type if arg.type_attr in node.attr else 0)
+    return bool(dtype) and tf.as_dtype(dtype).is_floating
 
 
 def _variables_to_constants(graph_def, checkpoint: Optional[str], source: str):

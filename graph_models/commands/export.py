@@ -63,7 +63,8 @@ def run(args) -> int:
         source, args.output, args.quantize, metadata=not args.no_metadata,
         batch_size=args.batch_size, dataset=args.dataset, data_dir=args.data_dir,
         calibrate=args.calibrate, input_range=stats or requested, **source_kwargs(args))
-    verified = ', verified' if record.verified else ''
+    verified = (f', verified: mean |diff| {record.verify_mean_abs_diff:.4f} from the TF graph'
+                if record.verified else '')
     print(f'{output}: {len(record.model):,} bytes, {args.quantize} ({record.quantization}, '
           f'{record.graph} graph{verified}), exported in {record.seconds:.2f} s')
     return 0
