@@ -297,6 +297,10 @@ _NOT_OUTPUT_NAME = re.compile(r'(^|/)(gradients(_\d+)?|Assign\w*|biased|local_st
 # Layers: what turns an input into a prediction (a label placeholder passes through none).
 _LAYER_OPS = ('MatMul', 'Conv2D', 'DepthwiseConv2dNative', 'BatchMatMul', 'BatchMatMulV2',
               'BatchMatMulV3', 'Conv2DBackpropInput', 'Conv3D', 'Einsum')
+# Losses and metrics: where a prediction meets the labels (a second model input meets the
+# first in other ops, and the graph's outputs are then its sinks).
+_METRIC_OPS = ('SoftmaxCrossEntropyWithLogits', 'SparseSoftmaxCrossEntropyWithLogits',
+               'InTopK', 'InTopKV2', 'Equal', 'NotEqual', 'SquaredDifference')
 # What a loss or metric reads the prediction through: the prediction is their input.
 _READERS = ('Reshape', 'Identity', 'Squeeze', 'ExpandDims', 'Cast', 'Snapshot', 'StopGradient',
             'ArgMax', 'ArgMin', 'TopKV2')
@@ -307,11 +311,11 @@ _NOT_OUTPUT_OPS = ('NoOp', 'Const', 'Placeholder', 'PlaceholderWithDefault', 'As
 def discover_outputs(graph_def) -> List[str]:
     """The graph's outputs: its one softmax, else its one prediction, else its one sink.
 
-    The prediction is the float tensor that the one data input (a placeholder that is not a
-    training switch) computes alone and that metrics and losses (``in_top_k``, ``equal`` of
-    ``argmax`` against the labels, cross-entropy) then combine with the labels: the logits of
-    a tutorial graph without softmax. Gradients and quantization range updates are never
-    candidates.
+    The prediction is the float tensor that the layers compute from one data input (a
+    placeholder that is not a training switch) and that losses and metrics (cross-entropy,
+    ``in_top_k``, ``equal`` of ``argmax``: `_METRIC_OPS`) compare with another, the labels: the
+    logits of a tutorial graph without softmax. Gradients and quantization range updates are
+    never candidates.
 
     Raises:
       FreezeError: naming the candidates when there is not exactly one.
@@ -341,12 +345,12 @@ def discover_outputs(graph_def) -> List[str]:
     # what mixes it with another data input (the labels: loss, in_top_k, equal of argmax).
     layered = _downstream(graph_def, [n.name for n in graph_def.node
                                       if n.op in _LAYER_OPS])
-    mixed = {n.name for n in graph_def.node
-             if len(feeders.get(n.name, ())) > 1 and outside(n.name)}
+    metrics = {n.name for n in graph_def.node
+               if n.op in _METRIC_OPS and len(feeders.get(n.name, ())) > 1 and outside(n.name)}
     predictions = []
     for node in graph_def.node:
         if len(feeders.get(node.name, ())) != 1 or node.name not in layered or \
-                not candidate(node) or not any(u in mixed for u in consumers.get(node.name, [])):
+                not candidate(node) or not any(u in metrics for u in consumers.get(node.name, [])):
             continue
         # From the loss's reshape of the logits or the metric's argmax back to the logits.
         while node.op in _READERS and node.input and \
@@ -524,6 +528,14 @@ def _set_input_shapes(graph_def, inputs, input_shapes, batch_size):
             shape = [int(d) for d in input_shapes[name]]
         else:
             proto = node.attr['shape'].shape
+            if proto.unknown_rank and name != inputs[0]:
+                # --input-shapes shapes the first input: a shape-less second one is most often
+                # a switch this tool cannot give a value.
+                raise FreezeError(f'placeholder {name} feeds the outputs but has no shape and is '
+                                  'no training switch (a scalar keep_prob/rate feeding a '
+                                  'dropout, a bool is_training); build it with '
+                                  'tf.placeholder_with_default(VALUE, []) to freeze its '
+                                  'inference value, or with a shape to make it an input')
             if proto.unknown_rank:
                 raise FreezeError(f'input {name} has no known shape; give it with '
                                   '--input-shapes, for example 1,28,28,1')
@@ -575,8 +587,11 @@ def _rebatch(graph_def, fixed: Dict[str, int], batch_size: int, outputs: Sequenc
             continue
         shape = shape.copy()
         shape[0] = batch_size
+        names = {n.name for n in out.node}
         const = out.node.add()
-        const.name = f'{node.name}/rebatched_shape'
+        const.name = next(f'{node.name}/rebatched_shape' + (f'_{k}' if k else '')
+                          for k in range(len(names) + 1)
+                          if f'{node.name}/rebatched_shape' + (f'_{k}' if k else '') not in names)
         _set_const(const, shape)
         node.input[1] = const.name
     name, old = next(iter(fixed.items()))
