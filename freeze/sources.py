@@ -524,10 +524,13 @@ def _set_input_shapes(graph_def, inputs, input_shapes, batch_size):
         if node.op not in ('Placeholder', 'PlaceholderWithDefault'):
             raise FreezeError(f'input {name} is a {node.op}, not a placeholder; name the '
                               'placeholders with --input-arrays')
+        proto = node.attr['shape'].shape
+        declared = [] if proto.unknown_rank else [d.size for d in proto.dim]
         if input_shapes and name in input_shapes:
             shape = [int(d) for d in input_shapes[name]]
+            if declared and shape and declared[0] > 0 and shape[0] != declared[0]:
+                fixed[name] = declared[0]
         else:
-            proto = node.attr['shape'].shape
             if proto.unknown_rank and name != inputs[0]:
                 # --input-shapes shapes the first input: a shape-less second one is most often
                 # a switch this tool cannot give a value.

@@ -102,6 +102,9 @@ def test_fully_connected_feed_fixed_batch_is_rebatched(programs, tmp_path, capsy
     shapes = [tf.make_ndarray(n.attr['value'].tensor).tolist() for n in frozen.graph_def.node
               if n.name.endswith('rebatched_shape')]
     assert shapes == [[1, -1]]
+    # An explicit shape re-batches too (eval reloads the source with the recorded shapes).
+    frozen = sources.load_source(programs['feed'], input_shapes=record['input_shapes'])
+    assert frozen.input_shapes == {'Placeholder': [1, 784]}
     # --batch-size keeps another batch; the verifier feeds its 32 samples in batches of 100.
     record, _ = _export(capsys, programs['feed'], tmp_path / 'b100.tflite', '--batch-size',
                         '100')
