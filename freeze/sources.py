@@ -4,12 +4,18 @@ SavedModel.
 `load_source` is the one entry point. Whatever the source, the result is a `FrozenGraph`: a
 pruned ``GraphDef`` with static input shapes and no variables, in which
 
-* the inputs are the placeholders the outputs need (or ``input_arrays``);
-* the outputs are ``output_arrays``, else the graph's one softmax, else its one sink; when that
+* the inputs are the placeholders the outputs need (or ``input_arrays``), their batch
+  dimension, open or fixed for training (``[100, 784]``), set to ``batch_size``; a ``Reshape``
+  that hard-codes the old batch is rewritten, any other op that does is named;
+* the outputs are ``output_arrays``, else the graph's one softmax, else the prediction that its
+  loss and metrics compare with the labels (the logits, not ``in_top_k`` or the accuracy),
+  else its one sink; gradients and quantization range updates are never candidates; when that
   is ambiguous the error names the candidates;
-* training switches are fed their inference values and folded away: ``keep_prob`` placeholders
-  become 1, ``is_training``/``training`` switches False, dropout ``rate`` placeholders 0, any
-  other ``placeholder_with_default`` its default;
+* training switches are fed their inference values and folded away, recognised by what they
+  feed as much as by name (`switch_values`): a scalar placeholder feeding a dropout's keep
+  probability becomes 1 and one feeding its rate 0 (``keep_prob``, ``dropout_rate``, the
+  deep-MNIST tutorial's unnamed ``dropout/Placeholder``), bool ``is_training`` switches False,
+  any other ``placeholder_with_default`` its default;
 * what only training needs (optimizer, summaries, savers, queues) is pruned, constants are
   folded, dropout whose randomness became irrelevant is removed, and if anything random or
   stateful is still left the error names it.
@@ -216,7 +222,7 @@ def _random_values(graph_def) -> set:
 _SWITCH_PASS = ('Identity', 'Cast', 'Snapshot', 'StopGradient', 'Reshape', 'Squeeze')
 
 
-def _dropout_role(graph_def, name: str, nodes, consumers, random: set) -> Optional[str]:
+def _dropout_role(name: str, nodes, consumers, random: set) -> Optional[str]:
     """``'keep_prob'`` or ``'rate'`` when placeholder ``name`` feeds a dropout's probability.
 
     ``tf.nn.dropout`` compares its noise with the rate (``RandomUniform >= rate``; TF 2's
@@ -279,7 +285,7 @@ def switch_values(graph_def) -> Dict[str, np.ndarray]:
         if loose:
             if random is None:
                 random = _random_values(graph_def)
-            role = _dropout_role(graph_def, node.name, nodes, consumers, random)
+            role = _dropout_role(node.name, nodes, consumers, random)
         if role is None and _KEEP_PROB.search(base):
             role = 'keep_prob'
         elif role is None and loose and _RATE.search(base):
@@ -892,7 +898,8 @@ def make_inference_graph(graph_def, *, checkpoint: Optional[str] = None,
       input_shapes: input op name -> static shape, or one shape (a list of ints) for the first
         input; default: the placeholder's shape with its batch dimension set to
         ``batch_size``.
-      batch_size: the static batch size when the graph leaves it open.
+      batch_size: the static batch size, where the graph leaves it open and where it fixes
+        another (a training batch; see `_rebatch`).
       source: where the graph came from, for messages.
       allow_unsafe_ops: skip the op allow-list (trusted graphs only).
 
@@ -1002,7 +1009,7 @@ def load_source(path: str, *, input_arrays: Optional[Sequence[str]] = None,
       input_arrays: input op names (default: discovered).
       output_arrays: output op names (default: discovered; for a SavedModel its signature's).
       input_shapes: input name -> static shape, or one shape for the first input.
-      batch_size: static batch size where the graph leaves it open.
+      batch_size: static batch size, where the graph leaves it open or fixes another.
       tag_set: SavedModel MetaGraph tags (``--tag-set``).
       signature_def: SavedModel signature key (``--signature-def``; default
         ``serving_default`` or the only one).

@@ -116,7 +116,7 @@ def load_model(path: str, *, batch_size: int = 1, quantized: Optional[bool] = No
     Args:
       path: one of our run folders (or a prefix in one), a checkpoint prefix with its
         ``.meta``, a SavedModel folder, or a frozen ``.pb``/``.pbtxt``.
-      batch_size: static batch size where the source leaves it open.
+      batch_size: static batch size, where the source leaves it open or fixes another.
       quantized: our runs only: the QAT eval graph (default: when the run was quantized).
       input_arrays, output_arrays, input_shapes: see `freeze.sources.load_source`.
       tag_set, signature_def: SavedModel selection.
@@ -183,6 +183,8 @@ def export_model(source: str, mode: str = 'float', *, batch_size: int = 1,
     For one of our runs, ``int8``/``uint8`` use its QAT eval graph when it was quantized, and
     post-training quantization from its own training data otherwise. For other sources,
     post-training quantization needs ``data_dir`` (the dataset defaults to what it holds).
+    ``input_range`` None takes the range of the graph's own input fake-quant op, else [0, 1]
+    (`freeze.export.resolve_input_range`).
 
     Returns:
       The `freeze.export.ExportRecord` (write it with `write_export`).
@@ -324,7 +326,7 @@ def freeze_model(source: str, output: Optional[str] = None, *, batch_size: int =
     Args:
       source: see `load_model`.
       output: the ``.pb`` path (default ``frozen_graph.pb`` beside the source).
-      batch_size: static batch size where the source leaves it open.
+      batch_size: static batch size, where the source leaves it open or fixes another.
       float_graph: our QAT runs: their float graph instead of the eval graph.
       pbtxt: also write the text form beside it.
       **source_options: `load_model` options.
