@@ -258,11 +258,11 @@ def _dropout_role(name: str, nodes, consumers, random: set) -> Optional[str]:
 def switch_values(graph_def) -> Dict[str, np.ndarray]:
     """Placeholder name -> inference value of every training switch of the graph.
 
-    A switch is a bool placeholder (False, also with a default), a
-    scalar float placeholder that feeds a dropout's probability, whatever its name (keep_prob
-    1, rate 0; see `_dropout_role`), or a placeholder named like one (``keep_prob``,
-    ``is_training``, ``dropout_rate``: scalar or without a shape), or any other
-    ``placeholder_with_default``, which maps to None: it becomes an Identity of its default.
+    A switch is a bool placeholder (False, also with a default), a scalar float placeholder that
+    feeds a dropout's probability, whatever its name (keep_prob 1, rate 0; see
+    `_dropout_role`), a placeholder named like one (``keep_prob``, ``is_training``,
+    ``dropout_rate``: scalar or without a shape), or any other ``placeholder_with_default``,
+    which maps to None: it becomes an Identity of its default.
     """
     nodes = {n.name: n for n in graph_def.node}
     consumers = _consumers(graph_def)
@@ -358,8 +358,10 @@ def discover_outputs(graph_def) -> List[str]:
         if len(feeders.get(node.name, ())) != 1 or node.name not in layered or \
                 not candidate(node) or not any(u in metrics for u in consumers.get(node.name, [])):
             continue
-        # From the loss's reshape of the logits or the metric's argmax back to the logits.
+        # From the loss's reshape of the logits or the metric's argmax back to the logits
+        # (a tensor something else reads too, such as a named tf.identity, stays).
         while node.op in _READERS and node.input and \
+                all(u in metrics for u in consumers.get(node.name, [])) and \
                 op_name(node.input[0]) in nodes and candidate(nodes[op_name(node.input[0])]):
             node = nodes[op_name(node.input[0])]
         if _float_output(node) and node.name not in predictions:

@@ -345,3 +345,17 @@ def test_unknown_output_is_still_named(tmp_path):
     with pytest.raises(FreezeError, match='cannot tell the output of the graph: candidates a, '
                                           'b; name it with --output-arrays'):
         sources.discover_outputs(graph.as_graph_def())
+
+
+def test_a_named_prediction_is_kept():
+    """``tf.identity(logits, name='output')`` read by the loss and the accuracy stays the
+    output; the loss's own reshape of it does not."""
+    graph = tf.Graph()
+    with graph.as_default():
+        x = v1.placeholder(tf.float32, [None, 784], name='x')
+        labels = v1.placeholder(tf.int64, [None], name='labels')
+        output = tf.identity(tf.matmul(x, tf.ones([784, 10])), name='output')
+        tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(
+            labels=tf.one_hot(labels, 10), logits=output))
+        tf.reduce_mean(tf.cast(tf.equal(tf.argmax(output, 1), labels), tf.float32))
+    assert sources.discover_outputs(graph.as_graph_def()) == ['output']
