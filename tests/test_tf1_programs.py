@@ -19,7 +19,7 @@ from graph_models import cli, quantize
 from graph_models._tf import tf, v1
 from graph_models.commands import flags
 
-from conftest import synthetic_dataset
+from conftest import synthetic_dataset, write_idx_folder
 import user_models
 
 
@@ -27,7 +27,7 @@ import user_models
 def programs(tmp_path_factory):
     root = tmp_path_factory.mktemp('programs')
     data = synthetic_dataset(600, 200)
-    return {'root': root, 'data': data,
+    return {'root': root, 'data': data, 'data_dir': write_idx_folder(root / 'data', data),
             'deep': user_models.deep_mnist(root / 'deep', data),
             'speech': user_models.speech_tiny_conv(root / 'speech', data),
             'feed': user_models.fully_connected_feed(root / 'feed', data)}
@@ -82,6 +82,12 @@ def test_speech_commands_dropout_rate_and_own_input_range(programs, tmp_path, ca
     _assert_verified_int8(record, out)
     assert record['input_arrays'] == ['fingerprint_input']
     assert record['input_range'] == [0.0, 26.0]
+    # The TF graph and the .tflite both see the pixels on [0, 26].
+    accuracies = []
+    for model in (programs['speech'], str(tmp_path / 'speech.tflite')):
+        assert cli.main(['eval', model, '--data-dir', programs['data_dir']]) == 0
+        accuracies.append(float(capsys.readouterr().out.split('accuracy ')[1].split()[0]))
+    assert accuracies[0] > 0.8 and abs(accuracies[0] - accuracies[1]) <= 0.03
     # A range the user gives that the graph would override is still refused, with the fix.
     err = _one_line_error(capsys, ['export', programs['speech'], '--quantize', 'int8',
                                    '--input-range', '0,1', '-o', str(tmp_path / 'x.tflite')], 2)
