@@ -205,17 +205,26 @@ def _scalar_or_unknown(node) -> bool:
 
 
 def _random_values(graph_def) -> set:
-    """Names of the nodes whose value derives from a random op (dropout's noise)."""
+    """Names of the nodes that are noise: a random op, scaled or shifted by constants only
+    (``random_uniform``'s ``* (max - min) + min``), not what the noise then touches."""
     consumers = _consumers(graph_def)
-    random = [n.name for n in graph_def.node
-              if n.op.startswith(('Random', 'TruncatedNormal'))]
-    seen, stack = set(), list(random)
+    nodes = {n.name: n for n in graph_def.node}
+    noise = {n.name for n in graph_def.node if n.op.startswith(('Random', 'TruncatedNormal'))}
+    stack = list(noise)
     while stack:
         name = stack.pop()
-        if name not in seen:
-            seen.add(name)
-            stack.extend(consumers.get(name, []))
-    return seen
+        for user in consumers.get(name, []):
+            node = nodes[user]
+            if user in noise or node.op not in ('Identity', 'Cast', 'Mul', 'Add', 'AddV2',
+                                                'Sub'):
+                continue
+            others = [op_name(i) for i in node.input
+                      if not i.startswith('^') and op_name(i) != name]
+            if all(o in noise or nodes.get(o) is not None and nodes[o].op == 'Const'
+                   for o in others):
+                noise.add(user)
+                stack.append(user)
+    return noise
 
 
 # Ops a dropout switch passes through on its way to the dropout; ``1 - x`` flips its meaning.

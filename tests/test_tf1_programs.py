@@ -210,10 +210,16 @@ def test_dropout_role_is_read_from_use_whatever_the_name(tmp_path):
         rate = v1.placeholder(tf.float32, name='p')  # TF 2 rate, under another name.
         h = tf.nn.dropout(h, rate=rate)
         named = v1.placeholder(tf.float32, name='dropout_rate')  # No shape, no dropout.
-        tf.identity(h * (1.0 - named), name='y')
+        h = h * (1.0 - named)
+        # TF 1.x's own dropout: floor(keep_prob + U) masks, here with a rate as 1 - rate.
+        old_keep, old_rate = v1.placeholder(tf.float32, name='a'), v1.placeholder(tf.float32,
+                                                                                  name='b')
+        for keep in (old_keep, 1.0 - old_rate):
+            h = h / keep * tf.floor(keep + v1.random_uniform(tf.shape(h)))
+        tf.identity(h, name='y')
     values = sources.switch_values(graph.as_graph_def())
     assert values['dropout/Placeholder'] == 1.0 and values['p'] == 0.0
-    assert values['dropout_rate'] == 0.0
+    assert values['dropout_rate'] == 0.0 and values['a'] == 1.0 and values['b'] == 0.0
     frozen = sources.make_inference_graph(graph.as_graph_def(), output_arrays=['y'])
     assert frozen[1] == ['x'] and not any(n.op.startswith('Random') for n in frozen[0].node)
 
@@ -365,3 +371,16 @@ def test_a_named_prediction_is_kept():
             labels=tf.one_hot(labels, 10), logits=output))
         tf.reduce_mean(tf.cast(tf.equal(tf.argmax(output, 1), labels), tf.float32))
     assert sources.discover_outputs(graph.as_graph_def()) == ['output']
+
+
+def test_a_scalar_added_after_dropout_is_no_switch():
+    """Only the dropout's noise makes a switch: a scalar added to dropped-out activations is
+    an input like any other."""
+    graph = tf.Graph()
+    with graph.as_default():
+        x = v1.placeholder(tf.float32, [None, 8], name='x')
+        keep_prob = v1.placeholder(tf.float32, name='kp')
+        offset = v1.placeholder(tf.float32, name='offset')
+        tf.identity(v1.nn.dropout(x, keep_prob) + offset, name='y')
+    values = sources.switch_values(graph.as_graph_def())
+    assert values == {'kp': 1.0}
