@@ -27,7 +27,9 @@ def add_parser(subparsers) -> None:
                    help='tflite_convert spelling of --quantize: FLOAT, QUANTIZED_UINT8 (uint8), '
                         'INT8 (int8)')
     add_output_flag(p, 'default: model_<mode>.tflite beside the source')
-    p.add_argument('--batch-size', type=positive_int, default=1, help='static batch (1)')
+    p.add_argument('--batch-size', type=positive_int, default=1,
+                   help='static batch of the model, also replacing a batch the graph fixed for '
+                        'training ([100, 784] -> [1, 784])')
     add_data_flags(p, dataset_help='post-training int8: representative data (default: the '
                                    'run\'s, else what --data-dir holds)',
                    data_dir_help='where that dataset is')

@@ -14,7 +14,9 @@ def add_parser(subparsers) -> None:
     add_source_argument(p, 'checkpoint', 'run folder or prefix, TF1 checkpoint prefix (.meta '
                                          'beside it), SavedModel folder, or .pb/.pbtxt')
     add_output_flag(p, 'default: frozen_graph.pb beside the source')
-    p.add_argument('--batch-size', type=positive_int, default=1, help='static batch (1)')
+    p.add_argument('--batch-size', type=positive_int, default=1,
+                   help='static batch of the model, also replacing a batch the graph fixed for '
+                        'training ([100, 784] -> [1, 784])')
     p.add_argument('--pbtxt', action='store_true', help='also write a text .pbtxt beside it')
     p.add_argument('--float', action='store_true',
                    help='for a QAT checkpoint: freeze its float graph instead of the eval graph')
