@@ -215,17 +215,6 @@ def _sample_inputs(shape: Sequence[int], input_range, representative: Optional[n
     return rng.uniform(low, high, (SAMPLE_INPUTS,) + tuple(shape[1:])).astype(np.float32)
 
 
-def graph_input_range(graph_def, inputs: Sequence[str]) -> Optional[Tuple[float, float]]:
-    """The ``(min, max)`` the graph's own fake-quant op on an input gives it, or None.
-
-    Args:
-      graph_def: a frozen graph (min/max of ``FakeQuantWithMinMaxVars`` are constants).
-      inputs: the input op names.
-    """
-    found = _input_fake_quants(graph_def, inputs)
-    return found[0][1] if found else None
-
-
 def _input_fake_quants(graph_def, inputs: Sequence[str]):
     """``[(fake-quant node, (min, max))]`` of the fake-quant ops reading an input directly."""
     nodes = {n.name: n for n in graph_def.node}
