@@ -307,7 +307,9 @@ def export_graph(frozen, mode: str = 'float', *,
     missing = verify.missing_ranges(graph_def) if integer and fake_quantized else []
     if integer and len(frozen.inputs) != 1:
         raise UsageError(f'integer export needs exactly one input, the graph has '
-                         f'{len(frozen.inputs)}: {", ".join(frozen.inputs)}')
+                         f'{len(frozen.inputs)}: {", ".join(frozen.inputs)} (read by '
+                         f'{", ".join(frozen.outputs)}); name an output that reads one of them '
+                         'with --output-arrays')
     if calibrate:
         if not integer:
             raise UsageError('calibration applies to int8/uint8 export')

@@ -384,3 +384,19 @@ def test_a_scalar_added_after_dropout_is_no_switch():
         tf.identity(v1.nn.dropout(x, keep_prob) + offset, name='y')
     values = sources.switch_values(graph.as_graph_def())
     assert values == {'kp': 1.0}
+
+
+def test_an_output_that_reads_two_inputs_is_named_with_the_fix(tmp_path, capsys):
+    graph = tf.Graph()
+    with graph.as_default():
+        x = v1.placeholder(tf.float32, [None, 4], name='x')
+        labels = v1.placeholder(tf.float32, [None, 2], name='labels')
+        scores = tf.matmul(tf.quantization.fake_quant_with_min_max_args(x, 0.0, 1.0),
+                           tf.ones([4, 2]))
+        tf.reduce_mean(tf.abs(scores - labels), name='error')
+    pb = tmp_path / 'm.pb'
+    pb.write_bytes(graph.as_graph_def().SerializeToString())
+    err = _one_line_error(capsys, ['export', str(pb), '--quantize', 'int8'], 2)
+    assert err.strip().endswith('integer export needs exactly one input, the graph has 2: x, '
+                                'labels (read by error); name an output that reads one of them '
+                                'with --output-arrays')
