@@ -370,7 +370,7 @@ def discover_outputs(graph_def) -> List[str]:
         # From the loss's reshape of the logits or the metric's argmax back to the logits
         # (a tensor something else reads too, such as a named tf.identity, stays).
         while node.op in _READERS and node.input and \
-                all(u in metrics for u in consumers.get(node.name, [])) and \
+                all(u in metrics for u in consumers.get(node.name, []) if outside(u)) and \
                 op_name(node.input[0]) in nodes and candidate(nodes[op_name(node.input[0])]):
             node = nodes[op_name(node.input[0])]
         if _float_output(node) and node.name not in predictions:

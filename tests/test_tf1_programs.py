@@ -9,6 +9,7 @@ tflite_convert/freeze_graph spellings of the flags are accepted.
 """
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -67,6 +68,10 @@ def test_deep_mnist_unnamed_keep_prob_exports_int8(programs, tmp_path, capsys):
     record, out = _export(capsys, programs['deep'], tmp_path / 'deep.tflite')
     _assert_verified_int8(record, out)
     assert record['input_shapes'] == {'Placeholder': [1, 784]}
+    # Its training checkpoint too: the loss's reshape, read by gradients as well, is no output.
+    train = os.path.join(os.path.dirname(programs['deep']), 'train', 'model.ckpt.meta')
+    assert sources.discover_outputs(sources._read_meta_graph(train).graph_def) == [
+        'fc2/act_quant/FakeQuantWithMinMaxVars']
     # Naming the data input is enough: the switch is still recognised.
     record, _ = _export(capsys, programs['deep'], tmp_path / 'named.tflite',
                         '--input-arrays', 'Placeholder')
