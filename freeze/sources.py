@@ -987,6 +987,8 @@ def make_inference_graph(graph_def, *, checkpoint: Optional[str] = None,
         pruned = _remove_dead_randomness(pruned, outputs)
         pruned = _simplify(pruned, outputs)
     pruned = _fold_constants(pruned, outputs)
+    if fixed_batches:  # Folding turns computed shapes (tf.stack([100, 784])) into constants.
+        pruned = _rebatch(pruned, fixed_batches, batch_size, outputs)
     left = stateful_ops(pruned) + [f'{n.name} ({n.op})' for n in pruned.node
                                    if n.op in ('Switch', 'Merge', 'If', 'StatelessIf', 'While')]
     if left:

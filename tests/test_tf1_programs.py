@@ -248,11 +248,11 @@ def test_discovery_skips_gradients_and_range_updates():
     assert sources.discover_outputs(graph_def) == ['act_quant/FakeQuantWithMinMaxVars']
 
 
-def _fixed_batch_graph(path, extra):
+def _fixed_batch_graph(path, extra, stacked=False):
     graph = tf.Graph()
     with graph.as_default():
         x = v1.placeholder(tf.float32, [100, 784], name='x')
-        flat = tf.reshape(x, [100, -1])
+        flat = tf.reshape(x, tf.stack([100, 784]) if stacked else [100, -1])
         out = tf.matmul(flat, tf.ones([784, 10]) / 784.0)
         if extra:
             out = out + tf.zeros([100, 10])  # Hard-codes the batch where no rewrite reaches.
@@ -261,12 +261,13 @@ def _fixed_batch_graph(path, extra):
     return str(path)
 
 
-def test_fixed_batch_reshape_is_rewritten_and_other_uses_are_refused(tmp_path, capsys):
-    pb = _fixed_batch_graph(tmp_path / 'reshape.pb', extra=False)
+@pytest.mark.parametrize('stacked', [False, True])
+def test_fixed_batch_reshape_is_rewritten_and_other_uses_are_refused(tmp_path, capsys, stacked):
+    from freeze.export import run_graph
+    pb = _fixed_batch_graph(tmp_path / 'reshape.pb', extra=False, stacked=stacked)
     frozen = sources.load_source(pb)
     assert frozen.input_shapes == {'x': [1, 784]}
-    got = __import__('freeze.export', fromlist=['run_graph']).run_graph(
-        frozen.graph_def, 'x', 'probs', np.ones((3, 784), np.float32))
+    got = run_graph(frozen.graph_def, 'x', 'probs', np.ones((3, 784), np.float32))
     np.testing.assert_allclose(got, np.full((3, 10), 0.1), atol=1e-6)
     pb = _fixed_batch_graph(tmp_path / 'zeros.pb', extra=True)
     err = _one_line_error(capsys, ['freeze', pb, '-o', str(tmp_path / 'f.pb')], 1)
