@@ -331,7 +331,9 @@ def test_tflite_convert_and_freeze_graph_spellings_are_accepted():
     (['export'], 'no model source: give SOURCE (a checkpoint prefix with its .meta, a '
                  'SavedModel folder or a .pb/.pbtxt)'),
     (['freeze', '--input_graph', 'g.pbtxt', '--input_checkpoint', 'model.ckpt'],
-     'two model sources, g.pbtxt and model.ckpt: give one'),
+     'two model sources, g.pbtxt and model.ckpt: give one (a checkpoint prefix reads its graph '
+     'from the .meta beside it, so freeze_graph\'s --input_graph is not needed with '
+     '--input_checkpoint)'),
     (['export', 'm.pb', '--quantize', 'int8', '--mean_values', '0'],
      '--mean_values and --std_dev_values go together; or give the real input range with '
      '--input-range MIN,MAX'),

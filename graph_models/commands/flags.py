@@ -152,8 +152,8 @@ def source_path(positional: Optional[str], options: Optional[Sequence[str]]) -> 
     if len(distinct) > 1:
         first, second = list(distinct.values())[:2]
         raise ConfigError(f'two model sources, {first} and {second}: give one (a checkpoint '
-                          'prefix finds its .meta beside it; a GraphDef with a separate '
-                          'checkpoint is read as that checkpoint\'s .meta)')
+                          'prefix reads its graph from the .meta beside it, so freeze_graph\'s '
+                          '--input_graph is not needed with --input_checkpoint)')
     return next(iter(distinct.values()))
 
 
