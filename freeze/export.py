@@ -59,6 +59,8 @@ class ExportRecord:
       graph_sha256: digest of the frozen graph that was converted (after symmetrization).
       options: how the source was loaded (SavedModel tags, signature...).
       verified: whether the integer checks of `freeze.verify` ran and passed.
+      verify_mean_abs_diff: the mean absolute difference of the integer model's outputs from
+        the frozen graph's on the verification samples (None when not verified).
     """
 
     model: bytes
@@ -77,6 +79,7 @@ class ExportRecord:
     graph_sha256: str = ''
     options: Dict = dataclasses.field(default_factory=dict)
     verified: bool = False
+    verify_mean_abs_diff: Optional[float] = None
 
     def to_json(self) -> Dict:
         d = dataclasses.asdict(self)
@@ -212,9 +215,10 @@ def _sample_inputs(shape: Sequence[int], input_range, representative: Optional[n
     return rng.uniform(low, high, (SAMPLE_INPUTS,) + tuple(shape[1:])).astype(np.float32)
 
 
-def _check_input_range(graph_def, inputs: Sequence[str], input_range) -> None:
-    """Refuses an input range that the input's own fake-quant range would silently override."""
+def _input_fake_quants(graph_def, inputs: Sequence[str]):
+    """``[(fake-quant node, (min, max))]`` of the fake-quant ops reading an input directly."""
     nodes = {n.name: n for n in graph_def.node}
+    found = []
     for node in graph_def.node:
         if not node.op.startswith('FakeQuantWithMinMax') or op_name(node.input[0]) not in inputs:
             continue
@@ -222,19 +226,45 @@ def _check_input_range(graph_def, inputs: Sequence[str], input_range) -> None:
             low, high = node.attr['min'].f, node.attr['max'].f
         else:
             bounds = [nodes.get(op_name(node.input[k])) for k in (1, 2)]
+            while any(b is not None and b.op == 'Identity' for b in bounds):
+                bounds = [nodes.get(op_name(b.input[0])) if b is not None and b.op == 'Identity'
+                          else b for b in bounds]
             if any(b is None or b.op != 'Const' for b in bounds):
                 continue
             low, high = (float(np.min(tf.make_ndarray(b.attr['value'].tensor))) for b in bounds)
-        if not np.allclose((low, high), input_range, atol=1e-6):
-            raise UsageError(f'--input-range {input_range[0]:g},{input_range[1]:g} differs from '
+        found.append((node, (float(low), float(high))))
+    return found
+
+
+def resolve_input_range(graph_def, inputs: Sequence[str],
+                        requested: Optional[Tuple[float, float]]) -> Tuple[float, float]:
+    """The real input range to convert with: the user's, else the graph's own, else [0, 1].
+
+    Args:
+      graph_def: the frozen graph.
+      inputs: its input op names.
+      requested: ``--input-range`` as given, or None when the user gave none.
+
+    Raises:
+      UsageError: when a requested range differs from the one the graph's input fake-quant op
+        would silently impose instead.
+    """
+    found = _input_fake_quants(graph_def, inputs)
+    if requested is None:
+        return found[0][1] if found else tuple(tflite.INPUT_RANGE)
+    requested = tuple(float(v) for v in requested)
+    for node, (low, high) in found:
+        if not np.allclose((low, high), requested, atol=1e-6):
+            raise UsageError(f'--input-range {requested[0]:g},{requested[1]:g} differs from '
                              f'the range [{low:g}, {high:g}] the graph quantizes input '
                              f'{op_name(node.input[0])} to ({node.name}); pass --input-range '
-                             f'{low:g},{high:g}')
+                             f'{low:g},{high:g} or leave it out')
+    return requested
 
 
 def export_graph(frozen, mode: str = 'float', *,
                  representative_images: Optional[np.ndarray] = None,
-                 input_range: Tuple[float, float] = tflite.INPUT_RANGE,
+                 input_range: Optional[Tuple[float, float]] = None,
                  calibrate: bool = False,
                  representative_examples: int = tflite.REPRESENTATIVE_EXAMPLES,
                  seed: int = 0) -> ExportRecord:
@@ -245,7 +275,9 @@ def export_graph(frozen, mode: str = 'float', *,
       mode: one of `freeze.tflite.MODES`.
       representative_images: float inputs ``[N, ...]`` for post-training quantization (a
         graph without fake-quant ops, or ``calibrate``); also the verification samples.
-      input_range: real ``(min, max)`` of the inputs, for the quantized input statistics.
+      input_range: real ``(min, max)`` of the inputs, for the quantized input statistics;
+        None: the range of the graph's own input fake-quant op, else [0, 1]
+        (`resolve_input_range`).
       calibrate: calibrate every range from ``representative_images`` (post-training), even
         where the graph has fake-quant ranges.
       representative_examples: how many of ``representative_images`` the converter sees.
@@ -261,19 +293,23 @@ def export_graph(frozen, mode: str = 'float', *,
     """
     if mode not in tflite.MODES:
         raise UsageError(f'unknown export mode {mode!r}; choose one of {", ".join(tflite.MODES)}')
-    low, high = (float(v) for v in input_range)
-    if not (np.isfinite(low) and np.isfinite(high) and low < high):
-        raise UsageError(f'input range must be MIN,MAX with MIN < MAX, got {low},{high}')
+    if input_range is not None:
+        low, high = (float(v) for v in input_range)
+        if not (np.isfinite(low) and np.isfinite(high) and low < high):
+            raise UsageError(f'input range must be MIN,MAX with MIN < MAX, got {low},{high}')
     began = time.perf_counter()
     graph_def = frozen.graph_def
     integer = mode in ('int8', 'uint8')
-    if integer:
-        _check_input_range(graph_def, frozen.inputs, (low, high))
+    # Float models keep the graph's fake-quant ops: a range given for them is only recorded.
+    if integer or input_range is None:
+        low, high = resolve_input_range(graph_def, frozen.inputs, input_range)
     fake_quantized = frozen.fake_quantized
     missing = verify.missing_ranges(graph_def) if integer and fake_quantized else []
     if integer and len(frozen.inputs) != 1:
         raise UsageError(f'integer export needs exactly one input, the graph has '
-                         f'{len(frozen.inputs)}: {", ".join(frozen.inputs)}')
+                         f'{len(frozen.inputs)}: {", ".join(frozen.inputs)} (read by '
+                         f'{", ".join(frozen.outputs)}); name an output that reads one of them '
+                         'with --output-arrays')
     if calibrate:
         if not integer:
             raise UsageError('calibration applies to int8/uint8 export')
@@ -304,10 +340,10 @@ def export_graph(frozen, mode: str = 'float', *,
                                      fake_quantized=fake_quantized,
                                      representative_data=representative,
                                      input_range=(low, high))
-    verified = False
+    verified, diff = False, None
     if integer:
         samples = _sample_inputs(shape, (low, high), representative_images)
-        verify.verify_integer_model(
+        diff = verify.verify_integer_model(
             model, samples, lambda x: run_graph(graph_def, frozen.inputs[0],
                                                 frozen.outputs[0], x), missing)
         verified = True
@@ -319,7 +355,7 @@ def export_graph(frozen, mode: str = 'float', *,
                         symmetrized_weights=bool(symmetrized), input_range=(low, high),
                         input_shapes=dict(frozen.input_shapes),
                         graph_sha256=graph_digest(graph_def), options=dict(frozen.options),
-                        verified=verified)
+                        verified=verified, verify_mean_abs_diff=diff)
 
 
 def write_export(record: ExportRecord, path: str) -> str:

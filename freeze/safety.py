@@ -4,8 +4,11 @@ A ``GraphDef`` from elsewhere is a program: ops such as ``ReadFile``, ``WriteFil
 ``Save``/``Restore``, ``MatchingFiles`` or ``ImmutableConst`` read or write files or call Python
 when the graph runs (and some during conversion). Before a graph from a ``.pb``, ``.pbtxt``,
 ``.meta`` or SavedModel is run or converted, every op, including those inside functions of the
-graph's library, must be on an allow-list of pure math and neural-network ops.
-``--allow-unsafe-ops`` lifts the check for graphs the user trusts.
+graph's library, must be on an allow-list of pure math and neural-network ops: tensor in,
+tensor out, whatever the op computes (atrous convolution's ``SpaceToBatchND``, ``InTopKV2``).
+Left off on purpose: file and Python ops, ``Print``/``PrintV2`` (it can write to a file),
+readers, queues, datasets, lookup tables and anything stateful. ``--allow-unsafe-ops`` lifts the
+check, for any source kind, for graphs the user trusts.
 
 A small file can still declare huge tensors (``Fill`` of 2^20 x 2^20 constant-folds for hours):
 `check_graph_size` bounds every constant and every shape a graph declares, whatever its ops.
@@ -45,21 +48,55 @@ SAFE_OPS = frozenset({
     'Size', 'Slice', 'Snapshot', 'Softmax', 'Softplus', 'Softsign', 'SpaceToDepth', 'Split',
     'SplitV', 'Sqrt', 'Square', 'SquaredDifference', 'Squeeze', 'StopGradient', 'StridedSlice',
     'Sub', 'Sum', 'Tanh', 'Tile', 'TopKV2', 'Transpose', 'Unpack', 'Where', 'ZerosLike',
+    # Atrous (dilated) convolutions of TF1 graphs, pooling and resizing variants, evaluation
+    # metrics (the tutorials' in_top_k), quantization round trips: all pure tensor math.
+    'SpaceToBatchND', 'BatchToSpaceND', 'SpaceToBatch', 'BatchToSpace', 'InTopK', 'InTopKV2',
+    'MaxPoolV2', 'MaxPoolWithArgmax', 'AvgPool3D', 'MaxPool3D', 'Conv3D', 'ResizeBicubic',
+    'ResizeArea', 'CropAndResize', 'ExtractImagePatches', 'Reverse', 'ReverseV2',
+    'QuantizeAndDequantizeV2', 'QuantizeAndDequantizeV3', 'QuantizeAndDequantizeV4',
+    'SoftmaxCrossEntropyWithLogits', 'SparseSoftmaxCrossEntropyWithLogits', 'Cumprod',
+    'Expm1', 'Inv', 'IsFinite', 'IsInf', 'IsNan', 'LinSpace', 'MatrixBandPart', 'MatrixDiag',
+    'MatrixDiagV2', 'MatrixDiagV3', 'Mod', 'TruncateDiv', 'TruncateMod', 'BroadcastArgs',
+    'BroadcastGradientArgs', 'Sin', 'Cos', 'Tan', 'Asin', 'Acos', 'Atan', 'Atan2', 'Sinh',
+    'Cosh', 'Asinh', 'Acosh', 'Atanh', 'Erfc', 'Xdivy', 'Xlogy', 'BiasAddV1', 'ScatterNd',
+    'EnsureShape', 'CheckNumerics', 'NonMaxSuppressionV2', 'NonMaxSuppressionV3',
+    'NonMaxSuppressionV4', 'NonMaxSuppressionV5',
+    'Dilation2D', 'FusedResizeAndPadConv2D', 'FusedPadConv2D',
     # Training-time ops an inference graph is cleaned of (dropout randomness, v1 cond on
     # is_training): they touch no file; `freeze.sources` folds them away or names them.
     'RandomUniform', 'RandomStandardNormal', 'TruncatedNormal', 'Switch', 'Merge',
 })
 
 
+def _used_functions(graph_def) -> list:
+    """The library functions the graph's nodes call, directly or through other functions.
+
+    A ``.meta`` keeps the functions of everything the script built (a confusion matrix's
+    ``Assert`` guard); pruned to the outputs, only those still called can run.
+    """
+    library = {f.signature.name: f for f in graph_def.library.function}
+    used, stack = {}, [graph_def.node]
+    while stack:
+        for node in stack.pop():
+            names = [node.op] + [a.func.name for a in node.attr.values() if a.func.name] + [
+                f.name for a in node.attr.values() for f in a.list.func]
+            for name in names:
+                if name in library and name not in used:
+                    used[name] = library[name]
+                    stack.append(library[name].node_def)
+    return list(used.values())
+
+
 def unsafe_ops(graph_def) -> Dict[str, List[str]]:
-    """Op type -> node names of every op (functions included) outside `SAFE_OPS`."""
+    """Op type -> node names of every op (called functions included) outside `SAFE_OPS`."""
     found = collections.defaultdict(list)
     for node in graph_def.node:
         if node.op not in SAFE_OPS:
             found[node.op].append(node.name)
-    for function in graph_def.library.function:
+    for function in _used_functions(graph_def):
         for node in function.node_def:
-            if node.op not in SAFE_OPS:
+            if node.op not in SAFE_OPS and node.op not in {
+                    f.signature.name for f in graph_def.library.function}:
                 found[node.op].append(f'{function.signature.name}/{node.name}')
     return dict(found)
 

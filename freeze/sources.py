@@ -4,12 +4,18 @@ SavedModel.
 `load_source` is the one entry point. Whatever the source, the result is a `FrozenGraph`: a
 pruned ``GraphDef`` with static input shapes and no variables, in which
 
-* the inputs are the placeholders the outputs need (or ``input_arrays``);
-* the outputs are ``output_arrays``, else the graph's one softmax, else its one sink; when that
+* the inputs are the placeholders the outputs need (or ``input_arrays``), their batch
+  dimension, open or fixed for training (``[100, 784]``), set to ``batch_size``; a ``Reshape``
+  that hard-codes the old batch is rewritten, any other op that does is named;
+* the outputs are ``output_arrays``, else the graph's one softmax, else the prediction that its
+  loss and metrics compare with the labels (the logits, not ``in_top_k`` or the accuracy),
+  else its one sink; gradients and quantization range updates are never candidates; when that
   is ambiguous the error names the candidates;
-* training switches are fed their inference values and folded away: ``keep_prob`` placeholders
-  become 1, ``is_training``/``training`` switches False, dropout ``rate`` placeholders 0, any
-  other ``placeholder_with_default`` its default;
+* training switches are fed their inference values and folded away, recognised by what they
+  feed as much as by name (`switch_values`): a scalar placeholder feeding a dropout's keep
+  probability becomes 1 and one feeding its rate 0 (``keep_prob``, ``dropout_rate``, the
+  deep-MNIST tutorial's unnamed ``dropout/Placeholder``), bool ``is_training`` switches False,
+  any other ``placeholder_with_default`` its default;
 * what only training needs (optimizer, summaries, savers, queues) is pruned, constants are
   folded, dropout whose randomness became irrelevant is removed, and if anything random or
   stateful is still left the error names it.
@@ -190,28 +196,148 @@ def _ancestors(graph_def, names: Sequence[str]) -> set:
     return seen
 
 
-def _is_switch(node) -> bool:
-    """A training switch: keep_prob, is_training, dropout rate, placeholder_with_default."""
-    if node.op == 'PlaceholderWithDefault':
+def _scalar_or_unknown(node) -> bool:
+    """Whether a placeholder is declared scalar or without a shape (``tf.placeholder(dtype)``)."""
+    if 'shape' not in node.attr:
         return True
-    if node.op != 'Placeholder':
-        return False
-    dims = node.attr['shape'].shape.dim if 'shape' in node.attr else []
-    scalar = ('shape' in node.attr and not node.attr['shape'].shape.unknown_rank
-              and len(dims) == 0)
-    base = node.name.rsplit('/', 1)[-1]
-    return bool(_KEEP_PROB.search(base) or (node.attr['dtype'].type == tf.bool.as_datatype_enum)
-                or (scalar and (_TRAINING.search(base) or _RATE.search(base))))
+    shape = node.attr['shape'].shape
+    return shape.unknown_rank or len(shape.dim) == 0
+
+
+def _random_values(graph_def) -> set:
+    """Names of the nodes that are noise: a random op, scaled or shifted by constants only
+    (``random_uniform``'s ``* (max - min) + min``), not what the noise then touches."""
+    consumers = _consumers(graph_def)
+    nodes = {n.name: n for n in graph_def.node}
+    noise = {n.name for n in graph_def.node if n.op.startswith(('Random', 'TruncatedNormal'))}
+    stack = list(noise)
+    while stack:
+        name = stack.pop()
+        for user in consumers.get(name, []):
+            node = nodes[user]
+            if user in noise or node.op not in ('Identity', 'Cast', 'Mul', 'Add', 'AddV2',
+                                                'Sub'):
+                continue
+            others = [op_name(i) for i in node.input
+                      if not i.startswith('^') and op_name(i) != name]
+            if all(o in noise or nodes.get(o) is not None and nodes[o].op == 'Const'
+                   for o in others):
+                noise.add(user)
+                stack.append(user)
+    return noise
+
+
+# Ops a dropout switch passes through on its way to the dropout; ``1 - x`` flips its meaning.
+_SWITCH_PASS = ('Identity', 'Cast', 'Snapshot', 'StopGradient', 'Reshape', 'Squeeze')
+
+
+def _dropout_role(name: str, nodes, consumers, random: set) -> Optional[str]:
+    """``'keep_prob'`` or ``'rate'`` when placeholder ``name`` feeds a dropout's probability.
+
+    ``tf.nn.dropout`` compares its noise with the rate (``RandomUniform >= rate``; TF 2's
+    ``keep_prob`` argument becomes ``rate = 1 - keep_prob``), TF 1's compat dropout adds the
+    noise to keep_prob (``keep_prob + RandomUniform``, then ``Floor``). The placeholder's role
+    is read from that use, through identities, casts and ``1 - x``, whatever its name.
+    """
+    roles = set()
+    stack, seen = [(name, False)], set()
+    while stack:
+        current, flipped = stack.pop()
+        if (current, flipped) in seen or len(seen) > 64:
+            continue
+        seen.add((current, flipped))
+        for user_name in consumers.get(current, []):
+            user = nodes[user_name]
+            inputs = [op_name(i) for i in user.input if not i.startswith('^')]
+            others = [i for i in inputs if i != current]
+            if user.op in _SWITCH_PASS:
+                stack.append((user_name, flipped))
+            elif user.op == 'Sub' and len(inputs) == 2 and inputs[1] == current and \
+                    _const_value(nodes.get(inputs[0])) is not None and \
+                    np.all(_const_value(nodes[inputs[0]]) == 1):
+                stack.append((user_name, not flipped))
+            elif user.op in ('GreaterEqual', 'Greater', 'Less', 'LessEqual') and \
+                    any(o in random for o in others):
+                roles.add('keep_prob' if flipped else 'rate')
+            elif user.op in ('Add', 'AddV2') and any(o in random for o in others):
+                roles.add('rate' if flipped else 'keep_prob')
+    return roles.pop() if len(roles) == 1 else None
+
+
+def switch_values(graph_def) -> Dict[str, np.ndarray]:
+    """Placeholder name -> inference value of every training switch of the graph.
+
+    A switch is a bool placeholder (False, also with a default), a scalar float placeholder that
+    feeds a dropout's probability, whatever its name (keep_prob 1, rate 0; see
+    `_dropout_role`), a placeholder named like one (``keep_prob``, ``is_training``,
+    ``dropout_rate``: scalar or without a shape), or any other ``placeholder_with_default``,
+    which maps to None: it becomes an Identity of its default.
+    """
+    nodes = {n.name: n for n in graph_def.node}
+    consumers = _consumers(graph_def)
+    random = None
+    values = {}
+    for node in graph_def.node:
+        if node.op not in ('Placeholder', 'PlaceholderWithDefault'):
+            continue
+        if node.op == 'PlaceholderWithDefault':
+            values[node.name] = None  # Unless recognised below: its default.
+        dtype = tf.as_dtype(node.attr['dtype'].type)
+        base = node.name.rsplit('/', 1)[-1]
+        loose = _scalar_or_unknown(node)
+        if dtype == tf.bool:
+            values[node.name] = np.array(False)
+            continue
+        if not dtype.is_floating:
+            continue
+        role = None
+        if loose:
+            if random is None:
+                random = _random_values(graph_def)
+            role = _dropout_role(node.name, nodes, consumers, random)
+        if role is None and _KEEP_PROB.search(base):
+            role = 'keep_prob'
+        elif role is None and loose and _RATE.search(base):
+            role = 'rate'
+        if role is None and loose and _TRAINING.search(base):
+            values[node.name] = np.array(0, dtype.as_numpy_dtype)
+        elif role is not None:
+            values[node.name] = np.array(1 if role == 'keep_prob' else 0, dtype.as_numpy_dtype)
+    return values
+
+
+# Names of what is never a model's output: gradients, and the range updates of quantization
+# (``*/AssignMinLast``, ``*/AssignMaxEma``, the EMA's ``biased``/``local_step`` state).
+_NOT_OUTPUT_NAME = re.compile(r'(^|/)(gradients(_\d+)?|Assign\w*|biased|local_step)(/|$)')
+# Layers: what turns an input into a prediction (a label placeholder passes through none).
+_LAYER_OPS = ('MatMul', 'Conv2D', 'DepthwiseConv2dNative', 'BatchMatMul', 'BatchMatMulV2',
+              'BatchMatMulV3', 'Conv2DBackpropInput', 'Conv3D', 'Einsum')
+# Losses and metrics: where a prediction meets the labels (a second model input meets the
+# first in other ops, and the graph's outputs are then its sinks).
+_METRIC_OPS = ('SoftmaxCrossEntropyWithLogits', 'SparseSoftmaxCrossEntropyWithLogits',
+               'InTopK', 'InTopKV2', 'Equal', 'NotEqual', 'SquaredDifference')
+# What a loss or metric reads the prediction through: the prediction is their input.
+_READERS = ('Reshape', 'Identity', 'Squeeze', 'ExpandDims', 'Cast', 'Snapshot', 'StopGradient',
+            'ArgMax', 'ArgMin', 'TopKV2')
+_NOT_OUTPUT_OPS = ('NoOp', 'Const', 'Placeholder', 'PlaceholderWithDefault', 'Assert',
+                   'Shape', 'ShapeN', 'Size', 'Rank')
 
 
 def discover_outputs(graph_def) -> List[str]:
-    """The graph's outputs: its one softmax, else its one sink.
+    """The graph's outputs: its one softmax, else its one prediction, else its one sink.
+
+    The prediction is the float tensor that the layers compute from one data input (a
+    placeholder that is not a training switch) and that losses and metrics (cross-entropy,
+    ``in_top_k``, ``equal`` of ``argmax``: `_METRIC_OPS`) compare with another, the labels: the
+    logits of a tutorial graph without softmax. Gradients and quantization range updates are
+    never candidates.
 
     Raises:
       FreezeError: naming the candidates when there is not exactly one.
     """
     def outside(name):
-        return not name.split('/')[0].startswith(_NOT_OUTPUT_SCOPES)
+        return not name.split('/')[0].startswith(_NOT_OUTPUT_SCOPES) and \
+            not _NOT_OUTPUT_NAME.search(name)
 
     softmax = [n.name for n in graph_def.node if n.op == 'Softmax' and outside(n.name)]
     if len(softmax) == 1:
@@ -220,22 +346,96 @@ def discover_outputs(graph_def) -> List[str]:
         raise FreezeError(f'the graph has {len(softmax)} softmax outputs: '
                           f'{", ".join(softmax[:10])}; choose with --output-arrays')
     consumers = _consumers(graph_def)
-    placeholders = {n.name for n in graph_def.node if n.op == 'Placeholder'}
-    sinks = []
+    nodes = {n.name: n for n in graph_def.node}
+    switches = switch_values(graph_def)
+    data = {n.name for n in graph_def.node if n.op == 'Placeholder' and n.name not in switches}
+    feeders = _data_feeders(graph_def, data)
+
+    def candidate(node):
+        return outside(node.name) and node.op not in _NOT_OUTPUT_OPS and \
+            node.op not in _VARIABLE_OPS and not node.op.endswith('Summary') and \
+            not node.op.startswith(('Assign', 'Save', 'Restore', 'Apply', 'Resource'))
+
+    # The prediction: computed from one data input alone by the model's layers, and read by
+    # what mixes it with another data input (the labels: loss, in_top_k, equal of argmax).
+    layered = _downstream(graph_def, [n.name for n in graph_def.node
+                                      if n.op in _LAYER_OPS])
+    metrics = {n.name for n in graph_def.node
+               if n.op in _METRIC_OPS and len(feeders.get(n.name, ())) > 1 and outside(n.name)}
+    predictions = []
     for node in graph_def.node:
-        if node.name in consumers or not outside(node.name) or node.op in (
-                'NoOp', 'Const', 'Placeholder', 'PlaceholderWithDefault', 'Assert') or \
-                node.op.startswith(('Assign', 'Save', 'Restore', 'Apply', 'Resource')) or \
-                node.op.endswith('Summary') or node.op in _VARIABLE_OPS:
+        if len(feeders.get(node.name, ())) != 1 or node.name not in layered or \
+                not candidate(node) or not any(u in metrics for u in consumers.get(node.name, [])):
             continue
-        if _ancestors(graph_def, [node.name]) & placeholders:
-            sinks.append(node.name)
+        # From the loss's reshape of the logits or the metric's argmax back to the logits
+        # (a tensor something else reads too, such as a named tf.identity, stays).
+        while node.op in _READERS and node.input and \
+                all(u in metrics for u in consumers.get(node.name, []) if outside(u)) and \
+                op_name(node.input[0]) in nodes and candidate(nodes[op_name(node.input[0])]):
+            node = nodes[op_name(node.input[0])]
+        if _float_output(node) and node.name not in predictions:
+            predictions.append(node.name)
+    if len(predictions) == 1:
+        return predictions
+    sinks = [n.name for n in graph_def.node
+             if n.name not in consumers and candidate(n) and feeders.get(n.name)]
     if len(sinks) == 1:
         return sinks
+    listing = predictions or sinks
     raise FreezeError('cannot tell the output of the graph: '
-                      + (f'candidates {", ".join(sinks[:10])}' if sinks else 'no softmax and '
+                      + (f'candidates {", ".join(listing[:10])}' if listing else 'no softmax and '
                          'no sink fed by a placeholder')
                       + '; name it with --output-arrays')
+
+
+def _data_feeders(graph_def, data: set) -> Dict[str, frozenset]:
+    """Node name -> the data placeholders among its ancestors."""
+    nodes = {n.name: n for n in graph_def.node}
+    out = {}
+    for root in nodes:
+        stack = [root]
+        while stack:
+            name = stack[-1]
+            if name in out:
+                stack.pop()
+                continue
+            node = nodes[name]
+            pending = [op_name(i) for i in node.input
+                       if op_name(i) in nodes and op_name(i) not in out]
+            if pending:
+                stack.extend(pending)
+                continue
+            feeding = set()
+            for i in node.input:
+                feeding |= out.get(op_name(i), frozenset())
+            if name in data:
+                feeding.add(name)
+            out[name] = frozenset(feeding)
+            stack.pop()
+    return out
+
+
+def _downstream(graph_def, names: Sequence[str]) -> set:
+    """``names`` and every node that reads them, directly or not."""
+    consumers = _consumers(graph_def)
+    seen, stack = set(), list(names)
+    while stack:
+        name = stack.pop()
+        if name not in seen:
+            seen.add(name)
+            stack.extend(consumers.get(name, []))
+    return seen
+
+
+def _float_output(node) -> bool:
+    """Whether the node's first output is a float tensor (from its op's definition)."""
+    from tensorflow.python.framework import op_def_registry
+    op_def = op_def_registry.get(node.op)
+    if op_def is None or not op_def.output_arg:
+        return False
+    arg = op_def.output_arg[0]
+    dtype = arg.type or (node.attr[arg.type_attr].type if arg.type_attr in node.attr else 0)
+    return bool(dtype) and tf.as_dtype(dtype).is_floating
 
 
 def _variables_to_constants(graph_def, checkpoint: Optional[str], source: str):
@@ -297,19 +497,6 @@ def _variables_to_constants(graph_def, checkpoint: Optional[str], source: str):
     return out
 
 
-def _switch_value(node):
-    """The inference value of a training switch node, as a numpy scalar, or None."""
-    base = node.name.rsplit('/', 1)[-1]
-    dtype = tf.as_dtype(node.attr['dtype'].type)
-    if _KEEP_PROB.search(base):
-        return np.array(1, dtype.as_numpy_dtype)
-    if dtype == tf.bool:
-        return np.array(False)
-    if _RATE.search(base):
-        return np.array(0, dtype.as_numpy_dtype)
-    return None
-
-
 def _set_const(node, value: np.ndarray, dtype=None) -> None:
     node.op = 'Const'
     del node.input[:]
@@ -319,11 +506,12 @@ def _set_const(node, value: np.ndarray, dtype=None) -> None:
     node.attr['value'].tensor.CopyFrom(tf.make_tensor_proto(value, dtype=dtype))
 
 
-def _feed_switches(graph_def, inputs: Sequence[str]) -> None:
+def _feed_switches(graph_def, inputs: Sequence[str], switches: Mapping) -> None:
+    """Replaces each training switch by its inference value (`switch_values`)."""
     for node in graph_def.node:
         if node.name in inputs or not node.op.startswith('Placeholder'):
             continue
-        value = _switch_value(node) if _is_switch(node) else None
+        value = switches.get(node.name)
         if value is not None:
             _set_const(node, value, node.attr['dtype'].type)
         elif node.op == 'PlaceholderWithDefault':
@@ -333,27 +521,50 @@ def _feed_switches(graph_def, inputs: Sequence[str]) -> None:
             node.attr['T'].type = dtype
         else:
             raise FreezeError(f'placeholder {node.name} is needed by the outputs but is not an '
-                              'input (--input-arrays) nor a known training switch (keep_prob, '
-                              'is_training, rate); add it to --input-arrays')
+                              'input (--input-arrays) nor a training switch (a scalar '
+                              'keep_prob/rate feeding a dropout, a bool is_training, a '
+                              'placeholder_with_default); add it to --input-arrays')
 
 
-def _set_input_shapes(graph_def, inputs, input_shapes, batch_size) -> Dict[str, List[int]]:
-    shapes = {}
+def _set_input_shapes(graph_def, inputs, input_shapes, batch_size):
+    """Gives every input its static shape: ``input_shapes``, else its own with the batch
+    dimension (open or fixed) set to ``batch_size``.
+
+    Returns:
+      ``(input name -> shape, input name -> the fixed batch it was declared with)``, the
+      latter for the inputs whose declared batch became ``batch_size``.
+    """
+    shapes, fixed = {}, {}
     nodes = {n.name: n for n in graph_def.node}
     for name in inputs:
         node = nodes[name]
         if node.op not in ('Placeholder', 'PlaceholderWithDefault'):
             raise FreezeError(f'input {name} is a {node.op}, not a placeholder; name the '
                               'placeholders with --input-arrays')
+        proto = node.attr['shape'].shape
+        declared = [] if proto.unknown_rank else [d.size for d in proto.dim]
         if input_shapes and name in input_shapes:
             shape = [int(d) for d in input_shapes[name]]
+            if declared and shape and declared[0] > 0 and shape[0] != declared[0]:
+                fixed[name] = declared[0]
         else:
-            proto = node.attr['shape'].shape
+            if proto.unknown_rank and name != inputs[0]:
+                # --input-shapes shapes the first input: a shape-less second one is most often
+                # a switch this tool cannot give a value.
+                raise FreezeError(f'placeholder {name} feeds the outputs but has no shape and is '
+                                  'no training switch (a scalar keep_prob/rate feeding a '
+                                  'dropout, a bool is_training); build it with '
+                                  'tf.placeholder_with_default(VALUE, []) to freeze its '
+                                  'inference value, or with a shape to make it an input')
             if proto.unknown_rank:
                 raise FreezeError(f'input {name} has no known shape; give it with '
                                   '--input-shapes, for example 1,28,28,1')
             shape = [d.size for d in proto.dim]
-            if shape and shape[0] in (-1, None):
+            if shape and shape[0] not in (-1, None) and shape[0] != batch_size:
+                # A batch fixed for training (fully_connected_feed's [100, 784]) is not the
+                # model's: inference takes --batch-size examples.
+                fixed[name] = shape[0]
+            if shape:
                 shape[0] = batch_size
             if any(d is None or d < 0 for d in shape):
                 raise FreezeError(f'input {name} has shape {shape} with unknown dimensions; give '
@@ -367,7 +578,61 @@ def _set_input_shapes(graph_def, inputs, input_shapes, batch_size) -> Dict[str, 
         node.attr['dtype'].type = dtype
         node.attr['shape'].shape.CopyFrom(tf.TensorShape(shape).as_proto())
         shapes[name] = shape
-    return shapes
+    return shapes, fixed
+
+
+def _rebatch(graph_def, fixed: Dict[str, int], batch_size: int, outputs: Sequence[str]):
+    """Rewrites what hard-codes an input's old fixed batch downstream of it, or refuses.
+
+    A ``Reshape`` to a constant shape whose first dimension is the old batch (``[100, -1]``)
+    gets ``batch_size`` there. Any other tensor downstream that keeps the old batch as its first
+    dimension is refused, naming the op and the flag that keeps the old batch.
+    """
+    consumers = _consumers(graph_def)
+    nodes = {n.name: n for n in graph_def.node}
+    downstream, stack = set(), list(fixed)
+    while stack:
+        name = stack.pop()
+        if name not in downstream:
+            downstream.add(name)
+            stack.extend(consumers.get(name, []))
+    old_batches = set(fixed.values())
+    out = v1.GraphDef()
+    out.CopyFrom(graph_def)
+    for node in list(out.node):
+        if node.op != 'Reshape' or node.name not in downstream:
+            continue
+        shape = _const_value(nodes.get(op_name(node.input[1])))
+        if shape is None or shape.ndim != 1 or not len(shape) or int(shape[0]) not in old_batches:
+            continue
+        shape = shape.copy()
+        shape[0] = batch_size
+        names = {n.name for n in out.node}
+        const = out.node.add()
+        const.name = next(f'{node.name}/rebatched_shape' + (f'_{k}' if k else '')
+                          for k in range(len(names) + 1)
+                          if f'{node.name}/rebatched_shape' + (f'_{k}' if k else '') not in names)
+        _set_const(const, shape)
+        node.input[1] = const.name
+    name, old = next(iter(fixed.items()))
+    keep = (f'export with --batch-size {old} to keep the batch it was built with, or build '
+            'the graph with a None batch')
+    try:
+        graph = _import(out)
+    except FreezeError as e:
+        raise FreezeError(f'input {name} has a fixed batch of {old} that the graph also '
+                          f'hard-codes further on, so it cannot take batch {batch_size} '
+                          f'({str(e)[len("the graph does not import: "):][:200]}); {keep}') \
+            from None
+    if old > 1:
+        for op in graph.get_operations():
+            if op.name in downstream and op.name not in fixed and op.outputs and \
+                    op.outputs[0].shape.rank and op.outputs[0].shape[0] == old:
+                raise FreezeError(f'input {name} has a fixed batch of {old} that {op.name} '
+                                  f'({op.type}) also hard-codes (shape '
+                                  f'{op.outputs[0].shape.as_list()}), so it cannot take batch '
+                                  f'{batch_size}; {keep}')
+    return v1.graph_util.extract_sub_graph(out, list(outputs))
 
 
 _NOT_FOLDABLE = ('Placeholder', 'PlaceholderWithDefault', 'Switch', 'Merge', 'Enter', 'Exit',
@@ -644,7 +909,8 @@ def make_inference_graph(graph_def, *, checkpoint: Optional[str] = None,
       input_shapes: input op name -> static shape, or one shape (a list of ints) for the first
         input; default: the placeholder's shape with its batch dimension set to
         ``batch_size``.
-      batch_size: the static batch size when the graph leaves it open.
+      batch_size: the static batch size, where the graph leaves it open and where it fixes
+        another (a training batch; see `_rebatch`).
       source: where the graph came from, for messages.
       allow_unsafe_ops: skip the op allow-list (trusted graphs only).
 
@@ -661,12 +927,13 @@ def make_inference_graph(graph_def, *, checkpoint: Optional[str] = None,
     safety.check_graph_size(graph_def, source)
     outputs = check_output_names(graph_def, output_arrays) if output_arrays else \
         discover_outputs(graph_def)
+    switches = switch_values(graph_def)
     if input_arrays:
         inputs = check_output_names(graph_def, input_arrays)
     else:
         needed = _ancestors(graph_def, outputs)
         inputs = [n.name for n in graph_def.node if n.name in needed and n.op == 'Placeholder'
-                  and not _is_switch(n)]
+                  and n.name not in switches]
         if not inputs:
             raise FreezeError(f'no input placeholder feeds {", ".join(outputs)}; name the '
                               'inputs with --input-arrays')
@@ -709,8 +976,10 @@ def make_inference_graph(graph_def, *, checkpoint: Optional[str] = None,
     if not allow_unsafe_ops:
         safety.check_graph_safety(_without_variables(pruned), source)
     pruned = _variables_to_constants(pruned, checkpoint, source)
-    _feed_switches(pruned, inputs)
-    shapes = _set_input_shapes(pruned, inputs, input_shapes, batch_size)
+    _feed_switches(pruned, inputs, switches)
+    shapes, fixed_batches = _set_input_shapes(pruned, inputs, input_shapes, batch_size)
+    if fixed_batches:
+        pruned = _rebatch(pruned, fixed_batches, batch_size, outputs)
     safety.check_graph_size(pruned, source)
     for _ in range(3):  # Folding exposes constant predicates and random ops, and back.
         pruned = _fold_constants(pruned, outputs)
@@ -718,6 +987,8 @@ def make_inference_graph(graph_def, *, checkpoint: Optional[str] = None,
         pruned = _remove_dead_randomness(pruned, outputs)
         pruned = _simplify(pruned, outputs)
     pruned = _fold_constants(pruned, outputs)
+    if fixed_batches:  # Folding turns computed shapes (tf.stack([100, 784])) into constants.
+        pruned = _rebatch(pruned, fixed_batches, batch_size, outputs)
     left = stateful_ops(pruned) + [f'{n.name} ({n.op})' for n in pruned.node
                                    if n.op in ('Switch', 'Merge', 'If', 'StatelessIf', 'While')]
     if left:
@@ -751,7 +1022,7 @@ def load_source(path: str, *, input_arrays: Optional[Sequence[str]] = None,
       input_arrays: input op names (default: discovered).
       output_arrays: output op names (default: discovered; for a SavedModel its signature's).
       input_shapes: input name -> static shape, or one shape for the first input.
-      batch_size: static batch size where the graph leaves it open.
+      batch_size: static batch size, where the graph leaves it open or fixes another.
       tag_set: SavedModel MetaGraph tags (``--tag-set``).
       signature_def: SavedModel signature key (``--signature-def``; default
         ``serving_default`` or the only one).

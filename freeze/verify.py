@@ -102,17 +102,41 @@ def _dequantize(values: np.ndarray, detail) -> np.ndarray:
 
 
 def run_model(interpreter, inputs: np.ndarray) -> np.ndarray:
-    """Runs float ``inputs`` (one batch per row block) through an interpreter's first in/out."""
+    """Runs float ``inputs [N, ...]`` through an interpreter's first input and output, in
+    batches of the model's static batch (the last one padded with zeros, its padding dropped).
+
+    Raises:
+      ValueError: when the examples do not have the model's example shape (`sample_misfit`).
+    """
     detail = interpreter.get_input_details()[0]
     out_detail = interpreter.get_output_details()[0]
     shape = tuple(int(d) for d in detail['shape'])
+    misfit = sample_misfit(inputs, shape)
+    if misfit:
+        raise ValueError(misfit)
+    inputs = np.asarray(inputs, np.float32).reshape((len(inputs),) + shape[1:])
     outputs = []
     for start in range(0, len(inputs), shape[0]):
-        batch = inputs[start:start + shape[0]].reshape(shape)
+        batch = inputs[start:start + shape[0]]
+        count = len(batch)
+        if count < shape[0]:
+            batch = np.concatenate([batch, np.zeros((shape[0] - count,) + shape[1:],
+                                                    batch.dtype)])
         interpreter.set_tensor(detail['index'], _quantize(batch, detail))
         interpreter.invoke()
-        outputs.append(_dequantize(interpreter.get_tensor(out_detail['index']), out_detail))
+        outputs.append(_dequantize(interpreter.get_tensor(out_detail['index']),
+                                   out_detail)[:count])
     return np.concatenate(outputs)
+
+
+def sample_misfit(inputs: np.ndarray, shape: Sequence[int]) -> Optional[str]:
+    """Why examples ``inputs [N, ...]`` cannot be fed to an input of ``shape``, or None."""
+    example = [int(d) for d in shape[1:]]
+    given = list(np.shape(inputs)[1:])
+    if int(np.prod(given)) != int(np.prod(example)):
+        return (f'the sample inputs have examples of shape {given}, the model input takes '
+                f'{example}')
+    return None
 
 
 def structural_problems(model: bytes) -> List[str]:
@@ -170,6 +194,12 @@ def verify_integer_model(model: bytes, sample_inputs: np.ndarray,
             raise VerificationError(missing_ranges_message(layers_without_ranges))
         raise VerificationError('the converted model is not fully integer: '
                                 + '; '.join(problems[:4]) + '; nothing was written')
+    input_shape = _interpreter(model, xnnpack=False).get_input_details()[0]['shape']
+    misfit = sample_misfit(sample_inputs, input_shape)
+    if misfit:  # The verifier's own data, not the model, is wrong: say so, not "LiteRT fails".
+        raise VerificationError(f'cannot verify the converted model: {misfit}; pass '
+                                'representative data of the model\'s input shape; nothing was '
+                                'written')
     results = []
     for xnnpack in (True, False):
         try:

@@ -332,8 +332,11 @@ def evaluate_model(path: str, *, dataset: Optional[str] = None, data_dir: Option
         dataset = frozen.options.get('dataset')
     images, labels, data = dataset_images(frozen, dataset, data_dir, split='test', limit=limit,
                                           download=data_dir is None)
-    probs = frozen_graph_probabilities(frozen.graph_def, images, frozen.inputs[0],
-                                       frozen.outputs[0])
+    # Pixels in [0, 1] onto the input range the graph's own input fake-quant op gives it.
+    from freeze.export import resolve_input_range
+    probs = frozen_graph_probabilities(
+        frozen.graph_def, scale_to_range(images, resolve_input_range(
+            frozen.graph_def, frozen.inputs, None)), frozen.inputs[0], frozen.outputs[0])
     probs = probs.reshape(len(probs), -1)
     _check_classes(probs, labels, data.name)
     if report_dir:

@@ -196,7 +196,8 @@ def predict_images(images: str, model: str, *, input_arrays=None, output_arrays=
         def run(x):
             return evaluate.frozen_graph_probabilities(frozen.graph_def, x, frozen.inputs[0],
                                                        frozen.outputs[0])
-        input_range = (0.0, 1.0)
+        from freeze.export import resolve_input_range
+        input_range = resolve_input_range(frozen.graph_def, frozen.inputs, None)
         if frozen.source_kind == RUN:
             dataset = frozen.options.get('dataset')
         from graph_models.data import class_names

@@ -116,7 +116,7 @@ def load_model(path: str, *, batch_size: int = 1, quantized: Optional[bool] = No
     Args:
       path: one of our run folders (or a prefix in one), a checkpoint prefix with its
         ``.meta``, a SavedModel folder, or a frozen ``.pb``/``.pbtxt``.
-      batch_size: static batch size where the source leaves it open.
+      batch_size: static batch size, where the source leaves it open or fixes another.
       quantized: our runs only: the QAT eval graph (default: when the run was quantized).
       input_arrays, output_arrays, input_shapes: see `freeze.sources.load_source`.
       tag_set, signature_def: SavedModel selection.
@@ -175,7 +175,7 @@ def export_model(source: str, mode: str = 'float', *, batch_size: int = 1,
                  output_arrays: Optional[Sequence[str]] = None,
                  input_shapes: Optional[Dict[str, Sequence[int]]] = None,
                  tag_set: Sequence[str] = ('serve',), signature_def: Optional[str] = None,
-                 input_range: Tuple[float, float] = tflite.INPUT_RANGE,
+                 input_range: Optional[Tuple[float, float]] = None,
                  calibrate: bool = False, allow_unsafe_ops: bool = False,
                  representative_examples: int = tflite.REPRESENTATIVE_EXAMPLES) -> ExportRecord:
     """Exports any model source to TFLite, verifying integer models.
@@ -183,6 +183,8 @@ def export_model(source: str, mode: str = 'float', *, batch_size: int = 1,
     For one of our runs, ``int8``/``uint8`` use its QAT eval graph when it was quantized, and
     post-training quantization from its own training data otherwise. For other sources,
     post-training quantization needs ``data_dir`` (the dataset defaults to what it holds).
+    ``input_range`` None takes the range of the graph's own input fake-quant op, else [0, 1]
+    (`freeze.export.resolve_input_range`).
 
     Returns:
       The `freeze.export.ExportRecord` (write it with `write_export`).
@@ -216,7 +218,8 @@ def export_model(source: str, mode: str = 'float', *, batch_size: int = 1,
     wants_data = data_dir is not None or dataset is not None  # --dataset alone: its cache.
     if integer and wants_data and (calibrate or not frozen.fake_quantized):
         images, _, _ = dataset_images(frozen, dataset, data_dir, limit=limit)
-        images = scale_to_range(images, input_range)
+        images = scale_to_range(images, freeze_export.resolve_input_range(
+            frozen.graph_def, frozen.inputs, input_range))
     record = freeze_export.export_graph(frozen, mode, representative_images=images,
                                         input_range=input_range, calibrate=calibrate,
                                         representative_examples=representative_examples,
@@ -323,7 +326,7 @@ def freeze_model(source: str, output: Optional[str] = None, *, batch_size: int =
     Args:
       source: see `load_model`.
       output: the ``.pb`` path (default ``frozen_graph.pb`` beside the source).
-      batch_size: static batch size where the source leaves it open.
+      batch_size: static batch size, where the source leaves it open or fixes another.
       float_graph: our QAT runs: their float graph instead of the eval graph.
       pbtxt: also write the text form beside it.
       **source_options: `load_model` options.

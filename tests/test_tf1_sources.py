@@ -398,5 +398,7 @@ def test_input_shapes_without_input_arrays_shape_the_graphs_own_input(models, tm
     pb = tmp_path / 'frozen.pb'
     assert cli.main(['freeze', models['cnn'], '--input-shapes', '2,28,28,1', '-o', str(pb)]) == 0
     assert 'input x [2, 28, 28, 1]' in capsys.readouterr().out
-    frozen = sources.load_source(str(pb))
+    frozen = sources.load_source(str(pb), batch_size=2)
     assert frozen.inputs == ['x'] and frozen.input_shapes == {'x': [2, 28, 28, 1]}
+    # A fixed batch is the graph's training batch, not the model's: --batch-size sets it.
+    assert sources.load_source(str(pb)).input_shapes == {'x': [1, 28, 28, 1]}

@@ -168,3 +168,189 @@ def cnn_pb(path, data, steps=120, qat=False):
             graph_def = freeze_session(session, output_names=['probs'])
     write_graph_def(graph_def, str(path))
     return str(path), 'probs'
+
+
+# ---------------------------------------------------------------------------------------------
+# Canonical TF1 programs with quantization-aware training (issue 20): written as their
+# scripts write them, rewritten with create_training_graph / create_eval_graph.
+
+
+def _qat_run(folder, data, build, *, steps, shape, scale=1.0, batch=50, eval_graph=True,
+             one_hot=False):
+    """Trains ``build(is_training)`` with QAT and saves it as its script would.
+
+    ``build`` returns a dict with ``x``, ``labels``, ``loss`` and ``feeds`` (training values of
+    its switches). The training graph is rewritten with ``create_training_graph``; with
+    ``eval_graph`` the model is built again, rewritten with ``create_eval_graph``, restored and
+    saved (the deployment checkpoint), else the training checkpoint is the result.
+
+    Returns:
+      The checkpoint prefix (its ``.meta`` beside it).
+    """
+    from graph_models import quantize
+    graph = tf.Graph()
+    with graph.as_default():
+        v1.set_random_seed(0)
+        model = build(True)
+        quantize.create_training_graph(graph)
+        train = v1.train.AdamOptimizer(2e-3).minimize(
+            model['loss'], global_step=v1.train.get_or_create_global_step())
+        saver = v1.train.Saver()
+        with v1.Session() as session:
+            session.run(v1.global_variables_initializer())
+            for bx, by in _batches(data.train_images, data.train_labels, steps, batch):
+                labels = np.eye(10, dtype=np.float32)[by] if one_hot else by
+                session.run(train, {model['x']: _float(bx, shape) * scale,
+                                    model['labels']: labels, **model['feeds']})
+            os.makedirs(os.path.join(str(folder), 'train'), exist_ok=True)
+            prefix = saver.save(session, os.path.join(str(folder), 'train', 'model.ckpt'))
+    if not eval_graph:
+        return prefix
+    graph = tf.Graph()
+    with graph.as_default():
+        build(False)
+        quantize.create_eval_graph(graph)
+        saver = v1.train.Saver()
+        with v1.Session() as session:
+            saver.restore(session, prefix)
+            return saver.save(session, os.path.join(str(folder), 'model.ckpt'))
+
+
+def deep_mnist(folder, data, steps=120):
+    """TF 1's deep-MNIST tutorial (mnist_deep.py, narrower): unnamed placeholders, the
+    ``keep_prob`` placeholder of ``tf.name_scope('dropout')`` (op ``dropout/Placeholder``),
+    one-hot labels, cross-entropy, argmax/equal accuracy and no softmax; QAT eval checkpoint.
+    """
+    def weight(shape):
+        return tf.Variable(v1.truncated_normal(shape, stddev=0.1))
+
+    def bias(shape):
+        return tf.Variable(tf.constant(0.1, shape=shape))
+
+    def build(is_training):
+        x = v1.placeholder(tf.float32, [None, 784])
+        y_ = v1.placeholder(tf.float32, [None, 10])
+        with tf.name_scope('reshape'):
+            image = tf.reshape(x, [-1, 28, 28, 1])
+        with tf.name_scope('conv1'):
+            h = tf.nn.relu(tf.nn.conv2d(image, weight([5, 5, 1, 8]), [1, 1, 1, 1], 'SAME')
+                           + bias([8]))
+        with tf.name_scope('pool1'):
+            h = tf.nn.max_pool2d(h, 2, 2, 'SAME')
+        with tf.name_scope('conv2'):
+            h = tf.nn.relu(tf.nn.conv2d(h, weight([5, 5, 8, 16]), [1, 1, 1, 1], 'SAME')
+                           + bias([16]))
+        with tf.name_scope('pool2'):
+            h = tf.nn.max_pool2d(h, 2, 2, 'SAME')
+        with tf.name_scope('fc1'):
+            flat = tf.reshape(h, [-1, 7 * 7 * 16])
+            h = tf.nn.relu(tf.matmul(flat, weight([7 * 7 * 16, 64])) + bias([64]))
+        with tf.name_scope('dropout'):
+            keep_prob = v1.placeholder(tf.float32)
+            h = v1.nn.dropout(h, keep_prob)
+        with tf.name_scope('fc2'):
+            y_conv = tf.matmul(h, weight([64, 10])) + bias([10])
+        with tf.name_scope('loss'):
+            loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=y_,
+                                                                          logits=y_conv))
+        with tf.name_scope('accuracy'):
+            correct = tf.cast(tf.equal(tf.argmax(y_conv, 1), tf.argmax(y_, 1)), tf.float32)
+            tf.reduce_mean(correct)
+        return {'x': x, 'labels': y_, 'loss': loss, 'feeds': {keep_prob: 0.5}}
+    return _qat_run(folder, data, build, steps=steps, shape=(784,), one_hot=True)
+
+
+def speech_tiny_conv(folder, data, steps=150, feature_max=26.0):
+    """speech_commands' ``tiny_conv`` as train.py builds it with ``--quantize``: the input
+    ``fingerprint_input`` fake-quantized to the micro features' range [0, 26], a shape-less
+    ``dropout_rate`` placeholder, ``create_training_graph``; the *training* checkpoint (what
+    train.py saves) is the result. MNIST digits stand in for 28x28 spectrograms.
+    """
+    def build(is_training):
+        fingerprint = v1.placeholder(tf.float32, [None, 784], name='fingerprint_input')
+        quantized = tf.quantization.fake_quant_with_min_max_args(fingerprint, 0.0, feature_max)
+        dropout_rate = v1.placeholder(tf.float32, name='dropout_rate')
+        fingerprint_4d = tf.reshape(quantized, [-1, 28, 28, 1])
+        first_weights = v1.get_variable(
+            'first_weights', [10, 8, 1, 8],
+            initializer=v1.truncated_normal_initializer(stddev=0.01))
+        first_bias = v1.get_variable('first_bias', [8], initializer=v1.zeros_initializer())
+        first_conv = tf.nn.conv2d(fingerprint_4d, first_weights, [1, 2, 2, 1], 'SAME') + \
+            first_bias
+        first_dropout = tf.nn.dropout(tf.nn.relu(first_conv), rate=dropout_rate)
+        flattened = tf.reshape(first_dropout, [-1, 14 * 14 * 8])
+        final_weights = v1.get_variable(
+            'final_fc_weights', [14 * 14 * 8, 10],
+            initializer=v1.truncated_normal_initializer(stddev=0.01))
+        final_bias = v1.get_variable('final_fc_bias', [10], initializer=v1.zeros_initializer())
+        logits = tf.matmul(flattened, final_weights) + final_bias
+        ground_truth = v1.placeholder(tf.int64, [None], name='groundtruth_input')
+        loss = v1.losses.sparse_softmax_cross_entropy(labels=ground_truth, logits=logits)
+        predicted = tf.argmax(logits, 1)
+        correct = tf.equal(predicted, ground_truth)
+        tf.math.confusion_matrix(ground_truth, predicted, num_classes=10)
+        tf.reduce_mean(tf.cast(correct, tf.float32))
+        return {'x': fingerprint, 'labels': ground_truth, 'loss': loss,
+                'feeds': {dropout_rate: 0.2}}
+    return _qat_run(folder, data, build, steps=steps, shape=(784,), scale=feature_max,
+                    eval_graph=False)
+
+
+def fully_connected_feed(folder, data, steps=100, batch_size=100):
+    """fully_connected_feed.py with mnist.py: placeholders with the fixed batch
+    ``[100, 784]``, a ``Reshape`` to ``[100, -1]`` that hard-codes it again, ``in_top_k``
+    evaluation (``InTopKV2``), no softmax; QAT, the training checkpoint is the result.
+    """
+    def build(is_training):
+        images = v1.placeholder(tf.float32, shape=(batch_size, 784))
+        labels = v1.placeholder(tf.int32, shape=(batch_size,))
+        flat = tf.reshape(images, [batch_size, -1])
+        net = flat
+        for name, (fan_in, fan_out) in (('hidden1', (784, 32)), ('hidden2', (32, 16))):
+            with tf.name_scope(name):
+                weights = tf.Variable(v1.truncated_normal([fan_in, fan_out], stddev=0.05),
+                                      name='weights')
+                biases = tf.Variable(tf.zeros([fan_out]), name='biases')
+                net = tf.nn.relu(tf.matmul(net, weights) + biases)
+        with tf.name_scope('softmax_linear'):
+            weights = tf.Variable(v1.truncated_normal([16, 10], stddev=0.25), name='weights')
+            biases = tf.Variable(tf.zeros([10]), name='biases')
+            logits = tf.matmul(net, weights) + biases
+        loss = v1.losses.sparse_softmax_cross_entropy(labels=tf.cast(labels, tf.int64),
+                                                      logits=logits)
+        v1.summary.scalar('loss', loss)
+        correct = v1.nn.in_top_k(logits, labels, 1)
+        tf.reduce_sum(tf.cast(correct, tf.int32))
+        return {'x': images, 'labels': labels, 'loss': loss, 'feeds': {}}
+    return _qat_run(folder, data, build, steps=steps, shape=(784,), batch=batch_size,
+                    eval_graph=False)
+
+
+def atrous_mobilenet(folder, data, steps=120):
+    """A slim-MobileNet-style net with an atrous depthwise layer (``rate=2``: SpaceToBatchND,
+    DepthwiseConv2dNative, BatchToSpaceND), Relu6, average pool and softmax; QAT eval
+    checkpoint.
+    """
+    def build(is_training):
+        x = v1.placeholder(tf.float32, [None, 28, 28, 1], name='input')
+        labels = v1.placeholder(tf.int64, [None], name='labels')
+        w = v1.get_variable('Conv2d_0/weights', [3, 3, 1, 8])
+        b = v1.get_variable('Conv2d_0/biases', [8], initializer=v1.zeros_initializer())
+        net = tf.nn.relu6(tf.nn.bias_add(tf.nn.conv2d(x, w, [1, 2, 2, 1], 'SAME'), b))
+        dw = v1.get_variable('Conv2d_1_depthwise/depthwise_weights', [3, 3, 8, 1])
+        db = v1.get_variable('Conv2d_1_depthwise/biases', [8], initializer=v1.zeros_initializer())
+        net = tf.nn.relu6(tf.nn.bias_add(
+            v1.nn.depthwise_conv2d(net, dw, [1, 1, 1, 1], "SAME", rate=[2, 2]), db))
+        pw = v1.get_variable('Conv2d_1_pointwise/weights', [1, 1, 8, 16])
+        pb = v1.get_variable('Conv2d_1_pointwise/biases', [16], initializer=v1.zeros_initializer())
+        net = tf.nn.relu6(tf.nn.bias_add(tf.nn.conv2d(net, pw, [1, 1, 1, 1], 'SAME'), pb))
+        net = tf.nn.avg_pool2d(net, 14, 1, 'VALID')
+        fw = v1.get_variable('Logits/weights', [1, 1, 16, 10])
+        fb = v1.get_variable('Logits/biases', [10], initializer=v1.zeros_initializer())
+        logits = tf.squeeze(tf.nn.bias_add(tf.nn.conv2d(net, fw, [1, 1, 1, 1], 'SAME'), fb),
+                            [1, 2])
+        tf.nn.softmax(logits, name='Predictions')
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels,
+                                                                             logits=logits))
+        return {'x': x, 'labels': labels, 'loss': loss, 'feeds': {}}
+    return _qat_run(folder, data, build, steps=steps, shape=(28, 28, 1))

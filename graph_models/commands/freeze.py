@@ -1,6 +1,7 @@
 """``graph-models freeze``: any model source -> frozen inference GraphDef."""
 
-from graph_models.commands.flags import add_source_flags, positive_int, source_kwargs
+from graph_models.commands.flags import (add_output_flag, add_source_argument, add_source_flags,
+                                         positive_int, source_kwargs, source_path)
 
 
 def add_parser(subparsers) -> None:
@@ -10,12 +11,12 @@ def add_parser(subparsers) -> None:
                     'from run_config.json (the quantization eval rewrite for QAT runs); a TF1 '
                     'checkpoint with its .meta, a SavedModel or a .pb/.pbtxt loses what only '
                     'training needs (optimizer, summaries, savers, dropout switches).')
-    p.add_argument('checkpoint', metavar='SOURCE',
-                   help='run folder or prefix, TF1 checkpoint prefix (.meta beside it), '
-                        'SavedModel folder, or .pb/.pbtxt')
-    p.add_argument('-o', '--output', metavar='PATH',
-                   help='default: frozen_graph.pb beside the source')
-    p.add_argument('--batch-size', type=positive_int, default=1, help='static batch (1)')
+    add_source_argument(p, 'checkpoint', 'run folder or prefix, TF1 checkpoint prefix (.meta '
+                                         'beside it), SavedModel folder, or .pb/.pbtxt')
+    add_output_flag(p, 'default: frozen_graph.pb beside the source')
+    p.add_argument('--batch-size', type=positive_int, default=1,
+                   help='static batch of the model, also replacing a batch the graph fixed for '
+                        'training ([100, 784] -> [1, 784])')
     p.add_argument('--pbtxt', action='store_true', help='also write a text .pbtxt beside it')
     p.add_argument('--float', action='store_true',
                    help='for a QAT checkpoint: freeze its float graph instead of the eval graph')
@@ -25,7 +26,8 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from graph_models.run_export import describe_frozen, freeze_model
-    frozen, written = freeze_model(args.checkpoint, args.output, batch_size=args.batch_size,
+    source = source_path(args.checkpoint, args.source_options)
+    frozen, written = freeze_model(source, args.output, batch_size=args.batch_size,
                                    float_graph=args.float, pbtxt=args.pbtxt,
                                    **source_kwargs(args))
     print(describe_frozen(frozen, written[0]))
