@@ -28,6 +28,10 @@ from graph_models.restore import build_restored_inference_graph  # noqa: F401
 from graph_models.run_config import RunConfig
 
 RUN = 'checkpoint'  # Source kind of our own run folders in export records.
+# Which TF graph `reference_graph` gives: the graph as trained, or (records written before
+# trained_graph_sha256) the graph the export converted, weight ranges symmetrized.
+TRAINED = 'trained'
+CONVERTED = 'converted'
 
 
 @dataclasses.dataclass
@@ -110,7 +114,8 @@ def load_model(path: str, *, batch_size: int = 1, quantized: Optional[bool] = No
                output_arrays: Optional[Sequence[str]] = None,
                input_shapes: Optional[Dict[str, Sequence[int]]] = None,
                tag_set: Sequence[str] = ('serve',), signature_def: Optional[str] = None,
-               allow_unsafe_ops: bool = False) -> sources.FrozenGraph:
+               allow_unsafe_ops: bool = False,
+               quantize_outputs: bool = False) -> sources.FrozenGraph:
     """Any model source as a frozen inference graph.
 
     Args:
@@ -121,6 +126,8 @@ def load_model(path: str, *, batch_size: int = 1, quantized: Optional[bool] = No
       input_arrays, output_arrays, input_shapes: see `freeze.sources.load_source`.
       tag_set, signature_def: SavedModel selection.
       allow_unsafe_ops: skip the op allow-list (not needed for our runs).
+      quantize_outputs: other sources: an output one fake quant reads becomes that fake quant
+        (see `freeze.sources.load_source`).
 
     Returns:
       The `freeze.sources.FrozenGraph`.
@@ -137,7 +144,8 @@ def load_model(path: str, *, batch_size: int = 1, quantized: Optional[bool] = No
     return sources.load_source(path, input_arrays=input_arrays, output_arrays=output_arrays,
                                input_shapes=input_shapes, batch_size=batch_size,
                                tag_set=tag_set, signature_def=signature_def,
-                               allow_unsafe_ops=allow_unsafe_ops)
+                               allow_unsafe_ops=allow_unsafe_ops,
+                               quantize_outputs=quantize_outputs)
 
 
 def scale_to_range(images: np.ndarray, input_range: Tuple[float, float]) -> np.ndarray:
@@ -209,12 +217,14 @@ def export_model(source: str, mode: str = 'float', *, batch_size: int = 1,
     frozen = load_model(source, batch_size=batch_size, quantized=quantized,
                         input_arrays=input_arrays, output_arrays=output_arrays,
                         input_shapes=input_shapes, tag_set=tag_set, signature_def=signature_def,
-                        allow_unsafe_ops=allow_unsafe_ops)
+                        allow_unsafe_ops=allow_unsafe_ops,
+                        quantize_outputs=integer and not calibrate)
     images, seed, limit = None, 0, None
     if frozen.source_kind == RUN:
         seed, limit = run.seed, run.limit  # The run's own training examples, as it saw them.
     wants_data = data_dir is not None or dataset is not None  # --dataset alone: its cache.
-    if integer and wants_data and (calibrate or not frozen.fake_quantized):
+    if integer and wants_data and (calibrate or not frozen.fake_quantized
+                                   or frozen.unreached_ranges):
         images, _, _ = dataset_images(frozen, dataset, data_dir, limit=limit)
         images = scale_to_range(images, input_range)
     record = freeze_export.export_graph(frozen, mode, representative_images=images,
@@ -262,12 +272,16 @@ def symmetrize_weight_ranges(session) -> int:
 
 
 def reference_graph(record: Dict) -> Tuple[Optional[sources.FrozenGraph], str]:
-    """The frozen graph an export record says was converted, or None and why not.
+    """The TF graph as trained that an export record's model came from, or None and why not.
 
     The source is loaded again as it was for the export (our run's QAT or float graph, the
-    same tensors, shapes, tags and signature; symmetrized weights; calibration's float graph).
-    Its digest must equal the record's ``graph_sha256``: otherwise the source changed (or the
-    record names another model) and no agreement can be measured.
+    same tensors, shapes, tags and signature). The reference is the graph as trained
+    (`freeze.export.trained_graph`): weight ranges as learned, not as the export symmetrized
+    them, and no range the export calibrated. Its digest must equal the record's
+    ``trained_graph_sha256``: otherwise the source changed (or the record names another model)
+    and no agreement can be measured. Records written before that field name the converted
+    graph (``graph_sha256``, symmetrized weights); that graph is rebuilt and checked instead
+    (``options['reference']`` says which one it is).
     """
     source = record.get('source')
     if not isinstance(source, str):
@@ -292,16 +306,20 @@ def reference_graph(record: Dict) -> Tuple[Optional[sources.FrozenGraph], str]:
         if isinstance(e, ToolkitError):
             return None, f'its source {source} cannot be loaded ({e})'
         raise
-    graph_def = frozen.graph_def
-    if record.get('graph') == 'float' and frozen.fake_quantized:
-        graph_def = freeze_export.strip_fake_quant(graph_def)
-    if record.get('symmetrized_weights'):
-        graph_def, _ = freeze_export.symmetrize_weight_ranges(graph_def)
-    digest = record.get('graph_sha256')
+    if record.get('trained_graph_sha256'):
+        graph_def, digest, kind = (freeze_export.trained_graph(frozen),
+                                   record['trained_graph_sha256'], TRAINED)
+    else:
+        graph_def, digest, kind = frozen.graph_def, record.get('graph_sha256'), CONVERTED
+        if record.get('graph') == 'float' and frozen.fake_quantized:
+            graph_def = freeze_export.strip_fake_quant(graph_def)
+        if record.get('symmetrized_weights'):
+            graph_def, _ = freeze_export.symmetrize_weight_ranges(graph_def)
     if digest and digest != graph_digest(graph_def):
         return None, (f'its source {source} is not the graph that was converted (the graph '
                       'digest differs): export the model again')
     frozen.graph_def = graph_def
+    frozen.options = dict(frozen.options, reference=kind)
     return frozen, ''
 
 

@@ -43,6 +43,8 @@ def run(args) -> int:
         batch_size=args.batch_size, dataset=args.dataset, data_dir=args.data_dir,
         calibrate=args.calibrate, input_range=args.input_range, **source_kwargs(args))
     verified = ', verified' if record.verified else ''
+    for note in record.notes:
+        print(note)
     print(f'{output}: {len(record.model):,} bytes, {args.quantize} ({record.quantization}, '
           f'{record.graph} graph{verified}), exported in {record.seconds:.2f} s')
     return 0
