@@ -205,10 +205,10 @@ def reference_label(record: Dict, kind: str) -> str:
     return 'the converted graph'
 
 
-def _reference(record: Dict, images: np.ndarray):
+def _reference(record: Dict, images: np.ndarray, allow_unsafe_ops: bool = False):
     """``(probabilities, why not, label)`` of the reference TF graph of an export record."""
     from graph_models.run_export import reference_graph, scale_to_range
-    frozen, why = reference_graph(record)
+    frozen, why = reference_graph(record, allow_unsafe_ops=allow_unsafe_ops)
     if frozen is None:
         return None, why, ''
     input_range = tuple(record.get('input_range') or (0.0, 1.0))
@@ -318,7 +318,7 @@ def evaluate_model(path: str, *, dataset: Optional[str] = None, data_dir: Option
         _check_classes(probs, labels, data.name)
         reference, label = None, ''
         if record:
-            reference, why, label = _reference(record, images)
+            reference, why, label = _reference(record, images, allow_unsafe_ops)
             if reference is None:
                 notes.append(f'agreement with the TF graph: not measured ({why})')
         result = score(probs, labels, reference)

@@ -271,7 +271,8 @@ def symmetrize_weight_ranges(session) -> int:
     return len(ranges)
 
 
-def reference_graph(record: Dict) -> Tuple[Optional[sources.FrozenGraph], str]:
+def reference_graph(record: Dict, allow_unsafe_ops: bool = False
+                    ) -> Tuple[Optional[sources.FrozenGraph], str]:
     """The TF graph as trained that an export record's model came from, or None and why not.
 
     The source is loaded again as it was for the export (our run's QAT or float graph, the
@@ -281,7 +282,8 @@ def reference_graph(record: Dict) -> Tuple[Optional[sources.FrozenGraph], str]:
     ``trained_graph_sha256``: otherwise the source changed (or the record names another model)
     and no agreement can be measured. Records written before that field name the converted
     graph (``graph_sha256``, symmetrized weights); that graph is rebuilt and checked instead
-    (``options['reference']`` says which one it is).
+    (``options['reference']`` says which one it is). ``allow_unsafe_ops`` as for
+    `load_model` (``eval --allow-unsafe-ops``).
     """
     source = record.get('source')
     if not isinstance(source, str):
@@ -298,7 +300,7 @@ def reference_graph(record: Dict) -> Tuple[Optional[sources.FrozenGraph], str]:
                 output_arrays=record.get('output_arrays'),
                 input_shapes=record.get('input_shapes') or None,
                 tag_set=options.get('tag_set', ['serve']),
-                signature_def=options.get('signature_def'))
+                signature_def=options.get('signature_def'), allow_unsafe_ops=allow_unsafe_ops)
     except (CheckpointError, ConfigError, FreezeError, OSError) as e:
         return None, f'its source {source} cannot be loaded ({e})'
     except Exception as e:  # pylint: disable=broad-except
