@@ -263,3 +263,51 @@ def test_unreached_range_without_data_is_refused_in_one_line(tmp_path, capsys,
         'Hypothesis) was never updated in training (local_step 0: no training step read it), '
         'so exporting it would clip with the initial range; pass --data-dir DIR to calibrate '
         'it from data, or --calibrate to calibrate every range')
+
+
+# --- item 8: eval's agreement is with the graph as trained -----------------------------------
+
+
+@pytest.mark.slow
+def test_eval_agreement_is_with_the_graph_as_trained(tmp_path, capsys, tiny_data_dir):
+    """Our QAT run's int8 export symmetrizes its weight ranges; ``eval`` compares the .tflite
+    with the QAT eval graph as trained (learned ranges), and says so."""
+    from graph_models import data as data_lib
+    from graph_models import evaluate
+    from graph_models.quantize import QuantizationConfig
+    from graph_models.restore import restore_run
+    from graph_models.run_config import RunConfig
+    from graph_models.nets_factory import ModelConfig
+    from graph_models.run_export import freeze_session
+    from graph_models.train import train_and_eval
+    data = data_lib.load_dataset('mnist', tiny_data_dir)
+    run = RunConfig(model=ModelConfig('mlp_small'), epochs=2, batch_size=50,
+                    quantization=QuantizationConfig(), data_source=tiny_data_dir)
+    result = train_and_eval(run, data, run_name='qat', log_dir=str(tmp_path / 'logs'),
+                            checkpoint_dir=str(tmp_path / 'ckpt'), progress=False,
+                            log=lambda line: None)
+    model = tmp_path / 'qat.tflite'
+    status, _, err = _export(capsys, result.checkpoint_dir, model)
+    assert status == 0, err
+    record = _record(model)
+    assert record['symmetrized_weights'] and record['trained_graph_sha256'] != \
+        record['graph_sha256']
+    accuracy, agreement, reference = _eval_agreement(capsys, model, tiny_data_dir)
+    assert reference == 'the graph as trained'
+    # Independently: the run's QAT eval graph, restored, frozen, weight ranges untouched.
+    restored = restore_run(result.checkpoint_dir)
+    graph_def = freeze_session(restored.session, output_names=['Output'])
+    restored.close()
+    images = data_lib.to_float(data.test_images, (784,))
+    trained = evaluate.frozen_graph_probabilities(graph_def, images)
+    lite = evaluate.LiteModel(model.read_bytes()).probabilities(images)
+    assert agreement == pytest.approx(float((lite.argmax(1) == trained.argmax(1)).mean()),
+                                      abs=1e-4)
+    assert accuracy == pytest.approx(float((lite.argmax(1) == data.test_labels).mean()),
+                                     abs=1e-4)
+    # A record written before trained_graph_sha256: the converted graph, labelled as such.
+    del record['trained_graph_sha256']
+    (tmp_path / 'qat.tflite.json').write_text(json.dumps(record))
+    _, _, reference = _eval_agreement(capsys, model, tiny_data_dir)
+    assert reference == ('the converted graph, weight ranges made symmetric; export again to '
+                         'compare with the graph as trained')
