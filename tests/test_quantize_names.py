@@ -177,3 +177,53 @@ def test_symmetric_leaves_activation_add_mul_quant_asymmetric():
         a_low, a_high = session.run([ranges['a/act_quant/min'], ranges['a/act_quant/max']])
     assert (low, high) == (0.0, pytest.approx(4.0, rel=1e-3))  # Asymmetric, widened to 0.
     assert a_low < 0 and a_high == pytest.approx(2.0, rel=1e-3)  # The layers: symmetric.
+
+
+def _rename_checkpoint(prefix, rename):
+    """Rewrites a checkpoint in place with every variable renamed by ``rename``."""
+    reader = tf.train.load_checkpoint(prefix)
+    names = sorted(reader.get_variable_to_shape_map())
+    graph = tf.Graph()
+    with graph.as_default():
+        variables = [v1.Variable(reader.get_tensor(n), name=rename(n)) for n in names]
+        with v1.Session() as session:
+            session.run(v1.global_variables_initializer())
+            v1.train.Saver(variables).save(session, prefix, write_meta_graph=False)
+    return {rename(n): reader.get_tensor(n) for n in names}
+
+
+@pytest.mark.slow
+def test_run_with_old_range_state_names_resumes_evaluates_and_exports(tmp_path, tiny_data):
+    """A QAT run written before the rename (``<s>/min/biased``) resumes, evaluates and
+    exports; its next checkpoint carries TF 1.15's names."""
+    import re
+    from graph_models import run_export
+    from graph_models.evaluator import Evaluator
+    from graph_models.nets_factory import ModelConfig
+    from graph_models.quantize import QuantizationConfig
+    from graph_models.run_config import RunConfig, read_run_config
+    from graph_models.train import train_and_eval
+    kwargs = dict(run_name='old', log_dir=str(tmp_path / 'logs'),
+                  checkpoint_dir=str(tmp_path / 'ckpt'), progress=False, log=lambda line: None)
+
+    def run(epochs):
+        return RunConfig(dataset=tiny_data.name, model=ModelConfig('mlp_small'), epochs=epochs,
+                         batch_size=50, quantization=QuantizationConfig())
+
+    first = train_and_eval(run(1), tiny_data, **kwargs)
+    old = _rename_checkpoint(first.checkpoint_path, lambda n: re.sub(
+        r'^(.+)/\1/(min|max)/(biased|local_step)$', r'\1/\2/\3', n))
+    assert 'mlp_small/fc1/act_quant/min/biased' in old
+    assert not [n for n in old if '/act_quant/mlp_small/' in n]
+    evaluator = Evaluator.for_run(read_run_config(first.checkpoint_dir))
+    assert evaluator.restore(first.checkpoint_path) == 8
+    evaluator.close()
+    record = run_export.export_checkpoint(first.checkpoint_path, 'int8')
+    assert record.verified
+    resumed = train_and_eval(run(2), tiny_data, resume=True, **kwargs)
+    assert resumed.global_step == 16
+    saved = tf.train.load_checkpoint(resumed.checkpoint_path).get_variable_to_shape_map()
+    step = 'mlp_small/fc1/act_quant/mlp_small/fc1/act_quant/max/local_step'
+    assert tf.train.load_checkpoint(resumed.checkpoint_path).get_tensor(step) == \
+        old['mlp_small/fc1/act_quant/max/local_step'] + 8
+    assert 'mlp_small/fc1/act_quant/min/biased' not in saved
