@@ -7,13 +7,16 @@ modes of `freeze.tflite`. For ``int8``/``uint8`` it
   ranges to symmetric ones so that int8 weights get zero point 0 (`symmetrize_weight_ranges`);
 * refuses, naming the layers, a graph where some layers have no ranges, unless asked to
   calibrate (``calibrate=True``: every range comes from representative data instead);
+* calibrates from representative data the ranges training never updated
+  (`freeze.sources.unreached_ranges`), or refuses, naming them, without data;
 * quantizes a graph without any fake-quant op post-training, from representative data;
 * verifies the result (`freeze.verify`) and raises instead of returning a float-computing model.
 
 `write_export` publishes the model and its ``.json`` record together (`freeze.fileio.publish`);
 the record holds the model's digest, so `read_export_record` never pairs a model with another
-model's record, and the digest of the converted graph, so an evaluation can check that the
-record's source still is the graph that was converted.
+model's record, and the digests of the converted graph and of the graph as trained
+(`trained_graph`, the reference of an evaluation's agreement), so an evaluation can check that
+the record's source still is that graph.
 """
 
 import dataclasses

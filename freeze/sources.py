@@ -12,7 +12,10 @@ pruned ``GraphDef`` with static input shapes and no variables, in which
   other ``placeholder_with_default`` its default;
 * what only training needs (optimizer, summaries, savers, queues) is pruned, constants are
   folded, dropout whose randomness became irrelevant is removed, and if anything random or
-  stateful is still left the error names it.
+  stateful is still left the error names it;
+* a contrib/quantize training graph is frozen as ``create_eval_graph`` would build it: the
+  quantized branch of ``quant_delay`` with the learned ranges, and the ranges that training
+  never updated are listed (`unreached_ranges`) for the export to calibrate or refuse.
 
 Nothing of a user's graph runs before it has passed the op allow-list and the size bounds of
 `freeze.safety`: variable values are read from the checkpoint file, never restored by the
