@@ -400,6 +400,12 @@ def export_graph(frozen, mode: str = 'float', *,
         nodes = {n.name: n for n in graph_def.node}
         notes.append(f'calibrated from {len(index)} examples the ranges training never updated: '
                      + ', '.join(_range_label(n, nodes) for n in calibrated))
+    elif not integer and frozen.unreached_ranges:
+        # A float model computes what training computed: no clipping by an initial range.
+        nodes = {n.name: n for n in graph_def.node}
+        notes.append('left out the fake quants whose ranges training never updated: '
+                     + ', '.join(_range_label(n, nodes) for n in frozen.unreached_ranges))
+        graph_def = trained_graph(frozen)
     symmetrized = 0
     if integer and fake_quantized and mode == 'int8':
         graph_def, symmetrized = symmetrize_weight_ranges(graph_def)

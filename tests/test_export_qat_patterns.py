@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from freeze import sources
+from freeze.export import trained_graph
 from graph_models import cli, quantize
 from graph_models._tf import tf, v1
 
@@ -311,3 +312,23 @@ def test_eval_agreement_is_with_the_graph_as_trained(tmp_path, capsys, tiny_data
     _, _, reference = _eval_agreement(capsys, model, tiny_data_dir)
     assert reference == ('the converted graph, weight ranges made symmetric; export again to '
                          'compare with the graph as trained')
+
+
+@pytest.mark.slow
+def test_float_export_leaves_out_the_unread_range(tmp_path, capsys, delayed_checkpoint):
+    """A float model computes what training computed: the logits are not clipped to [0, 6]."""
+    from graph_models import evaluate
+    model = tmp_path / 'float.tflite'
+    status = cli.main(['export', delayed_checkpoint, '-o', str(model)])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert out.splitlines()[0] == ('left out the fake quants whose ranges training never '
+                                   'updated: act_quant_1 [0, 6] (after Hypothesis)')
+    images = _images((784,))[:32]
+    frozen = sources.load_source(delayed_checkpoint)
+    with_range = evaluate.frozen_graph_probabilities(frozen.graph_def, images, 'Input', 'Output')
+    lite = evaluate.LiteModel(model.read_bytes()).probabilities(images)
+    trained = evaluate.frozen_graph_probabilities(trained_graph(frozen), images, 'Input',
+                                                  'Output')
+    np.testing.assert_allclose(lite, trained, atol=1e-4)
+    assert np.abs(with_range - trained).max() > 1e-2  # The initial range would have clipped.
