@@ -246,7 +246,8 @@ def _const_bounds(nodes, node) -> Optional[Tuple[float, float]]:
             bound = nodes.get(op_name(bound.input[0]))
         if bound is None or bound.op != 'Const':
             return None
-        bounds.append(float(np.min(tf.make_ndarray(bound.attr['value'].tensor))))
+        value = tf.make_ndarray(bound.attr['value'].tensor)
+        bounds.append(float(np.min(value) if k == 1 else np.max(value)))
     return bounds[0], bounds[1]
 
 
