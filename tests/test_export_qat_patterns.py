@@ -219,6 +219,15 @@ def _delayed_tutorial(folder):
     return _train(graph, x, labels, loss, (784,), 80, folder)
 
 
+def _bound(graph_def, fake_quant, port):
+    """The constant min (port 1) or max (port 2) a frozen fake quant reads."""
+    nodes = {n.name: n for n in graph_def.node}
+    node = nodes[nodes[fake_quant].input[port].split(':')[0]]
+    while node.op == 'Identity':
+        node = nodes[node.input[0].split(':')[0]]
+    return float(tf.make_ndarray(node.attr['value'].tensor))
+
+
 @pytest.fixture
 def delayed_checkpoint(tmp_path):
     return _delayed_tutorial(tmp_path / 'tutorial')
@@ -241,6 +250,7 @@ def test_unreached_delay_exports_learned_ranges_and_calibrates_unread_one(
     assert {'act_quant/FakeQuantWithMinMaxVars', 'weights_quant/FakeQuantWithMinMaxVars',
             'weights_quant_1/FakeQuantWithMinMaxVars',
             'act_quant_1/FakeQuantWithMinMaxVars'} <= quants
+    assert _bound(frozen.graph_def, 'act_quant/FakeQuantWithMinMaxVars', 2) == learned
     model = tmp_path / 'tutorial.tflite'
     status, out, err = _export(capsys, delayed_checkpoint, model, '--data-dir', tiny_data_dir)
     assert status == 0, err
