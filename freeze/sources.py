@@ -384,7 +384,7 @@ def _activate_delayed_quantization(graph_def) -> None:
             _set_const(node, np.array(True))
 
 
-def _quantized_outputs(graph_def, outputs: Sequence[str]):
+def quantized_outputs(graph_def, outputs: Sequence[str]):
     """Moves each output that one fake quant reads (directly or through Identity) onto that
     fake quant: a tutorial that names its logits ``fc2/add`` as the output, while
     ``create_eval_graph`` put ``fc2/act_quant`` after it, means the quantized logits.
@@ -907,7 +907,7 @@ def load_source(path: str, *, input_arrays: Optional[Sequence[str]] = None,
     notes = []
     if quantize_outputs and output_arrays:
         from freeze.freeze_graph import check_output_names
-        output_arrays, notes = _quantized_outputs(
+        output_arrays, notes = quantized_outputs(
             graph_def, check_output_names(graph_def, output_arrays))
     unreached = unreached_ranges(graph_def, checkpoint)
     graph_def, inputs, outputs, shapes = make_inference_graph(

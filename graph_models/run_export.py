@@ -18,7 +18,7 @@ from freeze import sources, tflite
 from freeze.errors import FreezeError  # noqa: F401  (re-exported for callers and tests)
 from freeze.export import ExportRecord, write_export  # noqa: F401
 from freeze.freeze_graph import (FROZEN_GRAPH_FILE, freeze_session, graph_digest,  # noqa: F401
-                                 stateful_ops, write_graph_def)
+                                 op_name, stateful_ops, write_graph_def)
 from graph_models import data as data_lib
 from graph_models import graphs, restore
 from graph_models._tf import tf
@@ -32,6 +32,8 @@ RUN = 'checkpoint'  # Source kind of our own run folders in export records.
 # trained_graph_sha256) the graph the export converted, weight ranges symmetrized.
 TRAINED = 'trained'
 CONVERTED = 'converted'
+# The fake quant after a QAT run's Logits (<model>/logits/act_quant/FakeQuantWithMinMaxVars).
+_LOGITS_QUANT = '/act_quant/FakeQuantWithMinMaxVars'
 
 
 @dataclasses.dataclass
@@ -84,15 +86,24 @@ def freeze_checkpoint(checkpoint: str, *, batch_size: int = 1, quantized: Option
 
 def _run_graph(path: str, *, batch_size: int, quantized: Optional[bool],
                input_arrays: Optional[Sequence[str]], output_arrays: Optional[Sequence[str]],
-               input_shapes: Optional[Dict[str, Sequence[int]]]) -> sources.FrozenGraph:
+               input_shapes: Optional[Dict[str, Sequence[int]]],
+               quantize_outputs: bool = False) -> sources.FrozenGraph:
+    """A run's frozen graph. ``Logits`` of a QAT run sits before its fake quant: with
+    ``quantize_outputs`` the output is that fake quant (`freeze.sources.quantized_outputs`),
+    and that fake quant's name is accepted as an output (an earlier export's record)."""
     if input_arrays and list(input_arrays) != [graphs.INPUT]:
         raise ConfigError(f'a run of ours has the one input {graphs.INPUT}, not '
                           f'{", ".join(input_arrays)}')
     outputs = list(output_arrays or [graphs.OUTPUT])
-    unknown = set(outputs) - {graphs.OUTPUT, graphs.LOGITS}
+    named = {graphs.OUTPUT, graphs.LOGITS}
+
+    def unknown_output(name):
+        return ConfigError(f'a run of ours has the outputs {graphs.OUTPUT} and '
+                           f'{graphs.LOGITS}, not {name}')
+
+    unknown = sorted(n for n in set(outputs) - named if not n.endswith(_LOGITS_QUANT))
     if unknown:
-        raise ConfigError(f'a run of ours has the outputs {graphs.OUTPUT} and {graphs.LOGITS}, '
-                          f'not {sorted(unknown)[0]}')
+        raise unknown_output(unknown[0])
     run, _ = restore.open_run(path)
     if input_shapes:
         shape = sources.named_input_shapes(input_shapes, [graphs.INPUT]).get(graphs.INPUT, [])
@@ -101,12 +112,22 @@ def _run_graph(path: str, *, batch_size: int, quantized: Optional[bool],
                               f'{[batch_size, *run.model.input_shape]}; only the batch may '
                               'change')
         batch_size = shape[0]
+    # Output is kept while freezing: the logits' fake quant lies on its path.
     frozen = freeze_checkpoint(path, batch_size=batch_size, quantized=quantized,
-                               output_names=outputs)
-    return sources.FrozenGraph(frozen.graph_def, [graphs.INPUT], outputs,
+                               output_names=sorted((set(outputs) & named) | {graphs.OUTPUT}))
+    graph_def, notes = frozen.graph_def, []
+    if quantize_outputs and frozen.quantized:
+        outputs, notes = sources.quantized_outputs(graph_def, outputs)
+    nodes = {n.name: n for n in graph_def.node}
+    for name in set(outputs) - named:
+        if name not in nodes or op_name(nodes[name].input[0]) != graphs.LOGITS:
+            raise unknown_output(name)
+    graph_def = tf.compat.v1.graph_util.extract_sub_graph(graph_def, outputs)
+    return sources.FrozenGraph(graph_def, [graphs.INPUT], outputs,
                                {graphs.INPUT: [batch_size, *run.model.input_shape]},
                                frozen.checkpoint, RUN,
-                               {'quantized': frozen.quantized, 'dataset': run.dataset})
+                               {'quantized': frozen.quantized, 'dataset': run.dataset},
+                               notes=notes)
 
 
 def load_model(path: str, *, batch_size: int = 1, quantized: Optional[bool] = None,
@@ -126,8 +147,8 @@ def load_model(path: str, *, batch_size: int = 1, quantized: Optional[bool] = No
       input_arrays, output_arrays, input_shapes: see `freeze.sources.load_source`.
       tag_set, signature_def: SavedModel selection.
       allow_unsafe_ops: skip the op allow-list (not needed for our runs).
-      quantize_outputs: other sources: an output one fake quant reads becomes that fake quant
-        (see `freeze.sources.load_source`).
+      quantize_outputs: an output one fake quant reads becomes that fake quant (see
+        `freeze.sources.load_source`; our QAT runs' ``Logits``).
 
     Returns:
       The `freeze.sources.FrozenGraph`.
@@ -137,7 +158,7 @@ def load_model(path: str, *, batch_size: int = 1, quantized: Optional[bool] = No
     if restore.is_run(path):
         return _run_graph(path, batch_size=batch_size, quantized=quantized,
                           input_arrays=input_arrays, output_arrays=output_arrays,
-                          input_shapes=input_shapes)
+                          input_shapes=input_shapes, quantize_outputs=quantize_outputs)
     if quantized is False:
         raise ConfigError('--float applies to our QAT runs; for other sources pick the graph '
                           'with --output-arrays')

@@ -316,6 +316,17 @@ def test_eval_agreement_is_with_the_graph_as_trained(tmp_path, capsys, tiny_data
                                       abs=1e-4)
     assert accuracy == pytest.approx(float((lite.argmax(1) == data.test_labels).mean()),
                                      abs=1e-4)
+    # Our run's Logits sit before their fake quant too: exported through it, and evaluated.
+    logits_model = tmp_path / 'logits.tflite'
+    status, out, err = _export(capsys, result.checkpoint_dir, logits_model,
+                               '--output-arrays', 'Logits')
+    assert status == 0, err
+    quant = 'mlp_small/logits/act_quant/FakeQuantWithMinMaxVars'
+    assert out.splitlines()[0] == (f'the output Logits is taken before its fake quant {quant}; '
+                                   f'exported {quant} instead (--output-arrays {quant})')
+    assert _record(logits_model)['output_arrays'] == [quant]
+    _, logits_agreement, reference = _eval_agreement(capsys, logits_model, tiny_data_dir)
+    assert reference == 'the graph as trained' and logits_agreement >= 0.95
     # A record written before trained_graph_sha256: the converted graph, labelled as such.
     del record['trained_graph_sha256']
     (tmp_path / 'qat.tflite.json').write_text(json.dumps(record))
