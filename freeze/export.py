@@ -324,10 +324,10 @@ def _check_input_range(graph_def, inputs: Sequence[str], input_range) -> None:
         if node.op == 'FakeQuantWithMinMaxArgs':
             low, high = node.attr['min'].f, node.attr['max'].f
         else:
-            bounds = [nodes.get(op_name(node.input[k])) for k in (1, 2)]
-            if any(b is None or b.op != 'Const' for b in bounds):
+            bounds = _const_bounds(nodes, node)
+            if bounds is None:
                 continue
-            low, high = (float(np.min(tf.make_ndarray(b.attr['value'].tensor))) for b in bounds)
+            low, high = bounds
         if not np.allclose((low, high), input_range, atol=1e-6):
             raise UsageError(f'--input-range {input_range[0]:g},{input_range[1]:g} differs from '
                              f'the range [{low:g}, {high:g}] the graph quantizes input '
