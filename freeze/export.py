@@ -7,13 +7,16 @@ modes of `freeze.tflite`. For ``int8``/``uint8`` it
   ranges to symmetric ones so that int8 weights get zero point 0 (`symmetrize_weight_ranges`);
 * refuses, naming the layers, a graph where some layers have no ranges, unless asked to
   calibrate (``calibrate=True``: every range comes from representative data instead);
+* calibrates from representative data the ranges training never updated
+  (`freeze.sources.unreached_ranges`), or refuses, naming them, without data;
 * quantizes a graph without any fake-quant op post-training, from representative data;
 * verifies the result (`freeze.verify`) and raises instead of returning a float-computing model.
 
 `write_export` publishes the model and its ``.json`` record together (`freeze.fileio.publish`);
 the record holds the model's digest, so `read_export_record` never pairs a model with another
-model's record, and the digest of the converted graph, so an evaluation can check that the
-record's source still is the graph that was converted.
+model's record, and the digests of the converted graph and of the graph as trained
+(`trained_graph`, the reference of an evaluation's agreement), so an evaluation can check that
+the record's source still is that graph.
 """
 
 import dataclasses
@@ -21,7 +24,7 @@ import hashlib
 import json
 import os
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Collection, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -61,6 +64,10 @@ class ExportRecord:
       verified: whether the integer checks of `freeze.verify` ran and passed.
       verify_mean_abs_diff: the mean absolute difference of the integer model's outputs from
         the frozen graph's on the verification samples (None when not verified).
+      trained_graph_sha256: digest of the graph as trained (`trained_graph`), the reference
+        of ``eval``'s agreement.
+      calibrated_ranges: fake-quant ops whose never-updated range was calibrated from data.
+      notes: lines for the user (an output moved past its fake quant, calibrated ranges).
     """
 
     model: bytes
@@ -80,6 +87,9 @@ class ExportRecord:
     options: Dict = dataclasses.field(default_factory=dict)
     verified: bool = False
     verify_mean_abs_diff: Optional[float] = None
+    trained_graph_sha256: str = ''
+    calibrated_ranges: List[str] = dataclasses.field(default_factory=list)
+    notes: List[str] = dataclasses.field(default_factory=list)
 
     def to_json(self) -> Dict:
         d = dataclasses.asdict(self)
@@ -170,12 +180,18 @@ def symmetrize_weight_ranges(graph_def) -> Tuple[tf.compat.v1.GraphDef, int]:
             else out), changed
 
 
-def strip_fake_quant(graph_def) -> tf.compat.v1.GraphDef:
-    """The float graph under a fake-quantized one (each fake-quant op becomes an Identity)."""
+def strip_fake_quant(graph_def, only: Optional[Collection[str]] = None
+                     ) -> tf.compat.v1.GraphDef:
+    """The float graph under a fake-quantized one (each fake-quant op becomes an Identity).
+
+    Args:
+      graph_def: the graph.
+      only: strip only these fake-quant ops (default: all).
+    """
     out = v1.GraphDef()
     out.CopyFrom(graph_def)
     for node in out.node:
-        if node.op.startswith('FakeQuantWithMinMax'):
+        if node.op.startswith('FakeQuantWithMinMax') and (only is None or node.name in only):
             inputs = [node.input[0]] + [i for i in node.input if i.startswith('^')]
             del node.input[:]
             node.input.extend(inputs)
@@ -187,24 +203,111 @@ def strip_fake_quant(graph_def) -> tf.compat.v1.GraphDef:
 
 def run_graph(graph_def, input_name: str, output_name: str, inputs: np.ndarray) -> np.ndarray:
     """Runs a frozen GraphDef on float ``inputs [N, ...]`` in batches of its static batch."""
+    return _run_tensors(graph_def, input_name, [output_name + ':0'], inputs)[0]
+
+
+def _run_tensors(graph_def, input_name: str, tensor_names: Sequence[str],
+                 inputs: np.ndarray) -> List[np.ndarray]:
+    """`run_graph` for any tensors (``name:port``); one array ``[N, ...]`` per tensor."""
     graph = tf.Graph()
     with graph.as_default():
         v1.import_graph_def(graph_def, name='')
     x = graph.get_tensor_by_name(input_name + ':0')
-    y = graph.get_tensor_by_name(output_name + ':0')
+    ys = [graph.get_tensor_by_name(name if ':' in name else name + ':0')
+          for name in tensor_names]
     static = x.shape.as_list()
     batch = static[0] or 256
     shape = tuple(static[1:])
     inputs = inputs.reshape((len(inputs),) + shape).astype(x.dtype.as_numpy_dtype)
-    out = []
+    out = [[] for _ in ys]
     with v1.Session(graph=graph) as session:
         for start in range(0, len(inputs), batch):
             chunk = inputs[start:start + batch]
             n = len(chunk)
             if static[0] and n < batch:
                 chunk = np.concatenate([chunk, np.zeros((batch - n,) + shape, chunk.dtype)])
-            out.append(session.run(y, {x: chunk})[:n])
-    return np.concatenate(out)
+            for values, result in zip(out, session.run(ys, {x: chunk})):
+                values.append(result[:n])
+    return [np.concatenate(values) for values in out]
+
+
+def trained_graph(frozen) -> tf.compat.v1.GraphDef:
+    """The graph as trained: the source's learned ranges, weight ranges as trained (not yet
+    symmetrized), and the fake quants training never updated left out (training computed
+    those tensors in float; their initial ranges were never part of the model)."""
+    if not frozen.unreached_ranges:
+        return frozen.graph_def
+    return strip_fake_quant(frozen.graph_def, only=set(frozen.unreached_ranges))
+
+
+def _const_bounds(nodes, node) -> Optional[Tuple[float, float]]:
+    """A fake quant's ``(min, max)`` when both are constants (through Identity), else None."""
+    bounds = []
+    for k in (1, 2):
+        bound = nodes.get(op_name(node.input[k]))
+        while bound is not None and bound.op == 'Identity':
+            bound = nodes.get(op_name(bound.input[0]))
+        if bound is None or bound.op != 'Const':
+            return None
+        value = tf.make_ndarray(bound.attr['value'].tensor)
+        bounds.append(float(np.min(value) if k == 1 else np.max(value)))
+    return bounds[0], bounds[1]
+
+
+def _range_label(name: str, nodes) -> str:
+    """``act_quant_1 [0, 6] (after Hypothesis)``: a fake quant by its scope, range and input."""
+    scope = name.rsplit('/', 1)[0] if '/' in name else name
+    bounds = _const_bounds(nodes, nodes[name])
+    shown = f' [{bounds[0]:g}, {bounds[1]:g}]' if bounds else ''
+    return f'{scope}{shown} (after {op_name(nodes[name].input[0])})'
+
+
+def unreached_ranges_message(names: Sequence[str], graph_def) -> str:
+    """The one-line refusal for ranges training never updated (see
+    `freeze.sources.unreached_ranges`)."""
+    nodes = {n.name: n for n in graph_def.node}
+    labels = ', '.join(_range_label(n, nodes) for n in names[:6]) + (
+        f' and {len(names) - 6} more' if len(names) > 6 else '')
+    one = len(names) == 1
+    return (f'the fake-quant range{"" if one else "s"} of {labels} {"was" if one else "were"} '
+            'never updated in training (local_step 0: no training step read '
+            f'{"it" if one else "them"}), so exporting {"it" if one else "them"} would clip '
+            'with the initial range; pass --data-dir DIR to calibrate '
+            f'{"it" if one else "them"} from data, or --calibrate to calibrate every range')
+
+
+def calibrate_ranges(graph_def, names: Sequence[str], input_name: str,
+                     images: np.ndarray) -> tf.compat.v1.GraphDef:
+    """Sets the range of each fake quant in ``names`` to its input's range over ``images``.
+
+    The range is widened to contain 0 (as contrib/quantize's ranges are). Ranges are set in
+    graph order, so a later range sees the earlier ones already calibrated.
+
+    Args:
+      graph_def: a frozen graph.
+      names: fake-quant op names (`freeze.sources.unreached_ranges`).
+      input_name: the graph's input.
+      images: float inputs ``[N, ...]``.
+
+    Returns:
+      The new graph.
+    """
+    out = v1.GraphDef()
+    out.CopyFrom(graph_def)
+    nodes = {n.name: n for n in out.node}
+    for name in [n.name for n in out.node if n.name in set(names)]:
+        node = nodes[name]
+        values = _run_tensors(out, input_name, [node.input[0]], images)[0]
+        bounds = (min(float(values.min()), 0.0), max(float(values.max()), 0.0))
+        for k, value in zip((1, 2), bounds):
+            const = out.node.add()
+            const.name = f'{name}/calibrated_{"min" if k == 1 else "max"}'
+            const.op = 'Const'
+            const.attr['dtype'].type = tf.float32.as_datatype_enum
+            const.attr['value'].tensor.CopyFrom(
+                tf.make_tensor_proto(np.float32(value), dtype=tf.float32))
+            node.input[k] = const.name
+    return v1.graph_util.extract_sub_graph(out, [n.name for n in out.node])
 
 
 def _sample_inputs(shape: Sequence[int], input_range, representative: Optional[np.ndarray]):
@@ -225,13 +328,10 @@ def _input_fake_quants(graph_def, inputs: Sequence[str]):
         if node.op == 'FakeQuantWithMinMaxArgs':
             low, high = node.attr['min'].f, node.attr['max'].f
         else:
-            bounds = [nodes.get(op_name(node.input[k])) for k in (1, 2)]
-            while any(b is not None and b.op == 'Identity' for b in bounds):
-                bounds = [nodes.get(op_name(b.input[0])) if b is not None and b.op == 'Identity'
-                          else b for b in bounds]
-            if any(b is None or b.op != 'Const' for b in bounds):
+            bounds = _const_bounds(nodes, node)
+            if bounds is None:
                 continue
-            low, high = (float(np.min(tf.make_ndarray(b.attr['value'].tensor))) for b in bounds)
+            low, high = bounds
         found.append((node, (float(low), float(high))))
     return found
 
@@ -321,6 +421,25 @@ def export_graph(frozen, mode: str = 'float', *,
     if integer and not fake_quantized and representative_images is None:
         raise UsageError(verify.missing_ranges_message(verify.missing_ranges(graph_def)
                                                        or ['the graph']))
+    notes = list(frozen.notes)
+    calibrated = []
+    if integer and fake_quantized and frozen.unreached_ranges:
+        if representative_images is None:
+            raise UsageError(unreached_ranges_message(frozen.unreached_ranges, graph_def))
+        calibrated = list(frozen.unreached_ranges)
+        images = np.asarray(representative_images, np.float32)
+        index = np.random.default_rng(seed).choice(
+            len(images), size=min(representative_examples, len(images)), replace=False)
+        graph_def = calibrate_ranges(graph_def, calibrated, frozen.inputs[0], images[index])
+        nodes = {n.name: n for n in graph_def.node}
+        notes.append(f'calibrated from {len(index)} examples the ranges training never updated: '
+                     + ', '.join(_range_label(n, nodes) for n in calibrated))
+    elif not integer and frozen.unreached_ranges:
+        # A float model computes what training computed: no clipping by an initial range.
+        nodes = {n.name: n for n in graph_def.node}
+        notes.append('left out the fake quants whose ranges training never updated: '
+                     + ', '.join(_range_label(n, nodes) for n in frozen.unreached_ranges))
+        graph_def = trained_graph(frozen)
     symmetrized = 0
     if integer and fake_quantized and mode == 'int8':
         graph_def, symmetrized = symmetrize_weight_ranges(graph_def)
@@ -355,7 +474,9 @@ def export_graph(frozen, mode: str = 'float', *,
                         symmetrized_weights=bool(symmetrized), input_range=(low, high),
                         input_shapes=dict(frozen.input_shapes),
                         graph_sha256=graph_digest(graph_def), options=dict(frozen.options),
-                        verified=verified, verify_mean_abs_diff=diff)
+                        verified=verified, verify_mean_abs_diff=diff,
+                        trained_graph_sha256=graph_digest(trained_graph(frozen)),
+                        calibrated_ranges=calibrated, notes=notes)
 
 
 def write_export(record: ExportRecord, path: str) -> str:

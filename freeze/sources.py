@@ -18,7 +18,10 @@ pruned ``GraphDef`` with static input shapes and no variables, in which
   any other ``placeholder_with_default`` its default;
 * what only training needs (optimizer, summaries, savers, queues) is pruned, constants are
   folded, dropout whose randomness became irrelevant is removed, and if anything random or
-  stateful is still left the error names it.
+  stateful is still left the error names it;
+* a contrib/quantize training graph is frozen as ``create_eval_graph`` would build it: the
+  quantized branch of ``quant_delay`` with the learned ranges, and the ranges that training
+  never updated are listed (`unreached_ranges`) for the export to calibrate or refuse.
 
 Nothing of a user's graph runs before it has passed the op allow-list and the size bounds of
 `freeze.safety`: variable values are read from the checkpoint file, never restored by the
@@ -65,6 +68,10 @@ class FrozenGraph:
       source_kind: ``frozen_graph``, ``checkpoint_meta`` or ``saved_model`` (callers may set
         their own kinds).
       options: how the source was loaded (tag set, signature...), to load it again.
+      unreached_ranges: fake-quant ops whose moving-average range training never updated
+        (`unreached_ranges`): their values are the initial ones, not learned.
+      notes: what loading changed that the user should hear (an output moved past its
+        fake quant).
     """
 
     graph_def: tf.compat.v1.GraphDef
@@ -74,6 +81,8 @@ class FrozenGraph:
     source: str
     source_kind: str
     options: Dict = dataclasses.field(default_factory=dict)
+    unreached_ranges: List[str] = dataclasses.field(default_factory=list)
+    notes: List[str] = dataclasses.field(default_factory=list)
 
     @property
     def fake_quantized(self) -> bool:
@@ -495,6 +504,115 @@ def _variables_to_constants(graph_def, checkpoint: Optional[str], source: str):
         else:
             new.CopyFrom(node)
     return out
+
+
+# What lies between a fake quant's min/max input and its range variable (the read, or the
+# training update contrib/quantize feeds it through).
+_RANGE_PATH = ('Identity', 'RefIdentity', 'ReadVariableOp', 'Assign', 'AssignSub', 'AssignAdd',
+               'Switch', 'RefSwitch')
+_FAKE_QUANT_VARS = ('FakeQuantWithMinMaxVars', 'FakeQuantWithMinMaxVarsPerChannel')
+
+
+def _range_variable(nodes, name: str) -> Optional[str]:
+    """The variable a fake quant's min or max input reads, or None (a constant, a tensor)."""
+    node = nodes.get(op_name(name))
+    for _ in range(32):
+        if node is None:
+            return None
+        if node.op in _VARIABLE_OPS:
+            return node.name
+        if node.op not in _RANGE_PATH or not node.input:
+            return None
+        node = nodes.get(op_name(node.input[0]))
+    return None
+
+
+def _update_counters(variable: str) -> List[str]:
+    """Where a zero-debiased range keeps its update count: TF 1.15's ``<s>/<s>/min/local_step``
+    (``assign_moving_average`` opens a scope named after the variable inside the quantizer's
+    scope ``<s>``), and ``<s>/min/local_step`` (reimplementations that missed that scope)."""
+    scope = variable.rsplit('/', 1)[0] if '/' in variable else ''
+    tf115 = [f'{scope}/{variable}/local_step'] if scope else []
+    return tf115 + [f'{variable}/local_step']
+
+
+def unreached_ranges(graph_def, checkpoint: Optional[str]) -> List[str]:
+    """Fake-quant ops whose moving-average range was never updated during training.
+
+    contrib/quantize's activation ranges count their updates in a ``local_step`` variable; 0
+    in the checkpoint means no training step read that fake quant (a loss built from the raw
+    logits, say), so its range is still the initial one (``[0, 6]`` for activations) and would
+    clip what it never saw. Ranges without such a counter (weights, hand-made ranges) are
+    never reported.
+
+    Args:
+      graph_def: the graph as saved (variables not yet frozen).
+      checkpoint: the checkpoint prefix holding the values (None: nothing to report).
+
+    Returns:
+      The fake-quant op names, in graph order.
+    """
+    if checkpoint is None:
+        return []
+    try:
+        reader = tf.train.load_checkpoint(checkpoint)
+        saved = reader.get_variable_to_shape_map()
+    except (tf.errors.OpError, ValueError):
+        return []  # _variables_to_constants reports an unreadable checkpoint.
+    nodes = {n.name: n for n in graph_def.node}
+    found = []
+    for node in graph_def.node:
+        if node.op not in _FAKE_QUANT_VARS or len(node.input) < 3:
+            continue
+        for k in (1, 2):
+            variable = _range_variable(nodes, node.input[k])
+            counter = next((c for c in _update_counters(variable) if c in saved),
+                           None) if variable else None
+            if counter is not None and not np.any(reader.get_tensor(counter)):
+                found.append(node.name)
+                break
+    return found
+
+
+def _activate_delayed_quantization(graph_def) -> None:
+    """Takes the quantized branch of every ``quant_delay``: ``<scope>/activate_quant``
+    (``fake_quantization_step >= quant_delay``, read by TF 1.15's ``cond`` or our
+    ``delayed_quant`` Select) becomes True, as ``create_eval_graph`` (no delay) would build it;
+    a training checkpoint saved before the delay was reached keeps its learned ranges."""
+    for node in graph_def.node:
+        if node.op == 'GreaterEqual' and node.name.rsplit('/', 1)[-1] == 'activate_quant':
+            _set_const(node, np.array(True))
+
+
+def quantized_outputs(graph_def, outputs: Sequence[str]):
+    """Moves each output that one fake quant reads (directly or through Identity) onto that
+    fake quant: a tutorial that names its logits ``fc2/add`` as the output, while
+    ``create_eval_graph`` put ``fc2/act_quant`` after it, means the quantized logits.
+
+    Returns:
+      ``(outputs, notes)``: the new output names and one note per moved output.
+    """
+    nodes = {n.name: n for n in graph_def.node}
+    consumers = _consumers(graph_def)
+    moved, notes = [], []
+    for name in outputs:
+        quants, pending = set(), [name]
+        while pending:
+            tensor = pending.pop()
+            for user in consumers.get(tensor, []):
+                node = nodes[user]
+                if node.op.startswith('FakeQuantWithMinMax') and op_name(node.input[0]) == tensor:
+                    quants.add(user)
+                elif node.op == 'Identity':
+                    pending.append(user)
+        if len(quants) == 1:
+            quant = quants.pop()
+            moved.append(quant)
+            notes.append(f'the output {name} is taken before its fake quant {quant}; exported '
+                         f'{quant} instead (--output-arrays {quant})')
+        else:
+            moved.append(name)
+    return moved, notes
 
 
 def _set_const(node, value: np.ndarray, dtype=None) -> None:
@@ -949,6 +1067,7 @@ def make_inference_graph(graph_def, *, checkpoint: Optional[str] = None,
     # Prune to what the outputs need, cutting the graph at the inputs.
     cut = v1.GraphDef()
     cut.CopyFrom(graph_def)
+    _activate_delayed_quantization(cut)
     updates = {n.name for n in cut.node if n.op in _UPDATE_OPS + _RESOURCE_UPDATE_OPS}
     for node in cut.node:
         if node.name in inputs:
@@ -1012,7 +1131,7 @@ def load_source(path: str, *, input_arrays: Optional[Sequence[str]] = None,
                 input_shapes: Union[Dict[str, Sequence[int]], Sequence[int], None] = None,
                 batch_size: int = 1,
                 tag_set: Sequence[str] = ('serve',), signature_def: Optional[str] = None,
-                allow_unsafe_ops: bool = False) -> FrozenGraph:
+                allow_unsafe_ops: bool = False, quantize_outputs: bool = False) -> FrozenGraph:
     """Loads a frozen ``.pb``/``.pbtxt``, a checkpoint with its ``.meta``, or a SavedModel.
 
     Args:
@@ -1027,6 +1146,8 @@ def load_source(path: str, *, input_arrays: Optional[Sequence[str]] = None,
       signature_def: SavedModel signature key (``--signature-def``; default
         ``serving_default`` or the only one).
       allow_unsafe_ops: skip the op allow-list.
+      quantize_outputs: an output that one fake quant reads becomes that fake quant (integer
+        export: the quantized tensor right after it), with a note saying so.
 
     Returns:
       The `FrozenGraph`.
@@ -1054,8 +1175,16 @@ def load_source(path: str, *, input_arrays: Optional[Sequence[str]] = None,
         input_arrays = input_arrays or sig_in
         output_arrays = output_arrays or sig_out
         options = {'tag_set': list(tag_set), 'signature_def': signature_def}
+    notes = []
+    if quantize_outputs and output_arrays:
+        from freeze.freeze_graph import check_output_names
+        output_arrays, notes = quantized_outputs(
+            graph_def, check_output_names(graph_def, output_arrays))
+    unreached = unreached_ranges(graph_def, checkpoint)
     graph_def, inputs, outputs, shapes = make_inference_graph(
         graph_def, checkpoint=checkpoint, input_arrays=input_arrays,
         output_arrays=output_arrays, input_shapes=input_shapes, batch_size=batch_size,
         source=path, allow_unsafe_ops=allow_unsafe_ops)
-    return FrozenGraph(graph_def, inputs, outputs, shapes, os.path.abspath(path), kind, options)
+    kept = {n.name for n in graph_def.node}
+    return FrozenGraph(graph_def, inputs, outputs, shapes, os.path.abspath(path), kind, options,
+                       [name for name in unreached if name in kept], notes)

@@ -20,9 +20,14 @@ from freeze.freeze_graph import op_name
 
 COMPUTE_OPS = ('MatMul', 'Conv2D', 'DepthwiseConv2dNative', 'BatchMatMul', 'BatchMatMulV2',
                'Conv2DBackpropInput')
-# Ops between a layer's compute op and its activation range.
-_LAYER_TAIL = ('BiasAdd', 'Add', 'AddV2', 'Relu', 'Relu6', 'Identity', 'FusedBatchNorm',
-               'FusedBatchNormV3', 'Mul', 'Sub', 'Maximum', 'Minimum')
+# Ops that only move values around: an atrous convolution's BatchToSpaceND, a MatMul's
+# batch-norm Reshapes. They carry a layer's output to its range without computing.
+_SHAPE_ONLY = ('Identity', 'BatchToSpaceND', 'SpaceToBatchND', 'Reshape', 'Squeeze',
+               'ExpandDims')
+# Ops between a layer's compute op and its activation range (bias, folded batch norm's add
+# and scale, activation), and the shape-only ops among them.
+_LAYER_TAIL = ('BiasAdd', 'Add', 'AddV2', 'Relu', 'Relu6', 'FusedBatchNorm',
+               'FusedBatchNormV3', 'Mul', 'Sub', 'Maximum', 'Minimum') + _SHAPE_ONLY
 _INT_TYPES = (np.int8, np.uint8)
 # Agreement of the integer model with the float graph on sample inputs: the mean absolute
 # difference of the outputs may not exceed this share of the reference's output range plus two
@@ -34,7 +39,9 @@ def missing_ranges(graph_def) -> List[str]:
     """``name (OpType)`` of each layer of a fake-quantized graph that lacks learned ranges.
 
     A layer is a compute op (`COMPUTE_OPS`); it has ranges when its weights come through a
-    ``FakeQuantWithMinMax*`` op and its output reaches one through bias/activation ops only.
+    ``FakeQuantWithMinMax*`` op and its output reaches one through bias, folded batch-norm,
+    activation and shape-only ops (`_SHAPE_ONLY`: ``BatchToSpaceND`` of an atrous
+    convolution, ``Reshape``...) only.
     The name is that of the layer's last op before the (missing) range, as users named it.
     """
     nodes = {n.name: n for n in graph_def.node}
@@ -68,7 +75,7 @@ def missing_ranges(graph_def) -> List[str]:
             if len(users) != 1 or not following:
                 break
             tail = following[0]
-            if tail.op != 'Identity':  # Folded dropout leaves Identity ops: not the layer.
+            if tail.op not in _SHAPE_ONLY:  # Folded dropout leaves Identity ops: not the layer.
                 named = tail
         if not (weight_ok and output_ok):
             missing.append(f'{named.name} ({node.op})')

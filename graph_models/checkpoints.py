@@ -1,7 +1,8 @@
 """Finding checkpoints and restoring model variables from them."""
 
 import os
-from typing import List
+import re
+from typing import Dict, List, Optional
 
 from graph_models._tf import tf, v1
 from graph_models.errors import CheckpointError, tf_error_reason
@@ -43,20 +44,44 @@ def model_variables(graph: tf.Graph) -> List[tf.Variable]:
     return list({v.op.name: v for v in variables}.values())
 
 
-def check_variables_fit(checkpoint: str, variables: List[tf.Variable]) -> None:
-    """Raises `CheckpointError` unless ``checkpoint`` has every variable, with its shape."""
+# A moving-average range's zero-debias state under TF 1.15's name: <s>/<s>/min/biased.
+_RANGE_STATE = re.compile(
+    r'^(?P<scope>.+)/(?P=scope)/(?P<end>min|max)/(?P<state>biased|local_step)$')
+
+
+def legacy_range_state_name(name: str) -> Optional[str]:
+    """The name our runs used before they matched TF 1.15's: ``<s>/<s>/min/biased`` ->
+    ``<s>/min/biased`` (``local_step`` and ``max`` alike); None for any other variable."""
+    match = _RANGE_STATE.match(name)
+    return (f"{match['scope']}/{match['end']}/{match['state']}" if match else None)
+
+
+def check_variables_fit(checkpoint: str, variables: List[tf.Variable]) -> Dict[str, str]:
+    """Raises `CheckpointError` unless ``checkpoint`` has every variable, with its shape.
+
+    A quantization range's zero-debias state may be saved under its older name (see
+    `legacy_range_state_name`): runs written before the names matched TF 1.15's still fit.
+
+    Returns:
+      ``{variable name: name in the checkpoint}`` for the variables saved under an older name.
+    """
     try:
         shapes = tf.train.load_checkpoint(checkpoint).get_variable_to_shape_map()
     except (tf.errors.OpError, ValueError) as e:
         message = tf_error_reason(getattr(e, 'message', str(e)))
         raise CheckpointError(f'cannot read checkpoint {checkpoint} ({message}); it is corrupt '
                               'or incomplete') from None
+    renamed = {}
     for var in variables:
         name, shape = var.op.name, var.shape.as_list()
-        if name not in shapes:
+        saved = name
+        if name not in shapes and legacy_range_state_name(name) in shapes:
+            saved = renamed[name] = legacy_range_state_name(name)
+        if saved not in shapes:
             raise CheckpointError(f'checkpoint {checkpoint} has no variable {name}: it was '
                                   'written for a different model')
-        if shapes[name] != shape:
-            raise CheckpointError(f'checkpoint {checkpoint} has {name} with shape '
-                                  f'{shapes[name]}, the model needs {shape}: it was written '
+        if shapes[saved] != shape:
+            raise CheckpointError(f'checkpoint {checkpoint} has {saved} with shape '
+                                  f'{shapes[saved]}, the model needs {shape}: it was written '
                                   'for a different model')
+    return renamed

@@ -165,12 +165,14 @@ class Evaluation:
       examples: number of test examples.
       agreement: top-1 agreement with the reference TF graph (None without one).
       mean_abs_diff: mean absolute difference of the probabilities from the reference.
+      reference: which TF graph the agreement is with (`reference_label`).
     """
 
     accuracy: float
     examples: int
     agreement: Optional[float] = None
     mean_abs_diff: Optional[float] = None
+    reference: str = ''
 
     def to_dict(self) -> Dict:
         return dataclasses.asdict(self)
@@ -188,18 +190,31 @@ def score(probabilities: np.ndarray, labels: np.ndarray,
 
 def reference_probabilities(record: Dict, images: np.ndarray) -> Optional[np.ndarray]:
     """Runs the TF graph a ``.tflite`` was exported from (per its export record), or None."""
-    reference, _ = _reference(record, images)
+    reference, _, _ = _reference(record, images)
     return reference
 
 
-def _reference(record: Dict, images: np.ndarray):
+def reference_label(record: Dict, kind: str) -> str:
+    """What the agreement of a ``.tflite`` is measured against, for the report line."""
+    from graph_models.run_export import TRAINED
+    if kind == TRAINED:
+        return 'the graph as trained'
+    if record.get('symmetrized_weights'):
+        return ('the converted graph, weight ranges made symmetric; export again to compare '
+                'with the graph as trained')
+    return 'the converted graph'
+
+
+def _reference(record: Dict, images: np.ndarray, allow_unsafe_ops: bool = False):
+    """``(probabilities, why not, label)`` of the reference TF graph of an export record."""
     from graph_models.run_export import reference_graph, scale_to_range
-    frozen, why = reference_graph(record)
+    frozen, why = reference_graph(record, allow_unsafe_ops=allow_unsafe_ops)
     if frozen is None:
-        return None, why
+        return None, why, ''
     input_range = tuple(record.get('input_range') or (0.0, 1.0))
-    return frozen_graph_probabilities(frozen.graph_def, scale_to_range(images, input_range),
-                                      frozen.inputs[0], frozen.outputs[0]), ''
+    return (frozen_graph_probabilities(frozen.graph_def, scale_to_range(images, input_range),
+                                       frozen.inputs[0], frozen.outputs[0]), '',
+            reference_label(record, frozen.options.get('reference', '')))
 
 
 @dataclasses.dataclass
@@ -226,8 +241,9 @@ class EvalReport:
         out = [f'{self.path}: accuracy {self.result.accuracy:.4f} on {self.result.examples} '
                f'{self.dataset} test examples']
         if self.result.agreement is not None:
+            label = f' ({self.result.reference})' if self.result.reference else ''
             out.append(f'agreement with the TF graph: {self.result.agreement:.4f} top-1, mean '
-                       f'|prob diff| {self.result.mean_abs_diff:.5f}')
+                       f'|prob diff| {self.result.mean_abs_diff:.5f}{label}')
         return out + self.notes
 
 
@@ -300,12 +316,13 @@ def evaluate_model(path: str, *, dataset: Optional[str] = None, data_dir: Option
         input_range = tuple((record or {}).get('input_range') or (0.0, 1.0))
         probs = model.probabilities(scale_to_range(images, input_range))
         _check_classes(probs, labels, data.name)
-        reference = None
+        reference, label = None, ''
         if record:
-            reference, why = _reference(record, images)
+            reference, why, label = _reference(record, images, allow_unsafe_ops)
             if reference is None:
                 notes.append(f'agreement with the TF graph: not measured ({why})')
         result = score(probs, labels, reference)
+        result.reference = label
         if latency:
             notes.append(f'latency (batch {model.batch_size}, 1 thread, median): '
                          f'{model.latency(images[:model.batch_size]) * 1e6:,.1f} us')

@@ -9,7 +9,7 @@ of another model, ``NotFoundError``, ``OutOfRangeError``, ``DataLossError``...) 
 
 import dataclasses
 import os
-from typing import Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 from graph_models import checkpoints, graphs
 from graph_models._tf import tf, v1
@@ -50,16 +50,33 @@ def restore_variables(session: v1.Session, checkpoint: str,
     Raises:
       CheckpointError: a missing or mis-shaped variable, or any read failure.
     """
-    checkpoints.check_variables_fit(checkpoint, list(variables))
+    renamed = checkpoints.check_variables_fit(checkpoint, list(variables))
     graph = session.graph
     try:
         with graph.as_default():
+            if renamed:
+                _load_values(session, checkpoint, variables, renamed)
+                return
             saver = saver or v1.train.Saver(list(variables))
             saver.restore(session, checkpoint)
     except (tf.errors.OpError, ValueError) as e:
         reason = tf_error_reason(getattr(e, 'message', str(e)))
         raise CheckpointError(f'cannot restore {checkpoint}: {reason}; the checkpoint is '
                               'truncated, corrupt or of another model') from None
+
+
+def _load_values(session: v1.Session, checkpoint: str, variables: Sequence[tf.Variable],
+                 renamed: Dict[str, str]) -> None:
+    """Restores a checkpoint that saved some variables under older names (see
+    `graph_models.checkpoints.legacy_range_state_name`).
+
+    Feeds each saved value into the variable's initializer in one run: no new ops, so it also
+    works on the finalized graph of a resumed training (a renaming ``Saver`` would add ops).
+    """
+    reader = tf.train.load_checkpoint(checkpoint)
+    feeds = {var.initializer.inputs[1]: reader.get_tensor(renamed.get(var.op.name, var.op.name))
+             for var in variables}
+    session.run([var.initializer for var in variables], feeds)
 
 
 @dataclasses.dataclass

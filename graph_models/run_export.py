@@ -18,7 +18,7 @@ from freeze import sources, tflite
 from freeze.errors import FreezeError  # noqa: F401  (re-exported for callers and tests)
 from freeze.export import ExportRecord, write_export  # noqa: F401
 from freeze.freeze_graph import (FROZEN_GRAPH_FILE, freeze_session, graph_digest,  # noqa: F401
-                                 stateful_ops, write_graph_def)
+                                 op_name, stateful_ops, write_graph_def)
 from graph_models import data as data_lib
 from graph_models import graphs, restore
 from graph_models._tf import tf
@@ -28,6 +28,12 @@ from graph_models.restore import build_restored_inference_graph  # noqa: F401
 from graph_models.run_config import RunConfig
 
 RUN = 'checkpoint'  # Source kind of our own run folders in export records.
+# Which TF graph `reference_graph` gives: the graph as trained, or (records written before
+# trained_graph_sha256) the graph the export converted, weight ranges symmetrized.
+TRAINED = 'trained'
+CONVERTED = 'converted'
+# The fake quant after a QAT run's Logits (<model>/logits/act_quant/FakeQuantWithMinMaxVars).
+_LOGITS_QUANT = '/act_quant/FakeQuantWithMinMaxVars'
 
 
 @dataclasses.dataclass
@@ -80,15 +86,24 @@ def freeze_checkpoint(checkpoint: str, *, batch_size: int = 1, quantized: Option
 
 def _run_graph(path: str, *, batch_size: int, quantized: Optional[bool],
                input_arrays: Optional[Sequence[str]], output_arrays: Optional[Sequence[str]],
-               input_shapes: Optional[Dict[str, Sequence[int]]]) -> sources.FrozenGraph:
+               input_shapes: Optional[Dict[str, Sequence[int]]],
+               quantize_outputs: bool = False) -> sources.FrozenGraph:
+    """A run's frozen graph. ``Logits`` of a QAT run sits before its fake quant: with
+    ``quantize_outputs`` the output is that fake quant (`freeze.sources.quantized_outputs`),
+    and that fake quant's name is accepted as an output (an earlier export's record)."""
     if input_arrays and list(input_arrays) != [graphs.INPUT]:
         raise ConfigError(f'a run of ours has the one input {graphs.INPUT}, not '
                           f'{", ".join(input_arrays)}')
     outputs = list(output_arrays or [graphs.OUTPUT])
-    unknown = set(outputs) - {graphs.OUTPUT, graphs.LOGITS}
+    named = {graphs.OUTPUT, graphs.LOGITS}
+
+    def unknown_output(name):
+        return ConfigError(f'a run of ours has the outputs {graphs.OUTPUT} and '
+                           f'{graphs.LOGITS}, not {name}')
+
+    unknown = sorted(n for n in set(outputs) - named if not n.endswith(_LOGITS_QUANT))
     if unknown:
-        raise ConfigError(f'a run of ours has the outputs {graphs.OUTPUT} and {graphs.LOGITS}, '
-                          f'not {sorted(unknown)[0]}')
+        raise unknown_output(unknown[0])
     run, _ = restore.open_run(path)
     if input_shapes:
         shape = sources.named_input_shapes(input_shapes, [graphs.INPUT]).get(graphs.INPUT, [])
@@ -97,12 +112,22 @@ def _run_graph(path: str, *, batch_size: int, quantized: Optional[bool],
                               f'{[batch_size, *run.model.input_shape]}; only the batch may '
                               'change')
         batch_size = shape[0]
+    # Output is kept while freezing: the logits' fake quant lies on its path.
     frozen = freeze_checkpoint(path, batch_size=batch_size, quantized=quantized,
-                               output_names=outputs)
-    return sources.FrozenGraph(frozen.graph_def, [graphs.INPUT], outputs,
+                               output_names=sorted((set(outputs) & named) | {graphs.OUTPUT}))
+    graph_def, notes = frozen.graph_def, []
+    if quantize_outputs and frozen.quantized:
+        outputs, notes = sources.quantized_outputs(graph_def, outputs)
+    nodes = {n.name: n for n in graph_def.node}
+    for name in set(outputs) - named:
+        if name not in nodes or op_name(nodes[name].input[0]) != graphs.LOGITS:
+            raise unknown_output(name)
+    graph_def = tf.compat.v1.graph_util.extract_sub_graph(graph_def, outputs)
+    return sources.FrozenGraph(graph_def, [graphs.INPUT], outputs,
                                {graphs.INPUT: [batch_size, *run.model.input_shape]},
                                frozen.checkpoint, RUN,
-                               {'quantized': frozen.quantized, 'dataset': run.dataset})
+                               {'quantized': frozen.quantized, 'dataset': run.dataset},
+                               notes=notes)
 
 
 def load_model(path: str, *, batch_size: int = 1, quantized: Optional[bool] = None,
@@ -110,7 +135,8 @@ def load_model(path: str, *, batch_size: int = 1, quantized: Optional[bool] = No
                output_arrays: Optional[Sequence[str]] = None,
                input_shapes: Optional[Dict[str, Sequence[int]]] = None,
                tag_set: Sequence[str] = ('serve',), signature_def: Optional[str] = None,
-               allow_unsafe_ops: bool = False) -> sources.FrozenGraph:
+               allow_unsafe_ops: bool = False,
+               quantize_outputs: bool = False) -> sources.FrozenGraph:
     """Any model source as a frozen inference graph.
 
     Args:
@@ -121,6 +147,8 @@ def load_model(path: str, *, batch_size: int = 1, quantized: Optional[bool] = No
       input_arrays, output_arrays, input_shapes: see `freeze.sources.load_source`.
       tag_set, signature_def: SavedModel selection.
       allow_unsafe_ops: skip the op allow-list (not needed for our runs).
+      quantize_outputs: an output one fake quant reads becomes that fake quant (see
+        `freeze.sources.load_source`; our QAT runs' ``Logits``).
 
     Returns:
       The `freeze.sources.FrozenGraph`.
@@ -130,14 +158,15 @@ def load_model(path: str, *, batch_size: int = 1, quantized: Optional[bool] = No
     if restore.is_run(path):
         return _run_graph(path, batch_size=batch_size, quantized=quantized,
                           input_arrays=input_arrays, output_arrays=output_arrays,
-                          input_shapes=input_shapes)
+                          input_shapes=input_shapes, quantize_outputs=quantize_outputs)
     if quantized is False:
         raise ConfigError('--float applies to our QAT runs; for other sources pick the graph '
                           'with --output-arrays')
     return sources.load_source(path, input_arrays=input_arrays, output_arrays=output_arrays,
                                input_shapes=input_shapes, batch_size=batch_size,
                                tag_set=tag_set, signature_def=signature_def,
-                               allow_unsafe_ops=allow_unsafe_ops)
+                               allow_unsafe_ops=allow_unsafe_ops,
+                               quantize_outputs=quantize_outputs)
 
 
 def scale_to_range(images: np.ndarray, input_range: Tuple[float, float]) -> np.ndarray:
@@ -211,12 +240,14 @@ def export_model(source: str, mode: str = 'float', *, batch_size: int = 1,
     frozen = load_model(source, batch_size=batch_size, quantized=quantized,
                         input_arrays=input_arrays, output_arrays=output_arrays,
                         input_shapes=input_shapes, tag_set=tag_set, signature_def=signature_def,
-                        allow_unsafe_ops=allow_unsafe_ops)
+                        allow_unsafe_ops=allow_unsafe_ops,
+                        quantize_outputs=integer and not calibrate)
     images, seed, limit = None, 0, None
     if frozen.source_kind == RUN:
         seed, limit = run.seed, run.limit  # The run's own training examples, as it saw them.
     wants_data = data_dir is not None or dataset is not None  # --dataset alone: its cache.
-    if integer and wants_data and (calibrate or not frozen.fake_quantized):
+    if integer and wants_data and (calibrate or not frozen.fake_quantized
+                                   or frozen.unreached_ranges):
         images, _, _ = dataset_images(frozen, dataset, data_dir, limit=limit)
         images = scale_to_range(images, freeze_export.resolve_input_range(
             frozen.graph_def, frozen.inputs, input_range))
@@ -264,13 +295,19 @@ def symmetrize_weight_ranges(session) -> int:
     return len(ranges)
 
 
-def reference_graph(record: Dict) -> Tuple[Optional[sources.FrozenGraph], str]:
-    """The frozen graph an export record says was converted, or None and why not.
+def reference_graph(record: Dict, allow_unsafe_ops: bool = False
+                    ) -> Tuple[Optional[sources.FrozenGraph], str]:
+    """The TF graph as trained that an export record's model came from, or None and why not.
 
     The source is loaded again as it was for the export (our run's QAT or float graph, the
-    same tensors, shapes, tags and signature; symmetrized weights; calibration's float graph).
-    Its digest must equal the record's ``graph_sha256``: otherwise the source changed (or the
-    record names another model) and no agreement can be measured.
+    same tensors, shapes, tags and signature). The reference is the graph as trained
+    (`freeze.export.trained_graph`): weight ranges as learned, not as the export symmetrized
+    them, and no range the export calibrated. Its digest must equal the record's
+    ``trained_graph_sha256``: otherwise the source changed (or the record names another model)
+    and no agreement can be measured. Records written before that field name the converted
+    graph (``graph_sha256``, symmetrized weights); that graph is rebuilt and checked instead
+    (``options['reference']`` says which one it is). ``allow_unsafe_ops`` as for
+    `load_model` (``eval --allow-unsafe-ops``).
     """
     source = record.get('source')
     if not isinstance(source, str):
@@ -287,7 +324,7 @@ def reference_graph(record: Dict) -> Tuple[Optional[sources.FrozenGraph], str]:
                 output_arrays=record.get('output_arrays'),
                 input_shapes=record.get('input_shapes') or None,
                 tag_set=options.get('tag_set', ['serve']),
-                signature_def=options.get('signature_def'))
+                signature_def=options.get('signature_def'), allow_unsafe_ops=allow_unsafe_ops)
     except (CheckpointError, ConfigError, FreezeError, OSError) as e:
         return None, f'its source {source} cannot be loaded ({e})'
     except Exception as e:  # pylint: disable=broad-except
@@ -295,16 +332,20 @@ def reference_graph(record: Dict) -> Tuple[Optional[sources.FrozenGraph], str]:
         if isinstance(e, ToolkitError):
             return None, f'its source {source} cannot be loaded ({e})'
         raise
-    graph_def = frozen.graph_def
-    if record.get('graph') == 'float' and frozen.fake_quantized:
-        graph_def = freeze_export.strip_fake_quant(graph_def)
-    if record.get('symmetrized_weights'):
-        graph_def, _ = freeze_export.symmetrize_weight_ranges(graph_def)
-    digest = record.get('graph_sha256')
+    if record.get('trained_graph_sha256'):
+        graph_def, digest, kind = (freeze_export.trained_graph(frozen),
+                                   record['trained_graph_sha256'], TRAINED)
+    else:
+        graph_def, digest, kind = frozen.graph_def, record.get('graph_sha256'), CONVERTED
+        if record.get('graph') == 'float' and frozen.fake_quantized:
+            graph_def = freeze_export.strip_fake_quant(graph_def)
+        if record.get('symmetrized_weights'):
+            graph_def, _ = freeze_export.symmetrize_weight_ranges(graph_def)
     if digest and digest != graph_digest(graph_def):
         return None, (f'its source {source} is not the graph that was converted (the graph '
                       'digest differs): export the model again')
     frozen.graph_def = graph_def
+    frozen.options = dict(frozen.options, reference=kind)
     return frozen, ''
 
 

@@ -73,8 +73,9 @@ def test_training_graph_placement_and_names(config):
     names = {v.op.name for v in graph.get_collection(quantize.QUANTIZATION_VARIABLES)}
     expected = {f'{config.name}/{layer}/{kind}/{end}' for layer in LAYERS[config.name]
                 for kind in ('weights_quant', 'act_quant') for end in ('min', 'max')}
-    # TF 1.15's zero-debiased moving averages keep their state next to each range end.
-    expected |= {f'{config.name}/{layer}/act_quant/{end}/{state}' for layer in LAYERS[config.name]
+    # TF 1.15's zero-debias state: <s>/<s>/min/biased (a scope named after the variable).
+    expected |= {f'{config.name}/{layer}/act_quant/{config.name}/{layer}/act_quant/{end}/{state}'
+                 for layer in LAYERS[config.name]
                  for end in ('min', 'max') for state in ('biased', 'local_step')}
     assert names == expected
     with graph.as_default():

@@ -140,9 +140,6 @@ def test_in_top_k_training_checkpoint_picks_the_prediction(programs, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason='issue 20 item 5, range-check half (wt-quant): the '
-                   'missing-range check does not follow a depthwise layer through '
-                   'BatchToSpaceND to its fake-quant range')
 def test_atrous_depthwise_exports_int8(tmp_path, capsys):
     prefix = user_models.atrous_mobilenet(tmp_path / 'atrous', synthetic_dataset(300, 50),
                                           steps=60)

@@ -1,5 +1,6 @@
 """Session training: learning, checkpoints, resume, determinism (tiny synthetic data)."""
 
+import json
 import os
 
 import numpy as np
@@ -231,3 +232,35 @@ def test_batch_norm_cnn_generalises_on_real_mnist(tmp_path, mnist_10k_dir):
                     batch_size=100)
     # The no-BN CNN reaches 0.969 here; BN before the fix 0.117.
     assert result.history[-1].test_accuracy >= 0.95
+
+
+@pytest.mark.slow
+def test_checkpoints_carry_meta_graph_for_tf1_users(tmp_path, tiny_data):
+    """Issue 20 item 9: each checkpoint has its training graph's ``.meta`` (pruned with it);
+    ``import_meta_graph`` + restore works, and export still reads the run config."""
+    from graph_models import cli
+    from graph_models._tf import v1
+    from graph_models.quantize import QuantizationConfig
+    run = RunConfig(dataset=tiny_data.name, model=ModelConfig('mlp_small'), epochs=3,
+                    batch_size=50, quantization=QuantizationConfig())
+    result = train_and_eval(run, tiny_data, run_name='run', log_dir=str(tmp_path / 'logs'),
+                            checkpoint_dir=str(tmp_path / 'ckpt'), keep_checkpoints=2,
+                            progress=False, log=lambda line: None)
+    files = sorted(os.listdir(result.checkpoint_dir))
+    assert [f for f in files if f.endswith('.meta')] == ['model.ckpt-16.meta',
+                                                         'model.ckpt-24.meta']
+    assert not [f for f in files if f.startswith('model.ckpt-8')]
+    graph = tf.Graph()
+    with graph.as_default(), v1.Session() as session:
+        saver = v1.train.import_meta_graph(result.checkpoint_path + '.meta')
+        saver.restore(session, result.checkpoint_path)
+        names = {v.op.name for v in v1.global_variables()}
+        assert 'mlp_small/fc1/act_quant/mlp_small/fc1/act_quant/min/biased' in names
+        assert session.run(v1.train.get_global_step()) == 24
+        logits = session.run('Logits:0', {'Input:0': np.zeros([2, 784], np.float32)})
+    assert logits.shape == (2, 10)
+    out = tmp_path / 'model.tflite'
+    assert cli.main(['export', result.checkpoint_dir, '--quantize', 'int8', '-o', str(out)]) == 0
+    record = json.loads((tmp_path / 'model.tflite.json').read_text())
+    assert record['source_kind'] == 'checkpoint' and record['graph'] == 'qat_eval'
+    assert record['verified']

@@ -67,6 +67,8 @@ def run(args) -> int:
         calibrate=args.calibrate, input_range=stats or requested, **source_kwargs(args))
     verified = (f', verified: mean |diff| {record.verify_mean_abs_diff:.4f} from the TF graph'
                 if record.verified else '')
+    for note in record.notes:
+        print(note)
     print(f'{output}: {len(record.model):,} bytes, {args.quantize} ({record.quantization}, '
           f'{record.graph} graph{verified}), exported in {record.seconds:.2f} s')
     return 0

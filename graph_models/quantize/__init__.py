@@ -24,9 +24,12 @@ Activation ranges are a zero-debiased moving average (decay 0.999) of each batch
 delay (``<scope>/activate_quant``, ``<scope>/delayed_quant``) counts TF 1.15's
 ``fake_quantization_step``, incremented once per run of the graph.
 
-The range variables (``min``, ``max`` and, for moving averages, ``min/biased``,
-``min/local_step``, ``max/biased``, ``max/local_step``) are global, non-trainable, as TF 1.15
-made them (``GLOBAL_VARIABLES``), so ``tf.compat.v1.train.Saver`` saves and restores them.
+The range variables (``<s>/min``, ``<s>/max`` and, for moving averages, TF 1.15's zero-debias
+state ``<s>/<s>/min/biased``, ``<s>/<s>/min/local_step``, ``<s>/<s>/max/biased``,
+``<s>/<s>/max/local_step``, for example ``conv/act_quant/conv/act_quant/min/biased``) are
+global, non-trainable, named as TF 1.15 named them, so ``tf.compat.v1.train.Saver`` checkpoints
+restore both ways between TF 1.15's rewrite and ours. ``activation_<Type>_quant`` ranges stay
+asymmetric under ``symmetric=True``, as in TF 1.15.
 
 Our additions to TF 1.15: a placeholder named ``Input`` gets ``input_quant`` with the fixed
 range [0, 1] (an exported model then takes 8-bit pixels, ``real = q / 255``); every range

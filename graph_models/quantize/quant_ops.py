@@ -33,9 +33,13 @@ def _debiased_ema(var: tf.Variable, value: tf.Tensor, decay: float, name: str) -
     ``assign_moving_average(zero_debias=True)``): the first update gives the batch range
     itself, not a step of 0.1% from the initial value.
 
-    The state lives in ``<var>/biased`` and ``<var>/local_step`` (TF 1.15's names).
+    The state's names are TF 1.15's, so checkpoints restore both ways: its ``_zero_debias``
+    opens a variable scope named after the variable's full name inside the quantizer's scope
+    ``<s>``, giving ``<s>/<s>/min/biased`` and ``<s>/<s>/min/local_step`` (``max`` alike).
+    Runs written before this used ``<s>/min/biased``; see
+    `graph_models.checkpoints.legacy_range_state_name`.
     """
-    with v1.variable_scope(var.op.name.rsplit('/', 1)[-1], auxiliary_name_scope=False):
+    with v1.variable_scope(var.op.name, auxiliary_name_scope=False):
         biased = v1.get_variable('biased', shape=[], dtype=tf.float32,
                                  initializer=v1.zeros_initializer(), trainable=False,
                                  collections=[v1.GraphKeys.GLOBAL_VARIABLES,

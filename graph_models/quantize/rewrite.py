@@ -37,9 +37,11 @@ class Quantizer:
     def insert(self, context: str, name: str, producer: tf.Operation,
                consumers: Sequence[tf.Operation], *, moving_avg: bool, bits: int,
                narrow_range: bool = False, init_min: float = -6.0, init_max: float = 6.0,
-               producer_scope: Optional[str] = None,
-               consumer_scope: Optional[str] = None) -> Optional[tf.Tensor]:
+               producer_scope: Optional[str] = None, consumer_scope: Optional[str] = None,
+               symmetric: Optional[bool] = None) -> Optional[tf.Tensor]:
         """Fake-quantizes ``producer``'s output for ``consumers`` at ``<context>/<name>``.
+
+        ``symmetric`` overrides the rewrite's setting (None: the rewrite's).
 
         Returns:
           The quantized tensor, or None when nothing was inserted.
@@ -57,7 +59,8 @@ class Quantizer:
         kwargs = dict(ema_decay=self.ema_decay) if moving_avg else {}
         with self.graph.name_scope(None):
             quant = make(inputs, common.join(context, name), is_training=self.is_training,
-                         bits=bits, narrow_range=narrow_range, symmetric=self.symmetric,
+                         bits=bits, narrow_range=narrow_range,
+                         symmetric=self.symmetric if symmetric is None else symmetric,
                          init_min=init_min, init_max=init_max, **kwargs)
             if self.quant_delay and self.quant_delay > 0:
                 quant = quant_ops.delayed(quant, inputs, common.quantization_step(self.graph),
@@ -115,12 +118,17 @@ class Quantizer:
                             producer_scope=self.scope)
 
     def quantize_activation_layers(self) -> None:
-        """``activation_<Type>_quant`` after Add/Mul ops that combine quantized tensors."""
+        """``activation_<Type>_quant`` after Add/Mul ops that combine quantized tensors.
+
+        Always asymmetric: TF 1.15's ``_QuantizeActivationLayers`` does not pass ``symmetric``
+        on, and matching it keeps the ranges (and checkpoints) interchangeable.
+        """
         for op in self.graph.get_operations():
             if self._quantizable_src(op, set()):
                 self.insert(op.name, f'activation_{op.type}_quant', op,
                             common.consumers(op.outputs[0]), moving_avg=True,
-                            bits=self.activation_bits, producer_scope=self.scope)
+                            bits=self.activation_bits, producer_scope=self.scope,
+                            symmetric=False)
 
     def _quantizable_src(self, op: tf.Operation, visiting: Set[str]) -> bool:
         if op.name in self.quantized or op.type not in _VALID_SRC_TYPES or op.name in visiting:
