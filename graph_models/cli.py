@@ -131,6 +131,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         args = parser.parse_args(argv)
         command = args.command
         args.stderr_is_tty = noise_filter.was_tty if noise_filter else sys.stderr.isatty()
+        args.noise_filter = noise_filter  # `run` hands the real stderr back to its program.
         handler: Callable[[argparse.Namespace], int] = args.handler
         status = handler(args)
         if argv is None and getattr(args, 'hard_exit', False):
