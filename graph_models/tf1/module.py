@@ -256,6 +256,14 @@ def install(data_dir: Optional[str] = None) -> Dict[str, ProxyModule]:
         import tf_keras.src.legacy_tf_layers as legacy_layers
         sys.modules.setdefault('tf_keras.legacy_tf_layers', legacy_layers)
         tf_keras.legacy_tf_layers = legacy_layers
+    from tensorflow.python.framework import ops, tensor
+    from tensorflow.python.ops import cond, control_flow_ops
+    # tf-slim 1.1.0 still reads ops.Tensor and control_flow_ops.cond (batch norm with a tensor
+    # is_training), which TF 2.16 moved to framework.tensor and ops.cond.
+    if not hasattr(ops, 'Tensor'):
+        ops.Tensor = tensor.Tensor
+    if not hasattr(control_flow_ops, 'cond'):
+        control_flow_ops.cond = cond.cond
     v1.disable_v2_behavior()
     # TF 1.x showed warnings (freeze._tf lowered the logger to errors for the toolkit).
     tf.get_logger().setLevel('WARNING')
