@@ -479,9 +479,16 @@ def test_layers_cnn_qat_train_then_eval_graph_exports_to_int8(tmp_path, mnist_10
     assert proc.returncode == 0, proc.stderr
     assert 'trained 80 steps' in proc.stdout
     proc = _run('run', '--data-dir', mnist_10k_dir, _program('cnn_layers_eval.py'),
-                '--train_dir', str(train), '--eval_dir', str(evald))
+                '--train_dir', str(train), '--eval_dir', str(evald),
+                '--tflite', str(tmp_path / 'contrib_lite.tflite'))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith('eval accuracy ')
+    # tf.contrib.lite.TFLiteConverter.from_session(...) with QUANTIZED_UINT8: through the
+    # freeze toolkit, verified before the program got the bytes.
+    assert _integer_problems(tmp_path / 'contrib_lite.tflite') == []
+    from ai_edge_litert.interpreter import Interpreter
+    lite = Interpreter(model_path=str(tmp_path / 'contrib_lite.tflite'))
+    assert lite.get_input_details()[0]['dtype'] == np.uint8
     printed = _export(evald / 'eval.ckpt', 'int8', tmp_path / 'int8.tflite')
     assert 'int8 (qat, qat_eval graph, verified)' in printed
     assert _integer_problems(tmp_path / 'int8.tflite') == []

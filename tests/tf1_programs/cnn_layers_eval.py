@@ -15,6 +15,7 @@ def main():
     parser.add_argument('--data_dir', default='/tmp/mnist_data')
     parser.add_argument('--train_dir', default='/tmp/cnn_train')
     parser.add_argument('--eval_dir', default='/tmp/cnn_eval')
+    parser.add_argument('--tflite', default='', help='also write a uint8 .tflite here')
     args = parser.parse_args()
 
     mnist = input_data.read_data_sets(args.data_dir)
@@ -31,6 +32,12 @@ def main():
             predicted = sess.run(probs, {images: mnist.test.images}).argmax(axis=1)
             print('eval accuracy %.4f' % np.mean(predicted == mnist.test.labels))
             saver.save(sess, os.path.join(args.eval_dir, 'eval.ckpt'))
+            if args.tflite:
+                converter = tf.contrib.lite.TFLiteConverter.from_session(sess, [images], [probs])
+                converter.inference_type = tf.contrib.lite.constants.QUANTIZED_UINT8
+                converter.quantized_input_stats = {'images': (0., 255.)}
+                with tf.gfile.GFile(args.tflite, 'wb') as f:
+                    f.write(converter.convert())
 
 
 if __name__ == '__main__':
