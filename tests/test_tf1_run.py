@@ -530,3 +530,43 @@ def test_app_run_flags_program(tmp_path, mnist_10k_dir):
     assert "extra arguments: ['extra1']" in proc.stderr
     assert float(proc.stdout.split()[-1]) > 0.7
     _export(tmp_path / 'ckpt' / 'softmax.ckpt', 'float', tmp_path / 'float.tflite')
+
+
+# ---------------------------------------------------------------------------------------------
+# The README's lead section: every snippet runs
+
+
+def _readme_blocks(heading):
+    """The fenced blocks of a README section, as (language, text)."""
+    with open(os.path.join(REPO_ROOT, 'README.md')) as f:
+        text = f.read()
+    start = text.index(heading + '\n')
+    end = text.index('\n## ', start + len(heading))
+    return re.findall(r'```(\w+)\n(.*?)```', text[start:end], re.S)
+
+
+@pytest.mark.slow
+def test_readme_tf1_section_runs(tmp_path, mnist_10k_dir):
+    import shlex
+    blocks = _readme_blocks('## Your TF 1.x program, unchanged: `graph-models run`')
+    assert [lang for lang, _ in blocks] == ['bash', 'python']
+    commands = blocks[0][1].replace('\\\n', ' ').strip().splitlines()
+    assert len(commands) == 3
+    outputs = []
+    for command in commands:
+        command = (command.replace('../shared/data/mnist-10k', mnist_10k_dir)
+                   .replace('/tmp/mnist_qat', str(tmp_path / 'mnist_qat'))
+                   .replace('--steps 500', '--steps 150'))
+        argv = shlex.split(command)
+        assert argv[0] == 'graph-models'
+        proc = _run(*argv[1:], cwd=REPO_ROOT)
+        assert proc.returncode == 0, (command, proc.stderr)
+        outputs.append(proc.stdout)
+    assert 'test accuracy' in outputs[0]
+    assert 'int8 (qat, qat_eval graph, verified)' in outputs[1]
+    assert 'Edge TPU: ready' in outputs[2]
+    script = _script(tmp_path, 'one_line.py', blocks[1][1])
+    proc = subprocess.run([sys.executable, script], capture_output=True, text=True, env=_env(),
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == '(1, 10)\n'
