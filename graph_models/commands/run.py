@@ -26,7 +26,15 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    import os
     import sys
+    from graph_models.errors import ConfigError
+    if not os.path.isfile(args.script):  # Before TensorFlow loads: an answer at once.
+        raise ConfigError(f"can't open file {args.script!r}: "
+                          f"{'is a directory' if os.path.isdir(args.script) else 'no such file'}")
+    if args.data_dir is not None and not os.path.isdir(args.data_dir):
+        raise ConfigError(f'--data-dir {args.data_dir} does not exist; give the folder that '
+                          'holds the MNIST IDX files')
     from graph_models.tf1 import report, runner
     noise_filter = getattr(args, 'noise_filter', None)
     if noise_filter is not None:

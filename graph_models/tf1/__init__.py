@@ -17,7 +17,7 @@ Modules:
   contrib_api: the ``tensorflow`` proxy tree, ``tf.contrib`` and what has no equivalent.
   keras2: ``import keras`` / ``tf.keras`` as tf-keras' v1 API, ``keras.datasets`` loaders.
   input_data: ``tensorflow.examples.tutorials.mnist.input_data`` on `graph_models.data`.
-  lite: ``tf.contrib.lite`` through the ``freeze`` toolkit (integer models verified).
+  contrib_lite: ``tf.contrib.lite`` through the ``freeze`` toolkit (integer models verified).
   report: which TF 1.x names a program used and what they were mapped to (``run --report``).
   runner: `run_script`, the ``python SCRIPT.py`` semantics.
 """

@@ -8,7 +8,7 @@
 * ``tf.contrib.quantize`` is `graph_models.quantize`; ``tf.contrib.slim``, ``.layers`` and
   ``.framework`` are ``tf_slim`` (its initializers, regularizers, layers, arg scopes and
   variable helpers are contrib's); ``tf.contrib.lite`` converts through the ``freeze`` toolkit
-  (`graph_models.tf1.lite`); ``tf.contrib.rnn`` is ``tf.compat.v1.nn.rnn_cell`` with
+  (`graph_models.tf1.contrib_lite`); ``tf.contrib.rnn`` is ``tf.compat.v1.nn.rnn_cell`` with
   ``static_rnn`` and friends; ``tf.contrib.keras`` is Keras 2;
 * ``tf.examples.tutorials.mnist.input_data`` is `graph_models.tf1.input_data`;
 * what TF 2.21 has no equivalent for raises `graph_models.tf1.module.TF1APIError` naming the
@@ -83,9 +83,9 @@ def _contrib_proxy() -> ProxyModule:
                                             _module('graph_models.quantize'),
                                             'graph_models.quantize'), 'graph_models.quantize')
     lite = Override(lambda: ProxyModule('tensorflow.contrib.lite',
-                                        _module('graph_models.tf1.lite'),
-                                        'graph_models.tf1.lite (freeze toolkit)'),
-                    'graph_models.tf1.lite (the freeze toolkit\'s converter)')
+                                        _module('graph_models.tf1.contrib_lite'),
+                                        'graph_models.tf1.contrib_lite (freeze toolkit)'),
+                    'graph_models.tf1.contrib_lite (the freeze toolkit\'s converter)')
     keras = Override(lambda: keras2.keras_proxy('tensorflow.contrib.keras'),
                      'tf_keras (Keras 2, v1 API)')
 

@@ -32,6 +32,12 @@ _REAL_PACKAGES = ('python', 'core', 'compiler', 'lite', 'tools', 'dtensor', 'dis
 
 _TRUE = ('1', 'true', 'yes')
 
+# Version attributes a program prints (tf.__version__, keras.__version__), read from the real
+# package behind each proxy tree: the real tensorflow module stays in sys.modules under this
+# name once the proxy has taken `tensorflow`.
+_VERSION_NAMES = ('__version__', '__git_version__', '__compiler_version__')
+_REAL_TOP = {'tensorflow': '_graph_models_real_tensorflow', 'keras': 'tf_keras'}
+
 
 class TF1APIError(AttributeError):
     """A TF 1.x API that TensorFlow 2.21 no longer has; the message names the replacement.
@@ -126,6 +132,11 @@ class ProxyModule(types.ModuleType):
         target = state['target']
         if attr.startswith('_'):
             # Python's and libraries' probes (__path__, __wrapped__, _tf_api_names): no record.
+            if attr in _VERSION_NAMES:
+                top = _REAL_TOP.get(self.__name__.split('.')[0])
+                for source in (target, sys.modules.get(top) if top else None):
+                    if hasattr(source, attr):
+                        return getattr(source, attr)
             if target is not None and not attr.startswith('__'):
                 return getattr(target, attr)
             raise AttributeError(f'module {self.__name__!r} has no attribute {attr!r}')
@@ -274,6 +285,7 @@ def install(data_dir: Optional[str] = None) -> Dict[str, ProxyModule]:
     roots = {'tensorflow': tf_proxy, 'keras': keras_proxy}
     for name in [n for n in sys.modules if n == 'keras' or n.startswith('keras.')]:
         del sys.modules[name]  # A Keras 3 loaded earlier: `import keras` is Keras 2 now.
+    sys.modules[_REAL_TOP['tensorflow']] = sys.modules['tensorflow']
     sys.modules['tensorflow'] = tf_proxy
     sys.modules['keras'] = keras_proxy
     sys.meta_path.insert(0, ProxyFinder(roots))
