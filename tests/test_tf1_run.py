@@ -108,7 +108,6 @@ def test_exit_codes(tmp_path):
             sys.exit('stopping: bad input')
         if how == 'none':
             sys.exit()
-        print('fell through')
         ''')
     message = _run('run', script, 'message')
     assert message.returncode == 1 and message.stderr.splitlines()[-1] == 'stopping: bad input'
