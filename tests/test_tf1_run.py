@@ -522,6 +522,37 @@ def test_app_run_flags_program(tmp_path, mnist_10k_dir):
     _export(tmp_path / 'ckpt' / 'softmax.ckpt', 'float', tmp_path / 'float.tflite')
 
 
+@pytest.mark.slow
+def test_contrib_lite_toco_convert_and_from_frozen_graph(tmp_path):
+    script = _script(tmp_path, 'lite.py', '''\
+        import tensorflow as tf
+
+        g = tf.Graph()
+        with g.as_default():
+            x = tf.placeholder(tf.float32, [1, 16], name='x')
+            h = tf.layers.dense(x, 8, activation=tf.nn.relu, name='fc1')
+            out = tf.nn.softmax(tf.layers.dense(h, 4, name='fc2'), name='out')
+            tf.contrib.quantize.create_eval_graph()
+            with tf.Session() as sess:
+                sess.run(tf.global_variables_initializer())
+                frozen = tf.graph_util.convert_variables_to_constants(
+                    sess, g.as_graph_def(), ['out'])
+                model = tf.contrib.lite.toco_convert(frozen, [x], [out],
+                                                     inference_type=tf.uint8,
+                                                     quantized_input_stats=[(0., 255.)])
+                open('toco_uint8.tflite', 'wb').write(model)
+                tf.train.write_graph(frozen, '.', 'frozen.pb', as_text=False)
+        converter = tf.contrib.lite.TFLiteConverter.from_frozen_graph('frozen.pb', ['x'], ['out'])
+        open('frozen_float.tflite', 'wb').write(converter.convert())
+        ''')
+    proc = _run('run', script, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert _integer_problems(tmp_path / 'toco_uint8.tflite') == []
+    # inference_type left at float: a float model (the fake-quant ops kept as such).
+    assert any('computes in float' in p for p in
+               _integer_problems(tmp_path / 'frozen_float.tflite'))
+
+
 # ---------------------------------------------------------------------------------------------
 # The README's lead section: every snippet runs
 
