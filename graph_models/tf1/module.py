@@ -47,9 +47,9 @@ class TF1APIError(AttributeError):
       replacement: what to use instead.
     """
 
-    def __init__(self, api: str, replacement: str):
-        super().__init__(f'{api} has no equivalent in TensorFlow 2.21 (graph-models run): '
-                         f'{replacement}')
+    def __init__(self, api: str, replacement: str,
+                 problem: str = 'has no equivalent in TensorFlow 2.21 (graph-models run)'):
+        super().__init__(f'{api} {problem}: {replacement}')
         self.api = api
         self.replacement = replacement
 
@@ -231,10 +231,17 @@ def keras2_enabled() -> bool:
 
 def require_keras2(api: str) -> None:
     """Raises `TF1APIError` when ``api`` needs Keras 2 but TensorFlow uses Keras 3."""
-    if not keras2_enabled():
-        raise TF1APIError(api, 'it needs Keras 2 (tf-keras), but TF_USE_LEGACY_KERAS is set to '
-                               f'{os.environ.get("TF_USE_LEGACY_KERAS")!r}: unset it or set it '
-                               'to 1 before TensorFlow is imported')
+    if keras2_enabled():
+        return
+    setting = os.environ.get('TF_USE_LEGACY_KERAS')
+    problem = 'needs Keras 2 (tf-keras)'
+    if setting is None:
+        raise TF1APIError(api, 'TensorFlow was imported before graph_models.tf1 without '
+                               'TF_USE_LEGACY_KERAS=1 (so with Keras 3); import graph_models.tf1 '
+                               'before tensorflow, or set TF_USE_LEGACY_KERAS=1 in the '
+                               'environment', problem)
+    raise TF1APIError(api, f'TF_USE_LEGACY_KERAS is set to {setting!r}; unset it or set it to 1 '
+                           'before TensorFlow is imported', problem)
 
 
 def install(data_dir: Optional[str] = None) -> Dict[str, ProxyModule]:
