@@ -452,7 +452,16 @@ def test_mlp_qat_program_exports_to_int8(tmp_path, mnist_10k_dir):
     accuracy = float(re.search(r'test accuracy ([\d.]+)', proc.stdout).group(1))
     assert accuracy > 0.8
     assert {'model.ckpt.meta', 'model.ckpt.index', 'checkpoint'} <= set(os.listdir(out))
-    assert any(f.startswith('events.out.tfevents') for f in os.listdir(out / 'logs'))
+    # The FileWriter log is TensorBoard's: the graph and the program's scalars.
+    from graph_models._tf import v1
+    events = [f for f in os.listdir(out / 'logs') if f.startswith('events.out.tfevents')]
+    tags, graphs = set(), 0
+    for event in v1.train.summary_iterator(str(out / 'logs' / events[0])):
+        graphs += bool(event.graph_def)
+        tags |= {value.tag for value in event.summary.value}
+    assert graphs == 1 and tags == {'cross_entropy', 'accuracy'}
+    inspected = _cli('inspect', out / 'model.ckpt')
+    assert 'inputs: x [1, 784]' in inspected and 'outputs: probs' in inspected
     printed = _export(out / 'model.ckpt', 'int8', out / 'int8.tflite')
     assert 'int8 (qat, qat_eval graph, verified)' in printed
     assert _integer_problems(out / 'int8.tflite') == []
