@@ -84,7 +84,7 @@ def _contrib_proxy() -> ProxyModule:
                                             'graph_models.quantize'), 'graph_models.quantize')
     lite = Override(lambda: ProxyModule('tensorflow.contrib.lite',
                                         _module('graph_models.tf1.contrib_lite'),
-                                        'graph_models.tf1.contrib_lite (freeze toolkit)'),
+                                        'graph_models.tf1.contrib_lite'),
                     'graph_models.tf1.contrib_lite (the freeze toolkit\'s converter)')
     keras = Override(lambda: keras2.keras_proxy('tensorflow.contrib.keras'),
                      'tf_keras (Keras 2, v1 API)')

@@ -15,7 +15,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from freeze import export, tflite, verify
-from freeze._tf import tf, v1
+from freeze._tf import tf
 from freeze.freeze_graph import freeze_session
 
 FLOAT = tf.float32

@@ -16,11 +16,11 @@ Our own modules and the libraries we map to (tf-keras, tf-slim, the freeze toolk
 before the proxies go in, so their ``import tensorflow as tf`` is the real TensorFlow 2.21.
 """
 
-import importlib
 import importlib.abc
 import importlib.machinery
 import os
 import sys
+import sysconfig
 import types
 from typing import Callable, Dict, Optional, Tuple
 
@@ -33,10 +33,8 @@ _REAL_PACKAGES = ('python', 'core', 'compiler', 'lite', 'tools', 'dtensor', 'dis
 _TRUE = ('1', 'true', 'yes')
 
 # Version attributes a program prints (tf.__version__, keras.__version__), read from the real
-# package behind each proxy tree: the real tensorflow module stays in sys.modules under this
-# name once the proxy has taken `tensorflow`.
+# package behind each proxy tree (`_State.real_tops`).
 _VERSION_NAMES = ('__version__', '__git_version__', '__compiler_version__')
-_REAL_TOP = {'tensorflow': '_graph_models_real_tensorflow', 'keras': 'tf_keras'}
 
 
 class TF1APIError(AttributeError):
@@ -65,6 +63,22 @@ class Override:
     def __init__(self, factory: Callable[[], object], mapped_to: str):
         self.factory = factory
         self.mapped_to = mapped_to
+
+
+# Code whose reads of the proxies are not the program's: ours, the libraries we map to and the
+# import system (tf-keras' own `import tensorflow.compat.v2 as tf` goes through `tf.compat`).
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_NOT_THE_PROGRAM = (
+    _PACKAGE_DIR + os.sep, os.path.join(os.path.dirname(_PACKAGE_DIR), 'freeze') + os.sep,
+    *(sysconfig.get_paths()[k] + os.sep for k in ('purelib', 'platlib')), '<frozen ')
+
+
+def _record(public: str, mapped_to: str) -> None:
+    """Records a read of ``public`` unless the reader (the caller of ``__getattr__``) is ours or
+    a library's."""
+    reader = sys._getframe(2).f_code.co_filename  # pylint: disable=protected-access
+    if not reader.startswith(_NOT_THE_PROGRAM):
+        report.record(public, mapped_to)
 
 
 def display_name(import_name: str) -> str:
@@ -114,6 +128,9 @@ class ProxyModule(types.ModuleType):
         cache = self._tf1['cache']
         if attr in cache and cache[attr][0] is value:
             return
+        if isinstance(value, types.ModuleType):  # A real subpackage the import system bound.
+            cache[attr] = (value, value.__name__)
+            return
         cache[attr] = (value, 'set by the program')
 
     def __repr__(self):
@@ -133,9 +150,9 @@ class ProxyModule(types.ModuleType):
         if attr.startswith('_'):
             # Python's and libraries' probes (__path__, __wrapped__, _tf_api_names): no record.
             if attr in _VERSION_NAMES:
-                top = _REAL_TOP.get(self.__name__.split('.')[0])
-                for source in (target, sys.modules.get(top) if top else None):
-                    if hasattr(source, attr):
+                real_top = _State.real_tops.get(self.__name__.split('.')[0])
+                for source in (target, real_top):
+                    if source is not None and hasattr(source, attr):
                         return getattr(source, attr)
             if target is not None and not attr.startswith('__'):
                 return getattr(target, attr)
@@ -143,7 +160,7 @@ class ProxyModule(types.ModuleType):
         cache = state['cache']
         if attr in cache:
             value, mapped_to = cache[attr]
-            report.record(public, mapped_to)
+            _record(public, mapped_to)
             return value
         if attr in state['missing']:
             raise TF1APIError(public, state['missing'][attr])
@@ -163,7 +180,7 @@ class ProxyModule(types.ModuleType):
         if isinstance(value, types.ModuleType) and not isinstance(value, ProxyModule):
             value = ProxyModule(f'{self.__name__}.{attr}', value, mapped_to)
         cache[attr] = (value, mapped_to)
-        report.record(public, mapped_to)
+        _record(public, mapped_to)
         return value
 
 
@@ -217,6 +234,7 @@ class _State:
     """What `install` set up (one per process)."""
     roots: Optional[Dict[str, ProxyModule]] = None
     data_dir: Optional[str] = None
+    real_tops: Dict[str, types.ModuleType] = {}
 
 
 def data_dir() -> Optional[str]:
@@ -292,7 +310,8 @@ def install(data_dir: Optional[str] = None) -> Dict[str, ProxyModule]:
     roots = {'tensorflow': tf_proxy, 'keras': keras_proxy}
     for name in [n for n in sys.modules if n == 'keras' or n.startswith('keras.')]:
         del sys.modules[name]  # A Keras 3 loaded earlier: `import keras` is Keras 2 now.
-    sys.modules[_REAL_TOP['tensorflow']] = sys.modules['tensorflow']
+    _State.real_tops = {'tensorflow': sys.modules['tensorflow'],
+                        'keras': sys.modules.get('tf_keras')}
     sys.modules['tensorflow'] = tf_proxy
     sys.modules['keras'] = keras_proxy
     sys.meta_path.insert(0, ProxyFinder(roots))
