@@ -437,32 +437,6 @@ def _agreement(model, data_dir):
 
 
 @pytest.mark.slow
-def test_mlp_qat_program_exports_to_int8(tmp_path, mnist_10k_dir):
-    out = tmp_path / 'mlp'
-    proc = _run('run', '--data-dir', mnist_10k_dir, _program('mnist_mlp_qat.py'),
-                '--train_dir', str(out), '--log_dir', str(out / 'logs'), '--steps', '150')
-    assert proc.returncode == 0, proc.stderr
-    accuracy = float(re.search(r'test accuracy ([\d.]+)', proc.stdout).group(1))
-    assert accuracy > 0.8
-    assert {'model.ckpt.meta', 'model.ckpt.index', 'checkpoint'} <= set(os.listdir(out))
-    # The FileWriter log is TensorBoard's: the graph and the program's scalars.
-    from graph_models._tf import v1
-    events = [f for f in os.listdir(out / 'logs') if f.startswith('events.out.tfevents')]
-    tags, graphs = set(), 0
-    for event in v1.train.summary_iterator(str(out / 'logs' / events[0])):
-        graphs += bool(event.graph_def)
-        tags |= {value.tag for value in event.summary.value}
-    assert graphs == 1 and tags == {'cross_entropy', 'accuracy'}
-    inspected = _cli('inspect', out / 'model.ckpt')
-    assert 'inputs: x [1, 784]' in inspected and 'outputs: probs' in inspected
-    printed = _export(out / 'model.ckpt', 'int8', out / 'int8.tflite')
-    assert 'int8 (qat, qat_eval graph, verified)' in printed
-    assert _integer_problems(out / 'int8.tflite') == []
-    _export(out / 'model.ckpt', 'float', out / 'float.tflite')
-    assert _agreement(out / 'int8.tflite', mnist_10k_dir) > 0.97
-
-
-@pytest.mark.slow
 def test_layers_cnn_qat_train_then_eval_graph_exports_to_int8(tmp_path, mnist_10k_dir):
     train, evald = tmp_path / 'train', tmp_path / 'eval'
     proc = _run('run', '--data-dir', mnist_10k_dir, _program('cnn_layers_train.py'),
@@ -567,8 +541,31 @@ def _readme_blocks(heading):
     return re.findall(r'```(\w+)\n(.*?)```', text[start:end], re.S)
 
 
+def _check_mlp_program(out, printed, data_dir):
+    """What tests/tf1_programs/mnist_mlp_qat.py wrote goes into the toolkit and TensorBoard."""
+    accuracy = float(re.search(r'test accuracy ([\d.]+)', printed).group(1))
+    assert accuracy > 0.8
+    assert {'model.ckpt.meta', 'model.ckpt.index', 'checkpoint'} <= set(os.listdir(out))
+    # The FileWriter log is TensorBoard's: the graph and the program's scalars.
+    from graph_models._tf import v1
+    events = [f for f in os.listdir(out / 'logs') if f.startswith('events.out.tfevents')]
+    tags, graphs = set(), 0
+    for event in v1.train.summary_iterator(str(out / 'logs' / events[0])):
+        graphs += bool(event.graph_def)
+        tags |= {value.tag for value in event.summary.value}
+    assert graphs == 1 and tags == {'cross_entropy', 'accuracy'}
+    inspected = _cli('inspect', out / 'model.ckpt')
+    assert 'inputs: x [1, 784]' in inspected and 'outputs: probs' in inspected
+    # The README exported int8 already; the integer check and the float export.
+    assert _integer_problems(out / 'model_int8.tflite') == []
+    _export(out / 'model.ckpt', 'float', out / 'float.tflite')
+    assert _agreement(out / 'model_int8.tflite', data_dir) > 0.97
+
+
 @pytest.mark.slow
 def test_readme_tf1_section_runs(tmp_path, mnist_10k_dir):
+    """The lead section: the MLP QAT program run, exported to int8, checked for the Edge TPU
+    (then `_check_mlp_program`)."""
     import shlex
     blocks = _readme_blocks('## Your TF 1.x program, unchanged: `graph-models run`')
     assert [lang for lang, _ in blocks] == ['bash', 'python']
@@ -584,9 +581,9 @@ def test_readme_tf1_section_runs(tmp_path, mnist_10k_dir):
         proc = _run(*argv[1:], cwd=REPO_ROOT)
         assert proc.returncode == 0, (command, proc.stderr)
         outputs.append(proc.stdout)
-    assert 'test accuracy' in outputs[0]
     assert 'int8 (qat, qat_eval graph, verified)' in outputs[1]
     assert 'Edge TPU: ready' in outputs[2]
+    _check_mlp_program(tmp_path / 'mnist_qat', outputs[0], mnist_10k_dir)
     script = _script(tmp_path, 'one_line.py', blocks[1][1])
     proc = subprocess.run([sys.executable, script], capture_output=True, text=True, env=_env(),
                           timeout=300)
