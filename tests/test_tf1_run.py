@@ -188,12 +188,13 @@ def test_imports_a_tf1_program_does(tmp_path):
         from tensorflow.python.tools import freeze_graph
         from tensorflow.keras.layers import Dense
         import tensorflow.python.framework.ops as real_ops
+        from tensorflow.contrib.slim.nets import resnet_v1
         import tf_slim, graph_models.quantize, graph_models.tf1.input_data
         print(tf1 is tf, slim.arg_scope is tf_slim.arg_scope,
               quantize.create_training_graph is graph_models.quantize.create_training_graph,
               input_data.read_data_sets is graph_models.tf1.input_data.read_data_sets,
               graph_util.__name__, freeze_graph.__name__, real_ops.__name__,
-              Dense.__module__.startswith('tf_keras'))
+              Dense.__module__.startswith('tf_keras'), resnet_v1.resnet_v1_50.__name__)
         x = tf.placeholder(tf.float32, [None, 4])
         w = tf.get_variable('w', [4, 2], initializer=xavier_initializer())
         print(tf.executing_eagerly(), w.op.type, tf.layers.dense(x, 3).shape.as_list(),
@@ -205,7 +206,8 @@ def test_imports_a_tf1_program_does(tmp_path):
     assert proc.returncode == 0, proc.stderr
     first, second, third = proc.stdout.splitlines()
     assert first == ('True True True True tensorflow.python.framework.graph_util '
-                     'tensorflow.python.tools.freeze_graph tensorflow.python.framework.ops True')
+                     'tensorflow.python.tools.freeze_graph tensorflow.python.framework.ops True '
+                     'resnet_v1_50')
     # Graph mode and TF 1.15's reference variables.
     assert second == 'False VariableV2 [None, 3] VariableV2'
     assert third == 'type run True 20'

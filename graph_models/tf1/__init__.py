@@ -25,9 +25,13 @@ Modules:
 from graph_models.tf1 import module as _module
 
 _TF = _module.install()['tensorflow']
+_SUBMODULES = ('module', 'contrib_api', 'keras2', 'input_data', 'contrib_lite', 'report',
+               'runner')
 
 
 def __getattr__(name):
+    if name in _SUBMODULES:  # Not imported yet: the import system imports it (not tf.<name>).
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
     return getattr(_TF, name)
 
 

@@ -16,6 +16,7 @@ Our own modules and the libraries we map to (tf-keras, tf-slim, the freeze toolk
 before the proxies go in, so their ``import tensorflow as tf`` is the real TensorFlow 2.21.
 """
 
+import importlib
 import importlib.abc
 import importlib.machinery
 import os
@@ -167,7 +168,7 @@ class ProxyModule(types.ModuleType):
         if attr in state['overrides']:
             override = state['overrides'][attr]
             value, mapped_to = override.factory(), override.mapped_to
-        elif target is not None and hasattr(target, attr):
+        elif target is not None and (hasattr(target, attr) or _import_submodule(target, attr)):
             value, mapped_to = getattr(target, attr), f'{state["mapped_to"]}.{attr}'
         elif self.__name__ == 'tensorflow' and f'tensorflow.{attr}' in sys.modules:
             return sys.modules[f'tensorflow.{attr}']  # tf.python: the real package.
@@ -182,6 +183,20 @@ class ProxyModule(types.ModuleType):
         cache[attr] = (value, mapped_to)
         _record(public, mapped_to)
         return value
+
+
+def _import_submodule(package, name: str) -> bool:
+    """Imports ``package.name`` when the target is a package with such a submodule (e.g.
+    ``tf_slim.nets`` for ``tensorflow.contrib.slim.nets``); whether it now is an attribute."""
+    package_name = getattr(package, '__name__', None)
+    if not getattr(package, '__path__', None) or not package_name or \
+            package_name.split('.')[0] == 'tensorflow':  # TF's API modules are complete.
+        return False
+    try:
+        importlib.import_module(f'{package.__name__}.{name}')
+    except ImportError:
+        return False
+    return hasattr(package, name)
 
 
 def resolve(root: ProxyModule, dotted: str):
