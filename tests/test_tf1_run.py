@@ -201,16 +201,22 @@ def test_imports_a_tf1_program_does(tmp_path):
               tf.contrib.framework.get_or_create_global_step().op.type)
         print(type(tf.summary.FileWriter).__name__, tf.app.run.__name__, tf.gfile.Exists('/'),
               tf.logging.INFO)
+        import sys, keras
+        # Graph-mode Keras 2 needs the legacy optimizers; tf_slim's batch norm the alias.
+        print([getattr(keras.optimizers, n).__module__.split('.')[-2] for n in
+               ('RMSprop', 'Adam', 'SGD')], tf.keras.optimizers.Adam is keras.optimizers.Adam,
+              'tf_keras.legacy_tf_layers' in sys.modules)
         ''')
     proc = _run('run', script)
     assert proc.returncode == 0, proc.stderr
-    first, second, third = proc.stdout.splitlines()
+    first, second, third, fourth = proc.stdout.splitlines()
     assert first == ('True True True True tensorflow.python.framework.graph_util '
                      'tensorflow.python.tools.freeze_graph tensorflow.python.framework.ops True '
                      'resnet_v1_50')
     # Graph mode and TF 1.15's reference variables.
     assert second == 'False VariableV2 [None, 3] VariableV2'
     assert third == 'type run True 20'
+    assert fourth == "['legacy', 'legacy', 'legacy'] True True"
 
 
 def test_report_lists_the_apis_and_their_targets(tmp_path):
