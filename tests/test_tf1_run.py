@@ -206,10 +206,19 @@ def test_imports_a_tf1_program_does(tmp_path):
         print([getattr(keras.optimizers, n).__module__.split('.')[-2] for n in
                ('RMSprop', 'Adam', 'SGD')], tf.keras.optimizers.Adam is keras.optimizers.Adam,
               'tf_keras.legacy_tf_layers' in sys.modules)
+        # TF 1.x's freeze_graph tool, as scripts called it.
+        saver = tf.train.Saver()
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            saver.save(sess, 'fg/model.ckpt')
+            tf.train.write_graph(sess.graph_def, 'fg', 'graph.pbtxt')
+        freeze_graph.freeze_graph('fg/graph.pbtxt', '', False, 'fg/model.ckpt', 'dense/BiasAdd',
+                                  'save/restore_all', 'save/Const:0', 'fg/frozen.pb', True, '')
+        print('frozen', tf.gfile.Exists('fg/frozen.pb'))
         ''')
-    proc = _run('run', script)
+    proc = _run('run', script, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    first, second, third, fourth = proc.stdout.splitlines()
+    first, second, third, fourth, fifth = proc.stdout.splitlines()
     assert first == ('True True True True tensorflow.python.framework.graph_util '
                      'tensorflow.python.tools.freeze_graph tensorflow.python.framework.ops True '
                      'resnet_v1_50')
@@ -217,6 +226,7 @@ def test_imports_a_tf1_program_does(tmp_path):
     assert second == 'False VariableV2 [None, 3] VariableV2'
     assert third == 'type run True 20'
     assert fourth == "['legacy', 'legacy', 'legacy'] True True"
+    assert fifth == 'frozen True'
 
 
 def test_report_lists_the_apis_and_their_targets(tmp_path):
