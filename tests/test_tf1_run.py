@@ -215,10 +215,11 @@ def test_imports_a_tf1_program_does(tmp_path):
         freeze_graph.freeze_graph('fg/graph.pbtxt', '', False, 'fg/model.ckpt', 'dense/BiasAdd',
                                   'save/restore_all', 'save/Const:0', 'fg/frozen.pb', True, '')
         print('frozen', tf.gfile.Exists('fg/frozen.pb'))
+        print(tf.__version__, tf.__file__.endswith('tensorflow/__init__.py'), keras.__version__)
         ''')
     proc = _run('run', script, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    first, second, third, fourth, fifth = proc.stdout.splitlines()
+    first, second, third, fourth, fifth, sixth = proc.stdout.splitlines()
     assert first == ('True True True True tensorflow.python.framework.graph_util '
                      'tensorflow.python.tools.freeze_graph tensorflow.python.framework.ops True '
                      'resnet_v1_50')
@@ -227,6 +228,8 @@ def test_imports_a_tf1_program_does(tmp_path):
     assert third == 'type run True 20'
     assert fourth == "['legacy', 'legacy', 'legacy'] True True"
     assert fifth == 'frozen True'
+    assert sixth.split()[1:] == ['True', sixth.split()[0]]  # The real TensorFlow's, tf-keras'.
+    assert sixth.startswith('2.21.')
 
 
 def test_report_lists_the_apis_and_their_targets(tmp_path):

@@ -33,9 +33,9 @@ _REAL_PACKAGES = ('python', 'core', 'compiler', 'lite', 'tools', 'dtensor', 'dis
 
 _TRUE = ('1', 'true', 'yes')
 
-# Version attributes a program prints (tf.__version__, keras.__version__), read from the real
-# package behind each proxy tree (`_State.real_tops`).
-_VERSION_NAMES = ('__version__', '__git_version__', '__compiler_version__')
+# Version attributes a program prints (tf.__version__, keras.__version__) and __file__, read
+# from the real package behind each proxy tree (`_State.real_tops`).
+_VERSION_NAMES = ('__version__', '__git_version__', '__compiler_version__', '__file__')
 
 
 class TF1APIError(AttributeError):
@@ -152,7 +152,8 @@ class ProxyModule(types.ModuleType):
             # Python's and libraries' probes (__path__, __wrapped__, _tf_api_names): no record.
             if attr in _VERSION_NAMES:
                 real_top = _State.real_tops.get(self.__name__.split('.')[0])
-                for source in (target, real_top):
+                sources = (real_top, target) if '.' not in self.__name__ else (target, real_top)
+                for source in sources:
                     if source is not None and hasattr(source, attr):
                         return getattr(source, attr)
             if target is not None and not attr.startswith('__'):
