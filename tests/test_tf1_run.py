@@ -461,9 +461,9 @@ def _agreement(model, data_dir):
 def test_layers_cnn_qat_train_then_eval_graph_exports_to_int8(tmp_path, mnist_10k_dir):
     train, evald = tmp_path / 'train', tmp_path / 'eval'
     proc = _run('run', '--data-dir', mnist_10k_dir, _program('cnn_layers_train.py'),
-                '--train_dir', str(train), '--steps', '80')
+                '--train_dir', str(train), '--steps', '60')
     assert proc.returncode == 0, proc.stderr
-    assert 'trained 80 steps' in proc.stdout
+    assert 'trained 60 steps' in proc.stdout
     proc = _run('run', '--data-dir', mnist_10k_dir, _program('cnn_layers_eval.py'),
                 '--train_dir', str(train), '--eval_dir', str(evald),
                 '--tflite', str(tmp_path / 'contrib_lite.tflite'))
