@@ -108,7 +108,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Runs the command line; returns the exit status.
 
     Without ``--verbose``, a command run as a process (``argv`` None) prints only its own lines:
-    stderr passes through `graph_models.noise.StderrFilter`, set up before TensorFlow loads.
+    stderr passes through `graph_models.noise.StderrFilter`, set up before TensorFlow loads
+    (``run`` stops it once TensorFlow has started, before the user's program runs).
     """
     words = sys.argv[1:] if argv is None else list(argv)
     options = words[:words.index('--')] if '--' in words else words
