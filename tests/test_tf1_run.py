@@ -88,6 +88,8 @@ def test_script_runs_as_python_ran_it(tmp_path, log_level, exit_arg, status):
         print('path0', sys.path[0])
         print('helper', helper_module.VALUE)
         print('to stderr', file=sys.stderr)
+        # A line the CLI's noise filter would drop: a program's stderr is not filtered.
+        print('INFO: Created TensorFlow Lite XNNPACK delegate for CPU.', file=sys.stderr)
         how = sys.argv[1]
         if how == 'message':
             sys.exit('stopping: bad input')
@@ -105,6 +107,7 @@ def test_script_runs_as_python_ran_it(tmp_path, log_level, exit_arg, status):
         f'path0 {os.path.realpath(tmp_path)}', 'helper 42']
     err = proc.stderr.splitlines()
     assert 'to stderr' in err and 'Traceback' not in proc.stderr
+    assert 'INFO: Created TensorFlow Lite XNNPACK delegate for CPU.' in err
     if exit_arg == 'message':
         assert err[-1] == 'stopping: bad input'
 
