@@ -108,7 +108,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Runs the command line; returns the exit status.
 
     Without ``--verbose``, a command run as a process (``argv`` None) prints only its own lines:
-    stderr passes through `graph_models.noise.StderrFilter`, set up before TensorFlow loads.
+    stderr passes through `graph_models.noise.StderrFilter`, set up before TensorFlow loads
+    (``run`` stops it once TensorFlow has started, before the user's program runs).
     """
     words = sys.argv[1:] if argv is None else list(argv)
     options = words[:words.index('--')] if '--' in words else words
@@ -131,6 +132,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         args = parser.parse_args(argv)
         command = args.command
         args.stderr_is_tty = noise_filter.was_tty if noise_filter else sys.stderr.isatty()
+        args.noise_filter = noise_filter  # `run` hands the real stderr back to its program.
         handler: Callable[[argparse.Namespace], int] = args.handler
         status = handler(args)
         if argv is None and getattr(args, 'hard_exit', False):

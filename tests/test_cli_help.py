@@ -60,8 +60,8 @@ def test_help_imports_no_tensorflow():
     proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
-    # The top-level help and the nine commands' answered; nothing heavy was imported.
-    assert proc.stdout.split() == ['10', '[]'], proc.stdout
+    # The top-level help and the ten commands' answered; nothing heavy was imported.
+    assert proc.stdout.split() == ['11', '[]'], proc.stdout
 
 
 def test_help_shows_zero_defaults(capsys):

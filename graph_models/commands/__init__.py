@@ -9,4 +9,4 @@ and turns errors into one line.
 
 # Module names, in the order ``graph-models --help`` lists the commands.
 COMMANDS = ('train', 'freeze', 'export', 'eval', 'predict', 'inspect', 'compare', 'summary',
-            'cluster_local')
+            'cluster_local', 'run')

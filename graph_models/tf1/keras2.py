@@ -1,0 +1,63 @@
+"""Standalone ``import keras`` and ``tf.keras`` in TF 1.x mode: Keras 2 (tf-keras) in graph mode.
+
+The target is tf-keras' v1 API (``tf_keras.api._v1.keras``), which is what TF 1.15's ``tf.keras``
+was: ``keras.backend.get_session``, and the legacy optimizers (``keras.optimizers.RMSprop`` is
+``tf_keras.optimizers.legacy.RMSprop``, the kind that works in graph mode). ``load_data`` of
+``keras.datasets.mnist`` and ``fashion_mnist`` reads through `graph_models.data` (the
+``--data-dir`` folder of ``graph-models run`` when given, never the network then) and returns
+Keras' classic ``(x_train, y_train), (x_test, y_test)`` uint8 arrays.
+"""
+
+import importlib
+from typing import Tuple
+
+import numpy as np
+
+from graph_models.tf1.module import Override, ProxyModule, data_dir
+
+KERAS_V1 = 'tf_keras.api._v1.keras'
+
+
+def load_data(dataset: str = 'mnist') -> Tuple[Tuple[np.ndarray, np.ndarray],
+                                               Tuple[np.ndarray, np.ndarray]]:
+    """``keras.datasets.<dataset>.load_data()``: uint8 images ``[N, 28, 28]``, uint8 labels.
+
+    Args:
+      dataset: ``mnist`` or ``fashion_mnist``.
+
+    Returns:
+      ``(x_train, y_train), (x_test, y_test)``.
+    """
+    from graph_models import data as data_lib
+    folder = data_dir()
+    loaded = data_lib.load_dataset(dataset, folder, download=folder is None)
+    return ((loaded.train_images, loaded.train_labels.astype(np.uint8)),
+            (loaded.test_images, loaded.test_labels.astype(np.uint8)))
+
+
+def _dataset_proxy(import_name: str, dataset: str, target) -> ProxyModule:
+    def loader(path=None, cache_dir=None):  # Keras' signature; the files come from data_lib.
+        del path, cache_dir
+        return load_data(dataset)
+
+    loader.__name__ = 'load_data'
+    loader.__doc__ = load_data.__doc__
+    return ProxyModule(import_name, target, f'tf_keras.datasets.{dataset}',
+                       overrides={'load_data': Override(
+                           lambda: loader, f'graph_models.tf1.keras2.load_data({dataset!r})')})
+
+
+def keras_proxy(import_name: str) -> ProxyModule:
+    """The Keras 2 module a TF 1.x program sees as ``import_name`` (``keras``, ``tf.keras``)."""
+    keras = importlib.import_module(KERAS_V1)
+
+    def datasets():
+        sets = {name: Override(lambda name=name: _dataset_proxy(
+                    f'{import_name}.datasets.{name}', name, getattr(keras.datasets, name)),
+                    f'tf_keras.datasets.{name} (graph_models.data)')
+                for name in ('mnist', 'fashion_mnist')}
+        return ProxyModule(f'{import_name}.datasets', keras.datasets, 'tf_keras.datasets',
+                           overrides=sets)
+
+    return ProxyModule(import_name, keras, 'tf_keras',
+                       overrides={'datasets': Override(datasets, 'tf_keras.datasets')})
