@@ -479,7 +479,7 @@ def test_layers_cnn_qat_train_then_eval_graph_exports_to_int8(tmp_path, mnist_10
     lite = Interpreter(model_path=str(tmp_path / 'contrib_lite.tflite'))
     assert lite.get_input_details()[0]['dtype'] == np.uint8
     printed = _export(evald / 'eval.ckpt', 'int8', tmp_path / 'int8.tflite')
-    assert 'int8 (qat, qat_eval graph, verified)' in printed
+    assert 'int8 (qat, qat_eval graph, verified: mean |diff| ' in printed
     assert _integer_problems(tmp_path / 'int8.tflite') == []
     _export(evald / 'eval.ckpt', 'float', tmp_path / 'float.tflite')
     assert _agreement(tmp_path / 'int8.tflite', mnist_10k_dir) > 0.95
@@ -605,7 +605,7 @@ def test_readme_tf1_section_runs(tmp_path, mnist_10k_dir):
         proc = _run(*argv[1:], cwd=REPO_ROOT)
         assert proc.returncode == 0, (command, proc.stderr)
         outputs.append(proc.stdout)
-    assert 'int8 (qat, qat_eval graph, verified)' in outputs[1]
+    assert 'int8 (qat, qat_eval graph, verified: mean |diff| ' in outputs[1]
     assert 'Edge TPU: ready' in outputs[2]
     _check_mlp_program(tmp_path / 'mnist_qat', outputs[0], mnist_10k_dir)
     script = _script(tmp_path, 'one_line.py', blocks[1][1])
