@@ -326,7 +326,9 @@ def run_cluster_local(train_args: List[str], *, workers: int = 2, ps: int = 1,
                     except (OSError, TypeError):
                         pass
                     cluster.group = None
-                step, saved = cluster.global_step, _checkpoint_step(folder)
+                saved = _checkpoint_step(folder)
+                # The last global step a task printed, or the checkpoint's if that is later.
+                step = max(cluster.global_step, saved or 0)
                 scope = ('alone' if alone else
                          f'with every task, from the latest checkpoint (global step {saved})')
                 err.write(f'cluster-local: restart {restarts[name]}/{max_restarts} of {name} '

@@ -216,7 +216,10 @@ def run_parameter_server(cluster: ClusterConfig, log: Callable[[str], None] = pr
     graph = tf.Graph()
     with graph.as_default():
         wait = _done_queue(cluster, cluster.task_index).dequeue_many(cluster.num_workers)
-    with v1.Session(server.target, graph=graph) as session:
+    # Only its own task: a session that reached the workers would fail (UnavailableError)
+    # when a worker is lost and restarted, and the ps with it.
+    config = v1.ConfigProto(device_filters=[f'/job:ps/task:{cluster.task_index}'])
+    with v1.Session(server.target, graph=graph, config=config) as session:
         session.run(wait)
     log(f'{cluster.name}: all {cluster.num_workers} worker(s) finished')
     return 0
