@@ -2,7 +2,8 @@
 
 Each process of a cluster starts a ``tf.distribute.Server`` for its task of a
 ``tf.compat.v1.train.ClusterSpec`` (from ``--cluster-spec cluster.json`` or the standard
-``TF_CONFIG`` variable):
+``TF_CONFIG`` variable; a separate ``chief`` job, as a Kubeflow ``TFJob`` with a Chief replica
+sets it, becomes worker 0 by `fold_chief`):
 
 - **ps** tasks hold the variables and serve until every worker has reported that it is done
   (through a shared ``FIFOQueue`` on each ps), then exit.
@@ -50,7 +51,7 @@ import os
 import signal
 import sys
 import time
-from typing import Callable, Dict, List, Mapping, Optional
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -175,7 +176,7 @@ class ClusterConfig:
             if not isinstance(cluster, dict):
                 raise ConfigError(f'cluster spec {cluster_spec} must be a JSON object such as '
                                   '{"ps": ["host:port"], "worker": ["host:port", ...]}')
-            return cls(cluster, job_name, task_index)
+            return cls(*fold_chief(cluster, job_name, task_index))
         if job_name is not None or task_index is not None:
             raise ConfigError('a job name and task index need a cluster spec (or TF_CONFIG)',
                               cli_message='--job-name and --task-index need --cluster-spec (or '
@@ -184,11 +185,43 @@ class ClusterConfig:
             return None
         try:
             config = json.loads(environ['TF_CONFIG'])
-            return cls(config['cluster'], config['task']['type'], int(config['task']['index']))
+            cluster, job_name, task_index = fold_chief(
+                config['cluster'], config['task']['type'], int(config['task']['index']))
         except (ValueError, KeyError, TypeError) as e:
             raise ConfigError(f'TF_CONFIG is not a valid cluster description ({e}); expected '
                               '{"cluster": {...}, "task": {"type": "worker", "index": 0}}') \
                 from None
+        return cls(cluster, job_name, task_index)
+
+
+def fold_chief(cluster: Mapping[str, List[str]], job_name: str,
+               task_index: int) -> Tuple[Dict[str, List[str]], str, int]:
+    """A cluster with a separate ``chief`` job (TF_CONFIG of a Kubeflow ``TFJob`` with a Chief
+    replica) as ours: the chief becomes worker 0 and worker ``i`` becomes worker ``i + 1``.
+
+    Args:
+      cluster: job name -> addresses, possibly with a ``chief`` job of one task.
+      job_name: this task's job (``chief``, ``worker`` or ``ps``).
+      task_index: this task's index in it.
+
+    Returns:
+      ``(cluster, job_name, task_index)`` with only ``ps`` and ``worker`` jobs.
+
+    Raises:
+      ConfigError: a ``chief`` job of other than one task.
+    """
+    if not isinstance(cluster, dict) or 'chief' not in cluster:
+        return cluster, job_name, task_index
+    chief = cluster['chief']
+    if not isinstance(chief, list) or len(chief) != 1:
+        raise ConfigError(f'the cluster\'s "chief" job must have exactly one task, got {chief!r}')
+    folded = {job: addresses for job, addresses in cluster.items() if job != 'chief'}
+    folded['worker'] = chief + list(folded.get('worker') or [])
+    if job_name == 'chief':
+        return folded, 'worker', task_index  # ClusterConfig checks the index (0).
+    if job_name == 'worker':
+        return folded, 'worker', task_index + 1
+    return folded, job_name, task_index
 
 
 def _server(cluster: ClusterConfig):
