@@ -333,8 +333,7 @@ def train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig,
     with folders if cluster.is_chief else contextlib.nullcontext():
         if cluster.is_chief:
             resuming = resume and tf.train.latest_checkpoint(folders.checkpoint_dir) is not None
-            folders.prepare(run, resume=resuming, overwrite=overwrite and not resuming,
-                            resumable=False)
+            folders.prepare(run, resume=resuming, overwrite=overwrite and not resuming)
             if resuming:
                 log(f'{cluster.name} (chief): resuming {folders.checkpoint_dir} from '
                     f'{tf.train.latest_checkpoint(folders.checkpoint_dir)}')
