@@ -2,8 +2,9 @@
 
 Starts ``ps`` parameter servers and ``workers`` workers, each running ``graph-models train``
 with a generated cluster spec on free loopback ports. It streams their output prefixed with the
-task (``[worker0] ...``), and stops every task when the chief has finished and the others are
-done, or at once when any task fails. No process is left behind, whatever happens: the tasks
+task (``[worker0] ...``), restarts a task that fails (a bounded number of times; the restarted
+task rejoins the run, see `run_cluster_local`), and stops every task when the chief has
+finished and the others are done. No process is left behind, whatever happens: the tasks
 share one process group, get a parent-death signal and watch their parent, so they also end
 when ``cluster-local`` itself is killed (SIGINT, SIGTERM or SIGKILL).
 """
@@ -278,8 +279,7 @@ def run_cluster_local(train_args: List[str], *, workers: int = 2, ps: int = 1,
     clashing = {'--cluster-spec', '--job-name', '--task-index'} & set(args)
     if clashing:
         raise ConfigError(f'cluster-local sets {", ".join(sorted(clashing))} itself; drop them')
-    if '--sync-replicas' in args:
-        max_restarts = 0
+    restartable = '--sync-replicas' not in args
     folder = run_folder(args)
     events = EventLog(folder)
     # The spec reaches each task through an inherited pipe (--cluster-spec /dev/fd/N): no
@@ -312,6 +312,10 @@ def run_cluster_local(train_args: List[str], *, workers: int = 2, ps: int = 1,
                 if code == 2:
                     raise ClusterError(f'{name} {cause}; a restart cannot fix a usage or '
                                        'configuration error: stopped the whole cluster')
+                if not restartable:
+                    raise ClusterError(f'{name} {cause}; a --sync-replicas run cannot survive a '
+                                       'lost task (its token queues are gone): stopped the '
+                                       'whole cluster')
                 if restarts[name] >= max_restarts:
                     raise ClusterError(
                         f'{name} failed after {restarts[name]} restart(s) (--max-restarts '
