@@ -254,6 +254,9 @@ def run_parameter_server(cluster: ClusterConfig, log: Callable[[str], None] = pr
     config = v1.ConfigProto(device_filters=[f'/job:ps/task:{cluster.task_index}'])
     with v1.Session(server.target, graph=graph, config=config) as session:
         session.run(wait)
+    # The last worker's enqueue is answered after the dequeue completes: leaving at once
+    # closed its socket first (UnavailableError on a worker that had finished).
+    time.sleep(1.0)
     log(f'{cluster.name}: all {cluster.num_workers} worker(s) finished')
     return 0
 
@@ -484,7 +487,12 @@ def _train_worker(run: RunConfig, data: data_lib.Dataset, cluster: ClusterConfig
     # The same device filters: a session that waited to reach every task would hang on a
     # worker that has already finished and gone.
     with v1.Session(server.target, graph=graph, config=config) as session:
-        session.run(done)
+        try:
+            session.run(done)
+        except tf.errors.UnavailableError:
+            # A ps that has gone either had every done message or was lost (and its
+            # supervisor restarts the cluster); training is over either way.
+            log(f'{cluster.name}: a ps had gone when this worker reported done')
     local_steps = loop.step if steps is not None else 0
     global_step = steps.global_step if steps is not None else 0
     result = WorkerResult(cluster.name, local_steps, int(global_step), len(shard_y),

@@ -29,7 +29,7 @@ KILL_HOOK = 'GRAPH_MODELS_TEST_KILL_AT'
 
 
 def _command(tmp_path, data_dir, run_name, *, limit=4000, epochs=4, local_flags=()):
-    return [BIN, 'cluster-local', '--workers', '2', '--ps', '1', '--timeout', '150',
+    return [BIN, 'cluster-local', '--workers', '2', '--ps', '1', '--timeout', '300',
             *local_flags, '--', 'train', '--model', 'mlp_small', '--data-dir', data_dir,
             '--limit', str(limit), '--epochs', str(epochs), '--batch-size', '50',
             '--save-every-steps', '40', '--run-name', run_name,
@@ -48,7 +48,7 @@ def _no_process_left(marker):
     return not _processes(marker)
 
 
-def _run(command, env=None, timeout=200):
+def _run(command, env=None, timeout=400):
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
 
@@ -133,7 +133,7 @@ def test_killed_ps_restarts_every_task_from_the_checkpoint(tmp_path, mnist_10k_d
     killed = []
 
     def kill_ps_after_a_checkpoint():  # Mid-run: once a checkpoint of step 120 or later.
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             saved = [int(m.group(1)) for m in map(
                 re.compile(r'model\.ckpt-(\d+)\.index$').match,
@@ -168,7 +168,7 @@ def test_a_task_that_keeps_dying_stops_after_max_restarts(tmp_path, log_level):
     env[KILL_HOOK] = 'worker1@3@every'
     proc = subprocess.run(_command(tmp_path, data_dir, run_name, limit=400, epochs=3,
                                    local_flags=['--max-restarts', '2']),
-                          capture_output=True, text=True, timeout=200, env=env)
+                          capture_output=True, text=True, timeout=400, env=env)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
     lines = proc.stderr.splitlines()
     assert len(lines) == 3, proc.stderr  # Two restarts, then the error.
