@@ -2,14 +2,20 @@
 
 Starts ``ps`` parameter servers and ``workers`` workers, each running ``graph-models train``
 with a generated cluster spec on free loopback ports. It streams their output prefixed with the
-task (``[worker0] ...``), and stops every task when the chief has finished and the others are
-done, or at once when any task fails. No process is left behind, whatever happens: the tasks
+task (``[worker0] ...``), restarts a task that fails (a bounded number of times; the restarted
+task rejoins the run, see `run_cluster_local`), and stops every task when the chief has
+finished and the others are done. No process is left behind, whatever happens: the tasks
 share one process group, get a parent-death signal and watch their parent, so they also end
 when ``cluster-local`` itself is killed (SIGINT, SIGTERM or SIGKILL).
 """
 
+import argparse
+import contextlib
+import io
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import threading
@@ -21,13 +27,6 @@ from graph_models.errors import ConfigError, GraphModelsError
 
 class ClusterError(GraphModelsError):
     """A task of the local cluster failed (the others were stopped)."""
-
-
-def _stream(name: str, stream, out: TextIO, lock: threading.Lock) -> None:
-    for line in stream:
-        with lock:
-            out.write(f'[{name}] {line}')
-            out.flush()
 
 
 PARENT_PID_ENV = 'GRAPH_MODELS_CLUSTER_PARENT'
@@ -84,24 +83,194 @@ def _stop(procs: Dict[str, subprocess.Popen], grace: float = 5.0,
             pass
 
 
+def describe_exit(code: int) -> str:
+    """``exited with status 1`` / ``killed by SIGKILL`` for a ``Popen.returncode``."""
+    if code < 0:
+        try:
+            return f'killed by {signal.Signals(-code).name}'
+        except ValueError:
+            return f'killed by signal {-code}'
+    return f'exited with status {code}'
+
+
+def run_folder(args: List[str]) -> Optional[str]:
+    """The run's checkpoint folder ``<--checkpoint-dir>/<run name>`` named by ``train`` flags.
+
+    Returns None when the flags do not parse (the tasks then report the usage error).
+    """
+    from graph_models.commands import train as train_command
+    from graph_models.run_config import default_run_name
+    parser = argparse.ArgumentParser(add_help=False)
+    train_command.add_parser(parser.add_subparsers())
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            ns, _ = parser.parse_known_args(['train', *args])
+    except SystemExit:
+        return None
+    name = ns.run_name if ns.run_name is not None else default_run_name(
+        ns.model, ns.dataset, ns.quantize)
+    return os.path.join(ns.checkpoint_dir, name)
+
+
+class EventLog:
+    """``<run>/cluster_events.jsonl``: one JSON line per task restart.
+
+    Events wait in memory until the chief has created the run folder (cluster-local never
+    creates it: a folder it made would not be the chief's to remove after a failed start).
+
+    Args:
+      folder: the run's checkpoint folder, or None (events are then only kept in memory).
+    """
+
+    FILE = 'cluster_events.jsonl'
+
+    def __init__(self, folder: Optional[str]):
+        self.folder = folder
+        self.events: List[dict] = []
+        self._written = 0
+
+    def add(self, **event) -> None:
+        self.events.append(event)
+        self.flush()
+
+    def flush(self) -> None:
+        if self.folder is None or not os.path.isdir(self.folder) or \
+                self._written == len(self.events):
+            return
+        with open(os.path.join(self.folder, self.FILE), 'a') as f:
+            for event in self.events[self._written:]:
+                f.write(json.dumps(event) + '\n')
+        self._written = len(self.events)
+
+
+def _checkpoint_step(folder: Optional[str]) -> Optional[int]:
+    """The global step of the run's latest checkpoint, or None."""
+    from graph_models._tf import tf
+    from graph_models.errors import CheckpointError
+    from graph_models.loop import checkpoint_global_step
+    if folder is None or not os.path.isdir(folder):
+        return None
+    latest = tf.train.latest_checkpoint(folder)
+    try:
+        return checkpoint_global_step(latest) if latest else None
+    except CheckpointError:
+        return None
+
+
+_GLOBAL_STEP = re.compile(r'global step (\d+)')
+_EXCEPTION = re.compile(r'[\w.]*(Error|Exception): ')  # A traceback's last line.
+
+
+class _Tasks:
+    """The task processes of one local cluster, their output threads and what they said.
+
+    Args:
+      spec: the cluster spec (JSON bytes) each task reads from a pipe.
+      args: the ``train`` arguments of every task.
+      env: the tasks' environment.
+      out: where the prefixed output goes.
+    """
+
+    def __init__(self, spec: bytes, args: List[str], env: Dict[str, str], out: TextIO):
+        self.spec, self.args, self.env, self.out = spec, args, env, out
+        self.procs: Dict[str, subprocess.Popen] = {}
+        self.threads: List[threading.Thread] = []
+        self.last_error: Dict[str, str] = {}
+        self.global_step = 0  # The largest global step any task reported.
+        self.lock = threading.Lock()
+        self.group: Optional[int] = None  # Tasks share one process group.
+
+    def start(self, name: str, job: str, index: int, life: int) -> None:
+        """Starts task ``name``; a restart (``life`` > 0) resumes the run (``--resume``)."""
+        from graph_models.distributed import LIFE_ENV  # Loaded with local_cluster already.
+        args = self.args
+        if life:
+            args = [a for a in args if a not in ('--overwrite', '--resume')] + ['--resume']
+        env = dict(self.env, **{LIFE_ENV: str(life)})
+        read_end, write_end = os.pipe()
+        try:
+            os.write(write_end, self.spec)  # A few hundred bytes: fits the pipe's buffer.
+            os.close(write_end)
+            command = [sys.executable, '-m', 'graph_models', 'train', *args, '--cluster-spec',
+                       f'/dev/fd/{read_end}', '--job-name', job, '--task-index', str(index),
+                       '--no-progress']
+            try:
+                proc = subprocess.Popen(
+                    command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                    env=env, pass_fds=(read_end,),
+                    process_group=0 if self.group is None else self.group)
+            except PermissionError:  # Every task of the old group has gone: a new group.
+                proc = subprocess.Popen(
+                    command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                    env=env, pass_fds=(read_end,), process_group=0)
+                self.group = proc.pid
+        finally:
+            os.close(read_end)
+        if self.group is None:
+            self.group = proc.pid
+        self.procs[name] = proc
+        self.last_error.pop(name, None)
+        thread = threading.Thread(target=self._stream, args=(name, proc.stdout), daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def _stream(self, name: str, stream) -> None:
+        for line in stream:
+            with self.lock:
+                self.out.write(f'[{name}] {line}')
+                self.out.flush()
+                if ': error: ' in line or _EXCEPTION.match(line):
+                    self.last_error[name] = line.strip()
+                steps = _GLOBAL_STEP.findall(line)
+                if steps:
+                    self.global_step = max(self.global_step, *map(int, steps))
+
+    def kill(self, names: List[str]) -> None:
+        """SIGKILLs these tasks and waits for them (they are about to be restarted)."""
+        for name in names:
+            if self.procs[name].poll() is None:
+                self.procs[name].kill()
+        for name in names:
+            self.procs[name].wait()
+
+    def stop(self) -> None:
+        _stop(self.procs, group=self.group)
+        for thread in self.threads:
+            thread.join(timeout=5)
+
+
 def run_cluster_local(train_args: List[str], *, workers: int = 2, ps: int = 1,
-                      timeout: Optional[float] = None, out: TextIO = sys.stdout) -> int:
+                      timeout: Optional[float] = None, max_restarts: int = 3,
+                      out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Runs ``graph-models train TRAIN_ARGS`` as a local cluster; returns 0 on success.
+
+    A task that fails is restarted, at most ``max_restarts`` times per task. A lost worker
+    (not the chief) is restarted alone and rejoins where its step count on the ps says. A lost
+    chief or ps takes the run back to the chief's latest checkpoint, so every task is
+    restarted and resumes from it (see `graph_models.distributed`). A task that exits with
+    status 2 (a usage or configuration error) is not restarted; nor is any task of a
+    ``--sync-replicas`` run (``SyncReplicasOptimizer``'s token queue does not survive a lost
+    task). Each restart is a line on ``err`` and an event in ``<run>/cluster_events.jsonl``.
 
     Args:
       train_args: the ``train`` arguments (a leading ``train`` is accepted).
       workers: number of worker tasks (worker 0 is the chief).
       ps: number of parameter-server tasks.
       timeout: seconds the whole run may take (None: no limit).
+      max_restarts: restarts allowed per task (0: the first failure stops the cluster).
       out: where the prefixed output goes.
+      err: where the restart lines go.
 
     Raises:
       ConfigError: on bad counts or cluster flags among ``train_args``.
-      ClusterError: when a task fails or the timeout passes (every task is stopped first).
+      ClusterError: when a task fails more than ``max_restarts`` times, cannot be restarted,
+        or the timeout passes (every task is stopped first).
     """
     from graph_models.distributed import local_cluster  # Imports TensorFlow: not at start-up.
     if workers < 1 or ps < 1:
         raise ConfigError(f'a cluster needs at least 1 worker and 1 ps, got {workers} and {ps}')
+    if max_restarts < 0:
+        raise ConfigError(f'max restarts must be 0 or more, got {max_restarts}')
     args = list(train_args)
     if args[:1] == ['--']:
         args = args[1:]
@@ -110,6 +279,9 @@ def run_cluster_local(train_args: List[str], *, workers: int = 2, ps: int = 1,
     clashing = {'--cluster-spec', '--job-name', '--task-index'} & set(args)
     if clashing:
         raise ConfigError(f'cluster-local sets {", ".join(sorted(clashing))} itself; drop them')
+    restartable = '--sync-replicas' not in args
+    folder = run_folder(args)
+    events = EventLog(folder)
     # The spec reaches each task through an inherited pipe (--cluster-spec /dev/fd/N): no
     # temporary folder that a killed cluster-local could leave behind.
     spec = json.dumps(local_cluster(workers, ps)).encode()
@@ -117,50 +289,74 @@ def run_cluster_local(train_args: List[str], *, workers: int = 2, ps: int = 1,
     env.pop('TF_CONFIG', None)
     env['PYTHONUNBUFFERED'] = '1'
     env[PARENT_PID_ENV] = str(os.getpid())
-    tasks = [('ps', i) for i in range(ps)] + [('worker', i) for i in range(workers)]
-    procs: Dict[str, subprocess.Popen] = {}
-    threads = []
-    lock = threading.Lock()
+    # Parameter servers and the chief first: their loss restarts everything.
+    tasks = {f'ps{i}': ('ps', i) for i in range(ps)}
+    tasks.update({f'worker{i}': ('worker', i) for i in range(workers)})
+    restarts = {name: 0 for name in tasks}  # Restarts each task's own failures caused.
+    lives = {name: 0 for name in tasks}  # Restarts of each task, whatever the cause.
+    cluster = _Tasks(spec, args, env, out)
     began = time.monotonic()
-    group = None  # All tasks share one process group, led by the first.
     try:
-        for job, index in tasks:
-            name = f'{job}{index}'
-            read_end, write_end = os.pipe()
-            try:
-                os.write(write_end, spec)  # A few hundred bytes: fits the pipe's buffer.
-                os.close(write_end)
-                procs[name] = subprocess.Popen(
-                    [sys.executable, '-m', 'graph_models', 'train', *args, '--cluster-spec',
-                     f'/dev/fd/{read_end}', '--job-name', job, '--task-index', str(index),
-                     '--no-progress'],
-                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                    pass_fds=(read_end,), process_group=0 if group is None else group)
-            finally:
-                os.close(read_end)
-            if group is None:
-                group = procs[name].pid
-            thread = threading.Thread(target=_stream, args=(name, procs[name].stdout, out, lock),
-                                      daemon=True)
-            thread.start()
-            threads.append(thread)
+        for name, (job, index) in tasks.items():
+            cluster.start(name, job, index, life=0)
         workers_names = [f'worker{i}' for i in range(workers)]
         while True:
-            for name, proc in procs.items():
-                code = proc.poll()
-                if code not in (None, 0):
-                    raise ClusterError(f'{name} exited with status {code}; stopped the whole '
-                                       'cluster (see its output above)')
-            if all(procs[w].poll() == 0 for w in workers_names):
-                if all(proc.poll() == 0 for proc in procs.values()):
+            failed = next(((name, code) for name, proc in cluster.procs.items()
+                           if (code := proc.poll()) not in (None, 0)), None)
+            if failed is not None:
+                name, code = failed
+                time.sleep(0.2)  # Let its output thread catch its last line.
+                cause = describe_exit(code)
+                if cluster.last_error.get(name):
+                    cause += f' ({cluster.last_error[name]})'
+                if code == 2:
+                    raise ClusterError(f'{name} {cause}; a restart cannot fix a usage or '
+                                       'configuration error: stopped the whole cluster')
+                if not restartable:
+                    raise ClusterError(f'{name} {cause}; a --sync-replicas run cannot survive a '
+                                       'lost task (its token queues are gone): stopped the '
+                                       'whole cluster')
+                if restarts[name] >= max_restarts:
+                    raise ClusterError(
+                        f'{name} failed after {restarts[name]} restart(s) (--max-restarts '
+                        f'{max_restarts}); last error: {cause}; stopped the whole cluster')
+                restarts[name] += 1
+                alone = name != 'worker0' and not name.startswith('ps')
+                again = [name] if alone else list(tasks)
+                if not alone:
+                    cluster.kill(again)
+                    try:
+                        os.killpg(cluster.group, 9)  # Anything the tasks started themselves.
+                    except (OSError, TypeError):
+                        pass
+                    cluster.group = None
+                saved = _checkpoint_step(folder)
+                # The last global step a task printed, or the checkpoint's if that is later.
+                step = max(cluster.global_step, saved or 0)
+                scope = ('alone' if alone else
+                         f'with every task, from the latest checkpoint (global step {saved})')
+                err.write(f'cluster-local: restart {restarts[name]}/{max_restarts} of {name} '
+                          f'({cause}, global step {step}): restarting it {scope}\n')
+                err.flush()
+                for task in again:
+                    events.add(time=round(time.time(), 3), task=task,
+                               cause=cause if task == name else f'{name} lost',
+                               global_step=step, checkpoint_step=saved,
+                               restart=restarts[name], of=name)
+                    lives[task] += 1
+                    cluster.start(task, *tasks[task], life=lives[task])
+                continue
+            events.flush()
+            if all(cluster.procs[w].poll() == 0 for w in workers_names):
+                if all(proc.poll() == 0 for proc in cluster.procs.values()):
                     return 0
                 # Workers are done: the ps tasks exit once they have seen every worker's
                 # done message; give them a moment.
                 deadline = time.monotonic() + 30
                 while time.monotonic() < deadline and any(p.poll() is None
-                                                           for p in procs.values()):
+                                                           for p in cluster.procs.values()):
                     time.sleep(0.1)
-                if any(p.poll() is None for p in procs.values()):
+                if any(p.poll() is None for p in cluster.procs.values()):
                     raise ClusterError('the parameter servers did not stop after the workers '
                                        'finished; stopped them')
                 continue
@@ -169,6 +365,5 @@ def run_cluster_local(train_args: List[str], *, workers: int = 2, ps: int = 1,
                                    'stopped every task')
             time.sleep(0.1)
     finally:
-        _stop(procs, group=group)
-        for thread in threads:
-            thread.join(timeout=5)
+        cluster.stop()
+        events.flush()

@@ -47,6 +47,11 @@ FORMAT_VERSION = 1
 RESUMABLE_CHANGES = ('epochs', 'data_source', 'xla')
 
 
+def default_run_name(model: str, dataset: str, quantized: bool) -> str:
+    """``<model>-<dataset>[-qat]``: the folder name of a run given no ``--run-name``."""
+    return f'{model}-{dataset}' + ('-qat' if quantized else '')
+
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """The settings of one training run.
@@ -106,7 +111,7 @@ class RunConfig:
         """
         if name is not None:  # An empty name is checked (and refused) like any other.
             return name
-        return f'{self.model.name}-{self.dataset}' + ('-qat' if self.quantization else '')
+        return default_run_name(self.model.name, self.dataset, self.quantization is not None)
 
     def to_dict(self) -> Dict[str, Any]:
         """The JSON-ready dictionary, with the format and version fields."""

@@ -211,8 +211,8 @@ def test_cluster_chief_uses_the_run_folder_policy(tmp_path):
     folders = dict(log_dir=str(tmp_path / 'logs'), checkpoint_dir=str(tmp_path / 'ckpt'))
     train_and_eval(run, data, progress=False, log=lambda line: None, **folders)
     # An existing run: refused before any server starts (no overwrite, no resume).
-    with pytest.raises(ConfigError, match='already holds a checkpoint; overwrite=True starts '
-                                          'again, or choose a new run name') as e:
+    with pytest.raises(ConfigError, match='already holds a checkpoint; resume=True continues '
+                                          'it, overwrite=True starts again') as e:
         train_worker(run, data, _chief(tmp_path), log=lambda line: None, **folders)
     assert '--overwrite' in e.value.cli_message
     assert len(os.listdir(tmp_path / 'ckpt' / 'mlp_small-mnist')) > 3  # Untouched.
@@ -329,7 +329,7 @@ def test_cluster_local_overwrite_goes_through_the_run_folder_policy(tmp_path):
     again = cluster()
     assert again.returncode == 1
     assert (f'[worker0] graph-models train: error: {run_dir} already holds a checkpoint; pass '
-            '--overwrite to start again or a new --run-name (a cluster run cannot resume)'
+            '--resume to continue it, --overwrite to start again, or a new --run-name'
             in again.stdout), again.stdout[-2000:]
     overwritten = cluster('--overwrite')
     assert overwritten.returncode == 0, overwritten.stdout[-2000:] + overwritten.stderr[-2000:]

@@ -87,7 +87,8 @@ def add_parser(subparsers) -> None:
                    help='XLA JIT compilation of the training step (recorded in run_config.json)')
     mode = g.add_mutually_exclusive_group()
     mode.add_argument('--resume', action='store_true',
-                      help='continue the run from its latest checkpoint')
+                      help='continue the run from its latest checkpoint (a cluster chief: if '
+                           'there is one, else start the run, so a restarted task rejoins)')
     # (--resume-from-float is checked against --resume by the library, with a clear message.)
     mode.add_argument('--overwrite', action='store_true',
                       help='delete the run\'s checkpoints and logs and start again')
@@ -168,15 +169,19 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_cluster_worker(args, run, data, cluster) -> int:
-    from graph_models.distributed import train_worker
+    import os
+    from graph_models.distributed import TEST_KILL_ENV, LIFE_ENV, kill_step, train_worker
     from graph_models.errors import ConfigError
-    if args.resume or args.resume_from_float:
-        raise ConfigError('--resume and --resume-from-float are for single-process training')
+    if args.resume_from_float:
+        raise ConfigError('--resume-from-float is for single-process training')
+    kill_at_step = kill_step(os.environ.get(TEST_KILL_ENV, ''), cluster.name,
+                             int(os.environ.get(LIFE_ENV, '0') or 0))
     result = train_worker(run, data, cluster, run_name=args.run_name, log_dir=args.log_dir,
                           checkpoint_dir=args.checkpoint_dir, sync_replicas=args.sync_replicas,
                           save_every_steps=args.save_every_steps,
                           summary_every_steps=args.summary_every_steps,
                           keep_checkpoints=args.keep_checkpoints, overwrite=args.overwrite,
+                          resume=args.resume, kill_at_step=kill_at_step,
                           log=lambda line: print(line, flush=True))
     print(f'{result.task}: {result.local_steps} local steps on {result.shard_examples} '
           f'examples in {result.seconds:.1f} s, global step {result.global_step}')
