@@ -384,6 +384,12 @@ def discover_outputs(graph_def) -> List[str]:
             node = nodes[op_name(node.input[0])]
         if _float_output(node) and node.name not in predictions:
             predictions.append(node.name)
+    # A metric built after create_training_graph reads the float logits, the loss their fake
+    # quant: one prediction, the fake quant (what training computed).
+    if len(predictions) > 1:
+        quantized, _ = quantized_outputs(graph_def, predictions)
+        if len(set(quantized)) == 1 and quantized[0] in predictions:
+            predictions = quantized[:1]
     if len(predictions) == 1:
         return predictions
     sinks = [n.name for n in graph_def.node
