@@ -1114,6 +1114,7 @@ def make_inference_graph(graph_def, *, checkpoint: Optional[str] = None,
     pruned = _fold_constants(pruned, outputs)
     if fixed_batches:  # Folding turns computed shapes (tf.stack([100, 784])) into constants.
         pruned = _rebatch(pruned, fixed_batches, batch_size, outputs)
+    _check_batch_norm_inference(pruned)
     left = stateful_ops(pruned) + [f'{n.name} ({n.op})' for n in pruned.node
                                    if n.op in ('Switch', 'Merge', 'If', 'StatelessIf', 'While')]
     if left:
@@ -1121,6 +1122,30 @@ def make_inference_graph(graph_def, *, checkpoint: Optional[str] = None,
                           f'{", ".join(left[:5])}; feed the switch that controls them with its '
                           'inference value, or rebuild the graph without them')
     return pruned, list(inputs), list(outputs), shapes
+
+
+def _check_batch_norm_inference(graph_def) -> None:
+    """Refuses a batch norm in training mode (``is_training=True`` as a Python bool: nothing to
+    feed): it normalizes with each batch's statistics, so a model of batch 1 computes garbage
+    that its own TF graph agrees with.
+
+    Raises:
+      FreezeError: naming the op and the graph to export instead.
+    """
+    training = [n for n in graph_def.node
+                if n.op.startswith('FusedBatchNorm') and n.attr['is_training'].b]
+    if not training:
+        return
+    node = training[0]
+    if any(n.name.endswith('/correction_mult') for n in graph_def.node):
+        fix = ('build the model again with is_training=False, rewrite it with '
+               'create_eval_graph, restore this checkpoint, save it and export that checkpoint')
+    else:
+        fix = ('build the model again with is_training=False (slim: in its arg_scope), '
+               'restore this checkpoint, save it and export that checkpoint')
+    raise FreezeError(f'{node.name} ({node.op}) normalizes with the statistics of each batch '
+                      f'(is_training=True): this is a training graph, whose predictions depend '
+                      f'on the batch; {fix}')
 
 
 def _without_variables(graph_def):

@@ -50,3 +50,34 @@ def test_deep_mnist_accuracy_after_rewrite_has_one_output():
     the graph: candidates fc2/act_quant/FakeQuantWithMinMaxVars, fc2/add')."""
     graph_def = _deep_mnist_tutorial_graph().as_graph_def()
     assert sources.discover_outputs(graph_def) == ['fc2/act_quant/FakeQuantWithMinMaxVars']
+
+
+def _batch_norm_training_pb(path, fold_qat=False):
+    """A frozen graph whose batch norm is in training mode (slim/tf.layers ``is_training=True``
+    as a Python bool: ``FusedBatchNormV3`` with ``is_training`` set, nothing to feed)."""
+    graph = tf.Graph()
+    with graph.as_default():
+        x = v1.placeholder(tf.float32, [None, 8, 8, 1], name='images')
+        net = tf.nn.conv2d(x, tf.constant(np.ones([3, 3, 1, 4], np.float32)), 1, 'SAME')
+        net, _, _ = v1.nn.fused_batch_norm(net, tf.ones([4]), tf.zeros([4]), is_training=True)
+        if fold_qat:
+            net = tf.multiply(net, 1.0, name='conv/correction_mult')
+        net = tf.reduce_mean(tf.nn.relu(net), [1, 2])
+        tf.nn.softmax(tf.matmul(net, tf.constant(np.ones([4, 3], np.float32))), name='probs')
+    with open(path, 'wb') as f:
+        f.write(graph.as_graph_def().SerializeToString())
+    return str(path)
+
+
+@pytest.mark.parametrize('fold_qat', [False, True])
+def test_batch_norm_in_training_mode_is_refused(tmp_path, fold_qat):
+    """Finding 2: tf-slim resnet_v1's *training* checkpoint (``is_training=True``) exported as
+    float, accuracy 0.3764 instead of 0.9500 (batch norm on the statistics of a batch of 1), and
+    ``eval`` reported agreement 1.0000 with the same wrong graph. The batch norm in training
+    mode is refused, naming the fix; slim MobileNet's QAT training checkpoint was refused for
+    its dropout ('feed the switch that controls them': there is none)."""
+    from freeze.errors import FreezeError
+    path = _batch_norm_training_pb(tmp_path / 'train.pb', fold_qat)
+    with pytest.raises(FreezeError, match=r'FusedBatchNormV3.*is_training=True.*'
+                       + ('create_eval_graph' if fold_qat else 'is_training=False')):
+        sources.load_source(path)
