@@ -420,7 +420,7 @@ def export_graph(frozen, mode: str = 'float', *,
         raise VerificationError(verify.missing_ranges_message(missing, graph_def))
     if integer and not fake_quantized and representative_images is None:
         raise UsageError(verify.missing_ranges_message(verify.missing_ranges(graph_def)
-                                                       or ['the graph']))
+                                                       or ['the graph'], fake_quantized=False))
     notes = list(frozen.notes)
     calibrated = []
     if integer and fake_quantized and frozen.unreached_ranges:

@@ -81,3 +81,22 @@ def test_batch_norm_in_training_mode_is_refused(tmp_path, fold_qat):
     with pytest.raises(FreezeError, match=r'FusedBatchNormV3.*is_training=True.*'
                        + ('create_eval_graph' if fold_qat else 'is_training=False')):
         sources.load_source(path)
+
+
+def test_float_graph_int8_without_data_names_the_one_flag(tmp_path, capsys):
+    """Finding 3: ``export resnet_v1_eval.ckpt --quantize int8`` (a float graph: no fake quant
+    at all) told the user to pass ``--calibrate --data-dir DIR`` and listed a residual unit's
+    ``bottleneck_v1/Relu`` twice; ``--data-dir`` is all it needs."""
+    graph = tf.Graph()
+    with graph.as_default():
+        x = v1.placeholder(tf.float32, [None, 4], name='x')
+        a = tf.matmul(x, tf.constant(np.ones([4, 4], np.float32)))
+        b = tf.matmul(x, tf.constant(np.ones([4, 4], np.float32)))
+        net = tf.nn.relu(a + b, name='unit/Relu')
+        tf.nn.softmax(tf.matmul(net, tf.constant(np.ones([4, 3], np.float32))), name='probs')
+    path = tmp_path / 'float.pb'
+    path.write_bytes(graph.as_graph_def().SerializeToString())
+    assert cli.main(['export', str(path), '--quantize', 'int8']) == 2
+    err = capsys.readouterr().err
+    assert err.count('unit/Relu (MatMul)') == 1, err
+    assert 'pass --data-dir DIR for post-training quantization' in err and '--calibrate' not in err
