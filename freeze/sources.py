@@ -185,6 +185,26 @@ def _read_saved_model(folder: str, tag_set: Sequence[str], signature_def: Option
     return meta.graph_def, prefix, inputs, outputs, signature_def
 
 
+def _scores_of_signature(graph_def, outputs: Sequence[str]):
+    """A signature's outputs without the class indices (``ArgMax``, ``TopKV2``) next to its
+    float scores (``simple_save(outputs={'classes': ..., 'scores': ...})``): an integer model
+    cannot output int64, and ``eval`` scores the class scores.
+
+    Returns:
+      ``(outputs, notes)``.
+    """
+    nodes = {n.name: n for n in graph_def.node}
+    floats = [name for name in outputs if name in nodes and _float_output(nodes[name])]
+    derived = [name for name in outputs if name not in floats and name in nodes and
+               nodes[name].op in ('ArgMax', 'ArgMin', 'TopKV2')]
+    if not floats or not derived:
+        return list(outputs), []
+    return ([name for name in outputs if name not in derived],
+            [f'the signature output {name} ({nodes[name].op}) is computed from the scores '
+             f'{", ".join(floats)} and was left out (name every output with --output-arrays)'
+             for name in derived])
+
+
 def _consumers(graph_def) -> Dict[str, List[str]]:
     out = {}
     for node in graph_def.node:
@@ -1200,17 +1220,19 @@ def load_source(path: str, *, input_arrays: Optional[Sequence[str]] = None,
             raise FreezeError(f'no checkpoint {checkpoint} (its .index is missing) beside '
                               f'{checkpoint}.meta')
         graph_def = _read_meta_graph(checkpoint + '.meta').graph_def
-    else:
+    notes = []
+    if kind == SAVED_MODEL:
         graph_def, checkpoint, sig_in, sig_out, signature_def = _read_saved_model(
             path, tag_set, signature_def)
         input_arrays = input_arrays or sig_in
-        output_arrays = output_arrays or sig_out
+        if not output_arrays:
+            output_arrays, notes = _scores_of_signature(graph_def, sig_out)
         options = {'tag_set': list(tag_set), 'signature_def': signature_def}
-    notes = []
     if quantize_outputs and output_arrays:
         from freeze.freeze_graph import check_output_names
-        output_arrays, notes = quantized_outputs(
+        output_arrays, moved = quantized_outputs(
             graph_def, check_output_names(graph_def, output_arrays))
+        notes += moved
     unreached = unreached_ranges(graph_def, checkpoint)
     graph_def, inputs, outputs, shapes = make_inference_graph(
         graph_def, checkpoint=checkpoint, input_arrays=input_arrays,

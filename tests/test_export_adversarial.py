@@ -100,3 +100,41 @@ def test_float_graph_int8_without_data_names_the_one_flag(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count('unit/Relu (MatMul)') == 1, err
     assert 'pass --data-dir DIR for post-training quantization' in err and '--calibrate' not in err
+
+
+def _simple_save_classes_and_scores(folder):
+    """A SavedModel as ``tf.saved_model.simple_save`` users write it: outputs ``classes``
+    (ArgMax, int64) and ``scores`` (softmax), a custom input key, a fixed batch of 100."""
+    graph = tf.Graph()
+    with graph.as_default():
+        x = v1.placeholder(tf.float32, shape=(100, 784))
+        w = tf.Variable(v1.truncated_normal([784, 10], stddev=0.05), name='weights')
+        logits = tf.matmul(x, w) + tf.Variable(tf.zeros([10]), name='biases')
+        probs = tf.nn.softmax(logits, name='probabilities')
+        with v1.Session() as session:
+            session.run(v1.global_variables_initializer())
+            v1.saved_model.simple_save(session, str(folder), inputs={'image_bytes': x},
+                                       outputs={'scores': probs, 'classes': tf.argmax(logits, 1)})
+    return str(folder)
+
+
+def test_simple_save_classes_and_scores_exports_int8_and_evaluates(tmp_path, capsys):
+    """Finding 4: ``simple_save(outputs={'scores': probs, 'classes': argmax})``: int8 export
+    refused ('tensor ArgMax is int64'), the float ``.tflite`` had outputs [ArgMax,
+    probabilities] and ``eval`` refused it ('outputs shape [], not one score per class', and
+    --output-arrays is refused for a .tflite). The classes, computed from the scores, are left
+    out with a note."""
+    from conftest import synthetic_dataset, write_idx_folder
+    saved = _simple_save_classes_and_scores(tmp_path / 'saved')
+    frozen = sources.load_source(saved)
+    assert frozen.outputs == ['probabilities'] and 'classes' not in frozen.outputs
+    assert any('ArgMax (ArgMax) is computed from the scores probabilities' in n for n in frozen.notes)
+    data_dir = write_idx_folder(tmp_path / 'data', synthetic_dataset(200, 100))
+    for mode in ('float', 'int8'):
+        model = tmp_path / f'{mode}.tflite'
+        assert cli.main(['export', saved, '--quantize', mode, '--data-dir', data_dir,
+                         '-o', str(model)]) == 0, capsys.readouterr().err
+        assert 'was left out' in capsys.readouterr().out
+        assert cli.main(['eval', str(model), '--data-dir', data_dir]) == 0, \
+            capsys.readouterr().err
+        assert 'agreement with the TF graph' in capsys.readouterr().out
