@@ -138,3 +138,23 @@ def test_simple_save_classes_and_scores_exports_int8_and_evaluates(tmp_path, cap
         assert cli.main(['eval', str(model), '--data-dir', data_dir]) == 0, \
             capsys.readouterr().err
         assert 'agreement with the TF graph' in capsys.readouterr().out
+
+
+def test_uint8_post_training_is_refused_before_converting(tmp_path, capsys):
+    """Finding 5: ``export frozen.pb --quantize uint8 --data-dir D`` (README: "others:
+    post-training from --data-dir") converted, then failed verification with 'QUANTIZE op
+    inside the model; QUANTIZE op inside the model': the converter's post-training
+    quantization is int8 inside. Refused up front, naming what works."""
+    from conftest import synthetic_dataset, write_idx_folder
+    graph = tf.Graph()
+    with graph.as_default():
+        x = v1.placeholder(tf.float32, [None, 784], name='x')
+        w = tf.constant(np.random.default_rng(0).normal(0, 0.05, [784, 10]).astype(np.float32))
+        tf.nn.softmax(tf.matmul(x, w), name='probs')
+    path = tmp_path / 'float.pb'
+    path.write_bytes(graph.as_graph_def().SerializeToString())
+    data_dir = write_idx_folder(tmp_path / 'data', synthetic_dataset(100, 50))
+    assert cli.main(['export', str(path), '--quantize', 'uint8', '--data-dir', data_dir]) == 2
+    err = capsys.readouterr().err
+    assert 'uint8 post-training quantization is not all-integer' in err and \
+        '--quantize int8' in err and err.count('\n') == 1
