@@ -532,6 +532,23 @@ def _variables_to_constants(graph_def, checkpoint: Optional[str], source: str):
     return out
 
 
+def _frozen_updates_to_reads(graph_def) -> None:
+    """A training update on a constant (a QAT training graph frozen by the user's own
+    ``convert_variables_to_constants``: ``weights_quant/AssignMinLast``,
+    ``act_quant/AssignMinEma/*`` stay, on the frozen range) reads the constant: at inference
+    the range keeps its trained value (a graph that did not import)."""
+    consts = {n.name: n.attr['dtype'].type for n in graph_def.node if n.op == 'Const'}
+    for node in graph_def.node:
+        if node.op in _UPDATE_OPS and node.input and op_name(node.input[0]) in consts:
+            ref = node.input[0]
+            node.op = 'Identity'
+            del node.input[:]
+            node.input.append(ref)
+            for key in list(node.attr):
+                del node.attr[key]
+            node.attr['T'].type = consts[op_name(ref)]
+
+
 # What lies between a fake quant's min/max input and its range variable (the read, or the
 # training update contrib/quantize feeds it through).
 _RANGE_PATH = ('Identity', 'RefIdentity', 'ReadVariableOp', 'Assign', 'AssignSub', 'AssignAdd',
@@ -1121,6 +1138,7 @@ def make_inference_graph(graph_def, *, checkpoint: Optional[str] = None,
     if not allow_unsafe_ops:
         safety.check_graph_safety(_without_variables(pruned), source)
     pruned = _variables_to_constants(pruned, checkpoint, source)
+    _frozen_updates_to_reads(pruned)
     _feed_switches(pruned, inputs, switches)
     shapes, fixed_batches = _set_input_shapes(pruned, inputs, input_shapes, batch_size)
     if fixed_batches:

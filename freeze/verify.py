@@ -248,6 +248,19 @@ def missing_ranges_message(layers: Sequence[str], graph_def=None,
         return (f'{listing} {verb} no fake-quant ranges because this is a quantization-aware '
                 'training graph (batch norm folded on batch statistics): export the inference '
                 'graph rewritten with create_eval_graph, restored from the same checkpoint')
+    if graph_def is not None and fake_quantized:
+        read = {op_name(i) for n in graph_def.node for i in n.input}
+        names = {n.name for n in graph_def.node}
+        outputs = [layer for layer in layers
+                   if layer.rsplit(' (', 1)[0] in names - read]
+        if outputs and len(outputs) == len(layers):
+            # A QAT graph frozen at the tensor before its fake quant (the user's own
+            # convert_variables_to_constants of the logits): the rewrite was there.
+            return (f'{listing} {verb} no fake-quant ranges because the graph was frozen at '
+                    f'{"that output" if len(layers) == 1 else "those outputs"}, before '
+                    'the fake quant that create_training_graph put after it; freeze the graph '
+                    'with the fake quant as output (<scope>/act_quant/FakeQuantWithMinMaxVars), '
+                    'export the checkpoint with its .meta, or pass --calibrate --data-dir DIR')
     if not fake_quantized:  # Post-training quantization needs only the data.
         return (f'{listing} {verb} no fake-quant ranges (the graph has none): pass --data-dir '
                 'DIR for post-training quantization from its images, or rewrite the graph '

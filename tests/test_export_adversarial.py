@@ -15,23 +15,25 @@ from graph_models import cli, quantize
 from graph_models._tf import tf, v1
 
 
-def _deep_mnist_tutorial_graph():
+def _deep_mnist_tutorial_graph(ref_variables=False):
     """mnist_deep.py's order with tf.contrib.quantize: the loss, ``create_training_graph``,
     the optimizer, and only then ``accuracy`` from ``y_conv`` (the float logits, before the
     fake quant that the rewrite put in front of the loss)."""
     graph = tf.Graph()
-    with graph.as_default():
+    with graph.as_default(), v1.variable_scope('', use_resource=not ref_variables):
+        Variable = v1.Variable if not ref_variables else (
+            lambda value: v1.Variable(value, use_resource=False))
         x = v1.placeholder(tf.float32, [None, 784])
         y_ = v1.placeholder(tf.float32, [None, 10])
         with tf.name_scope('fc1'):
-            w = tf.Variable(v1.truncated_normal([784, 16], stddev=0.1))
-            h = tf.nn.relu(tf.matmul(x, w) + tf.Variable(tf.constant(0.1, shape=[16])))
+            w = Variable(v1.truncated_normal([784, 16], stddev=0.1))
+            h = tf.nn.relu(tf.matmul(x, w) + Variable(tf.constant(0.1, shape=[16])))
         with tf.name_scope('dropout'):
             keep_prob = v1.placeholder(tf.float32)
             h = v1.nn.dropout(h, keep_prob)
         with tf.name_scope('fc2'):
-            w = tf.Variable(v1.truncated_normal([16, 10], stddev=0.1))
-            y_conv = tf.matmul(h, w) + tf.Variable(tf.constant(0.1, shape=[10]))
+            w = Variable(v1.truncated_normal([16, 10], stddev=0.1))
+            y_conv = tf.matmul(h, w) + Variable(tf.constant(0.1, shape=[10]))
         with tf.name_scope('loss'):
             cross_entropy = tf.nn.softmax_cross_entropy_with_logits(labels=y_, logits=y_conv)
         cross_entropy = tf.reduce_mean(cross_entropy)
@@ -158,3 +160,46 @@ def test_uint8_post_training_is_refused_before_converting(tmp_path, capsys):
     err = capsys.readouterr().err
     assert 'uint8 post-training quantization is not all-integer' in err and \
         '--quantize int8' in err and err.count('\n') == 1
+
+
+def test_user_frozen_qat_training_graph_exports(tmp_path, capsys):
+    """Finding 6: a user's own ``convert_variables_to_constants`` of the QAT *training* graph
+    (import_meta_graph, restore, freeze ``fc2/add``) keeps the range updates
+    (``weights_quant/AssignMinLast``, ``act_quant/AssignMinEma/*``) on constants: every command
+    failed with 'the graph does not import: Input 0 of node conv1/weights_quant/AssignMinLast
+    was passed float ... expected float_ref'. At inference a range keeps its trained value."""
+    graph = _deep_mnist_tutorial_graph(ref_variables=True)  # tf.disable_v2_behavior()
+    with graph.as_default():
+        x, y_ = [graph.get_operation_by_name(n).outputs[0] for n in ('Placeholder',
+                                                                       'Placeholder_1')]
+        keep_prob = graph.get_operation_by_name('dropout/Placeholder').outputs[0]
+        train = graph.get_operation_by_name('adam_optimizer/Adam')
+        rng = np.random.default_rng(0)
+        with v1.Session() as session:
+            session.run(v1.global_variables_initializer())
+            for _ in range(5):
+                session.run(train, {x: rng.random((20, 784), np.float32),
+                                    y_: np.eye(10)[rng.integers(0, 10, 20)], keep_prob: 0.5})
+            frozen = v1.graph_util.convert_variables_to_constants(
+                session, graph.as_graph_def(), ['fc2/add'])
+    path = tmp_path / 'frozen.pb'
+    path.write_bytes(frozen.SerializeToString())
+    assert any(n.op == 'Assign' for n in frozen.node)
+    model = tmp_path / 'float.tflite'
+    assert cli.main(['export', str(path), '--quantize', 'float', '-o', str(model)]) == 0, \
+        capsys.readouterr().err
+    # Frozen at fc2/add, the fake quant after it is not in the graph: the message says so
+    # (was: 'rewrite the graph with create_training_graph before training').
+    assert cli.main(['export', str(path), '--quantize', 'int8', '-o', str(model)]) == 1
+    err = capsys.readouterr().err
+    assert 'fc2/add (MatMul) has no fake-quant ranges because the graph was frozen at that ' \
+        'output, before the fake quant' in err and 'create_training_graph before' not in err
+    with graph.as_default(), v1.Session() as session:
+        session.run(v1.global_variables_initializer())
+        frozen = v1.graph_util.convert_variables_to_constants(
+            session, graph.as_graph_def(), ['fc2/act_quant/FakeQuantWithMinMaxVars'])
+    path.write_bytes(frozen.SerializeToString())
+    model = tmp_path / 'int8.tflite'
+    assert cli.main(['export', str(path), '--quantize', 'int8', '-o', str(model)]) == 0, \
+        capsys.readouterr().err
+    assert json.loads(open(str(model) + '.json').read())['verified']
