@@ -406,10 +406,14 @@ def discover_outputs(graph_def) -> List[str]:
             predictions.append(node.name)
     # A metric built after create_training_graph reads the float logits, the loss their fake
     # quant: one prediction, the fake quant (what training computed).
+    # With a quant_delay the loss reads <scope>/delayed_quant (a Select, or TF 1.15's cond
+    # Merge), which takes the fake quant once the delay is reached.
     if len(predictions) > 1:
         quantized, _ = quantized_outputs(graph_def, predictions)
-        if len(set(quantized)) == 1 and quantized[0] in predictions:
-            predictions = quantized[:1]
+        quantized = {_delayed_fake_quant(nodes, name) or moved
+                     for name, moved in zip(predictions, quantized)}
+        if len(quantized) == 1 and nodes[next(iter(quantized))].op.startswith('FakeQuant'):
+            predictions = list(quantized)
     if len(predictions) == 1:
         return predictions
     sinks = [n.name for n in graph_def.node
@@ -421,6 +425,25 @@ def discover_outputs(graph_def) -> List[str]:
                       + (f'candidates {", ".join(listing[:10])}' if listing else 'no softmax and '
                          'no sink fed by a placeholder')
                       + '; name it with --output-arrays')
+
+
+def _delayed_fake_quant(nodes, name: str) -> Optional[str]:
+    """The fake quant that ``name`` selects once ``quant_delay`` is reached, when ``name`` is
+    a ``<scope>/delayed_quant`` Select (ours) or cond Merge (TF 1.15), else None."""
+    node = nodes.get(name)
+    if node is None or not re.search(r'delayed_quant(/Merge)?$', name):
+        return None
+    stack, seen = [op_name(i) for i in node.input if not i.startswith('^')], set()
+    while stack and len(seen) < 16:
+        current = nodes.get(stack.pop())
+        if current is None or current.name in seen:
+            continue
+        seen.add(current.name)
+        if current.op.startswith('FakeQuantWithMinMax'):
+            return current.name
+        if current.op in ('Identity', 'Switch', 'RefSwitch'):  # A cond's branch.
+            stack.extend(op_name(i) for i in current.input if not i.startswith('^'))
+    return None
 
 
 def _data_feeders(graph_def, data: set) -> Dict[str, frozenset]:

@@ -203,3 +203,22 @@ def test_user_frozen_qat_training_graph_exports(tmp_path, capsys):
     assert cli.main(['export', str(path), '--quantize', 'int8', '-o', str(model)]) == 0, \
         capsys.readouterr().err
     assert json.loads(open(str(model) + '.json').read())['verified']
+
+
+def test_deep_mnist_with_quant_delay_has_one_output():
+    """Finding 1b: with ``create_training_graph(quant_delay=N)`` the loss reads
+    ``fc2/act_quant/delayed_quant`` and the accuracy ``fc2/add``: 'cannot tell the output of
+    the graph: candidates fc2/act_quant/delayed_quant, fc2/add'."""
+    graph = tf.Graph()
+    with graph.as_default():
+        x = v1.placeholder(tf.float32, [None, 784])
+        y_ = v1.placeholder(tf.float32, [None, 10])
+        with tf.name_scope('fc2'):
+            y_conv = tf.matmul(x, tf.Variable(v1.truncated_normal([784, 10]))) + \
+                tf.Variable(tf.zeros([10]))
+        loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=y_, logits=y_conv))
+        quantize.create_training_graph(graph, quant_delay=1000)
+        v1.train.AdamOptimizer(1e-4).minimize(loss)
+        tf.reduce_mean(tf.cast(tf.equal(tf.argmax(y_conv, 1), tf.argmax(y_, 1)), tf.float32))
+    assert sources.discover_outputs(graph.as_graph_def()) == [
+        'fc2/act_quant/FakeQuantWithMinMaxVars']
