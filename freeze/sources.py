@@ -194,12 +194,26 @@ def _scores_of_signature(graph_def, outputs: Sequence[str]):
       ``(outputs, notes)``.
     """
     nodes = {n.name: n for n in graph_def.node}
+    notes = []
+    # A classification signature's top_k (mnist_saved_model.py: 'classes' = indices, 'scores'
+    # = values, one op TopKV2 by name): sorted scores, not one per class in class order; the
+    # model outputs what top_k sorted.
+    unsorted = []
+    for name in outputs:
+        if name in nodes and nodes[name].op == 'TopKV2':
+            name, sorted_by = op_name(nodes[name].input[0]), name
+            notes.append(f'the signature output {sorted_by} (TopKV2) holds sorted scores; '
+                         f'exported the scores it sorts, {name}, in class order')
+        if name not in unsorted:
+            unsorted.append(name)
+    outputs = unsorted
     floats = [name for name in outputs if name in nodes and _float_output(nodes[name])]
     derived = [name for name in outputs if name not in floats and name in nodes and
-               nodes[name].op in ('ArgMax', 'ArgMin', 'TopKV2')]
+               nodes[name].op in ('ArgMax', 'ArgMin')]
     if not floats or not derived:
-        return list(outputs), []
+        return list(outputs), sorted(set(notes), key=notes.index)
     return ([name for name in outputs if name not in derived],
+            sorted(set(notes), key=notes.index) +
             [f'the signature output {name} ({nodes[name].op}) is computed from the scores '
              f'{", ".join(floats)} and was left out (name every output with --output-arrays)'
              for name in derived])

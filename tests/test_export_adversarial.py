@@ -222,3 +222,42 @@ def test_deep_mnist_with_quant_delay_has_one_output():
         tf.reduce_mean(tf.cast(tf.equal(tf.argmax(y_conv, 1), tf.argmax(y_, 1)), tf.float32))
     assert sources.discover_outputs(graph.as_graph_def()) == [
         'fc2/act_quant/FakeQuantWithMinMaxVars']
+
+
+def test_classification_signature_top_k_exports_class_scores(tmp_path, capsys):
+    """Finding 7 (silent wrong): mnist_saved_model.py's classification signature
+    (``classes``/``scores`` = indices/values of ``tf.nn.top_k(softmax, 10)``, one op TopKV2)
+    exported the *sorted* scores: ``eval`` printed accuracy 0.0980 and agreement 1.0000. The
+    model now outputs the scores top_k sorts, in class order."""
+    from conftest import synthetic_dataset, write_idx_folder
+    data = synthetic_dataset(300, 100)
+    graph = tf.Graph()
+    with graph.as_default():
+        x = v1.placeholder(tf.float32, shape=(None, 784))
+        y = v1.placeholder(tf.int64, [None])
+        logits = tf.matmul(x, tf.Variable(tf.zeros([784, 10]), name='weights'))
+        train = v1.train.AdamOptimizer(0.01).minimize(
+            v1.losses.sparse_softmax_cross_entropy(y, logits))
+        values, indices = tf.nn.top_k(tf.nn.softmax(logits), 10)
+        info = v1.saved_model.utils.build_tensor_info
+        with v1.Session() as session:
+            session.run(v1.global_variables_initializer())
+            for _ in range(30):
+                session.run(train, {x: data.train_images.reshape(-1, 784) / 255.0,
+                                    y: data.train_labels})
+            builder = v1.saved_model.builder.SavedModelBuilder(str(tmp_path / 'saved'))
+            builder.add_meta_graph_and_variables(session, ['serve'], signature_def_map={
+                'serving_default': v1.saved_model.signature_def_utils.build_signature_def(
+                    inputs={'images': info(x)},
+                    outputs={'classes': info(indices), 'scores': info(values)},
+                    method_name='tensorflow/serving/classify')})
+            builder.save()
+    frozen = sources.load_source(str(tmp_path / 'saved'))
+    assert frozen.outputs == ['Softmax']
+    data_dir = write_idx_folder(tmp_path / 'data', data)
+    model = tmp_path / 'float.tflite'
+    assert cli.main(['export', str(tmp_path / 'saved'), '-o', str(model)]) == 0
+    assert 'holds sorted scores' in capsys.readouterr().out
+    assert cli.main(['eval', str(model), '--data-dir', data_dir]) == 0
+    out = capsys.readouterr().out
+    assert float(out.split('accuracy ')[1].split()[0]) > 0.5, out
