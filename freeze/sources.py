@@ -654,6 +654,33 @@ def unreached_ranges(graph_def, checkpoint: Optional[str]) -> List[str]:
     return found
 
 
+def delay_not_reached(graph_def, checkpoint: Optional[str]) -> Optional[str]:
+    """A note when the checkpoint was saved before ``quant_delay`` was reached: training then
+    computed in float, and the export (and ``eval``'s reference) takes the quantized branch
+    with the ranges learned meanwhile. None otherwise."""
+    if checkpoint is None:
+        return None
+    nodes = {n.name: n for n in graph_def.node}
+    delays = set()
+    for node in graph_def.node:
+        if node.op == 'GreaterEqual' and node.name.rsplit('/', 1)[-1] == 'activate_quant' \
+                and len(node.input) == 2:
+            value = _const_value(nodes.get(op_name(node.input[1])))
+            if value is not None:
+                delays.add(int(value))
+    if not delays:
+        return None
+    try:
+        step = int(tf.train.load_checkpoint(checkpoint).get_tensor('fake_quantization_step'))
+    except (tf.errors.OpError, ValueError, KeyError):
+        return None
+    if step >= min(delays):
+        return None
+    return (f'the checkpoint was saved at quantization step {step}, before quant_delay '
+            f'{min(delays)}: training computed in float; exported the quantized branch with the '
+            'ranges learned meanwhile (eval\'s agreement is with that branch)')
+
+
 def _activate_delayed_quantization(graph_def) -> None:
     """Takes the quantized branch of every ``quant_delay``: ``<scope>/activate_quant``
     (``fake_quantization_step >= quant_delay``, read by TF 1.15's ``cond`` or our
@@ -1289,6 +1316,9 @@ def load_source(path: str, *, input_arrays: Optional[Sequence[str]] = None,
             graph_def, check_output_names(graph_def, output_arrays))
         notes += moved
     unreached = unreached_ranges(graph_def, checkpoint)
+    delayed = delay_not_reached(graph_def, checkpoint)
+    if delayed:
+        notes.append(delayed)
     graph_def, inputs, outputs, shapes = make_inference_graph(
         graph_def, checkpoint=checkpoint, input_arrays=input_arrays,
         output_arrays=output_arrays, input_shapes=input_shapes, batch_size=batch_size,

@@ -261,3 +261,26 @@ def test_classification_signature_top_k_exports_class_scores(tmp_path, capsys):
     assert cli.main(['eval', str(model), '--data-dir', data_dir]) == 0
     out = capsys.readouterr().out
     assert float(out.split('accuracy ')[1].split()[0]) > 0.5, out
+
+
+def test_checkpoint_before_quant_delay_says_what_was_exported(tmp_path):
+    """Finding 8 (wrong label): a training checkpoint saved before ``quant_delay`` (deep-MNIST,
+    delay 1000, 60 steps) exported the quantized branch, and ``eval`` labelled its agreement
+    '(the graph as trained)' without saying that training computed in float. A note says so."""
+    graph = tf.Graph()
+    with graph.as_default(), v1.variable_scope('', use_resource=False):
+        x = v1.placeholder(tf.float32, [None, 784])
+        y = v1.placeholder(tf.int64, [None])
+        logits = tf.matmul(x, v1.Variable(tf.zeros([784, 10]), use_resource=False))
+        tf.nn.softmax(logits, name='probs')
+        loss = v1.losses.sparse_softmax_cross_entropy(y, logits)
+        quantize.create_training_graph(graph, quant_delay=1000)
+        train = v1.train.AdamOptimizer(0.01).minimize(loss)
+        with v1.Session() as session:
+            session.run(v1.global_variables_initializer())
+            for _ in range(3):
+                session.run(train, {x: np.ones((4, 784), np.float32), y: [1, 2, 3, 4]})
+            prefix = v1.train.Saver().save(session, str(tmp_path / 'model.ckpt'))
+    notes = sources.load_source(prefix).notes
+    assert any('before quant_delay 1000' in n and 'training computed in float' in n
+               for n in notes), notes
