@@ -284,3 +284,18 @@ def test_checkpoint_before_quant_delay_says_what_was_exported(tmp_path):
     notes = sources.load_source(prefix).notes
     assert any('before quant_delay 1000' in n and 'training computed in float' in n
                for n in notes), notes
+
+
+def test_agreement_on_logits_is_not_called_a_probability_difference():
+    """Finding 9 (wrong label): fully_connected_feed's output is its logits
+    (``softmax_linear/add``); ``eval`` printed their mean difference as 'mean |prob diff|
+    0.03738'."""
+    from graph_models import evaluate
+    logits = np.array([[2.0, -1.0, 0.5], [0.1, 3.0, -2.0]], np.float32)
+    result = evaluate.score(logits + 0.01, np.array([0, 1]), logits)
+    line = evaluate.EvalReport('m.tflite', 'tflite', 'mnist', result, []).lines()[1]
+    assert 'mean |output diff| 0.01000' in line
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1]], np.float32)
+    line = evaluate.EvalReport('m.tflite', 'tflite', 'mnist',
+                               evaluate.score(probs, np.array([0, 1]), probs), []).lines()[1]
+    assert 'mean |prob diff| 0.00000' in line
