@@ -418,9 +418,16 @@ def export_graph(frozen, mode: str = 'float', *,
         graph_def, fake_quantized, missing = strip_fake_quant(graph_def), False, []
     elif missing:
         raise VerificationError(verify.missing_ranges_message(missing, graph_def))
+    if mode == 'uint8' and not fake_quantized:
+        # The converter's post-training quantization computes in int8 and converts uint8 at
+        # the edges (QUANTIZE ops): never an all-uint8 model.
+        raise UsageError('uint8 post-training quantization is not all-integer (the converter '
+                         'computes in int8 and adds QUANTIZE ops for uint8 input and output); '
+                         'export --quantize int8, or a graph with fake-quant ranges '
+                         '(create_training_graph) for uint8')
     if integer and not fake_quantized and representative_images is None:
         raise UsageError(verify.missing_ranges_message(verify.missing_ranges(graph_def)
-                                                       or ['the graph']))
+                                                       or ['the graph'], fake_quantized=False))
     notes = list(frozen.notes)
     calibrated = []
     if integer and fake_quantized and frozen.unreached_ranges:

@@ -185,6 +185,40 @@ def _read_saved_model(folder: str, tag_set: Sequence[str], signature_def: Option
     return meta.graph_def, prefix, inputs, outputs, signature_def
 
 
+def _scores_of_signature(graph_def, outputs: Sequence[str]):
+    """A signature's outputs without the class indices (``ArgMax``, ``TopKV2``) next to its
+    float scores (``simple_save(outputs={'classes': ..., 'scores': ...})``): an integer model
+    cannot output int64, and ``eval`` scores the class scores.
+
+    Returns:
+      ``(outputs, notes)``.
+    """
+    nodes = {n.name: n for n in graph_def.node}
+    notes = []
+    # A classification signature's top_k (mnist_saved_model.py: 'classes' = indices, 'scores'
+    # = values, one op TopKV2 by name): sorted scores, not one per class in class order; the
+    # model outputs what top_k sorted.
+    unsorted = []
+    for name in outputs:
+        if name in nodes and nodes[name].op == 'TopKV2':
+            name, sorted_by = op_name(nodes[name].input[0]), name
+            notes.append(f'the signature output {sorted_by} (TopKV2) holds sorted scores; '
+                         f'exported the scores it sorts, {name}, in class order')
+        if name not in unsorted:
+            unsorted.append(name)
+    outputs = unsorted
+    floats = [name for name in outputs if name in nodes and _float_output(nodes[name])]
+    derived = [name for name in outputs if name not in floats and name in nodes and
+               nodes[name].op in ('ArgMax', 'ArgMin')]
+    if not floats or not derived:
+        return list(outputs), sorted(set(notes), key=notes.index)
+    return ([name for name in outputs if name not in derived],
+            sorted(set(notes), key=notes.index) +
+            [f'the signature output {name} ({nodes[name].op}) is computed from the scores '
+             f'{", ".join(floats)} and was left out (name every output with --output-arrays)'
+             for name in derived])
+
+
 def _consumers(graph_def) -> Dict[str, List[str]]:
     out = {}
     for node in graph_def.node:
@@ -384,6 +418,16 @@ def discover_outputs(graph_def) -> List[str]:
             node = nodes[op_name(node.input[0])]
         if _float_output(node) and node.name not in predictions:
             predictions.append(node.name)
+    # A metric built after create_training_graph reads the float logits, the loss their fake
+    # quant: one prediction, the fake quant (what training computed).
+    # With a quant_delay the loss reads <scope>/delayed_quant (a Select, or TF 1.15's cond
+    # Merge), which takes the fake quant once the delay is reached.
+    if len(predictions) > 1:
+        quantized, _ = quantized_outputs(graph_def, predictions)
+        quantized = {_delayed_fake_quant(nodes, name) or moved
+                     for name, moved in zip(predictions, quantized)}
+        if len(quantized) == 1 and nodes[next(iter(quantized))].op.startswith('FakeQuant'):
+            predictions = list(quantized)
     if len(predictions) == 1:
         return predictions
     sinks = [n.name for n in graph_def.node
@@ -395,6 +439,25 @@ def discover_outputs(graph_def) -> List[str]:
                       + (f'candidates {", ".join(listing[:10])}' if listing else 'no softmax and '
                          'no sink fed by a placeholder')
                       + '; name it with --output-arrays')
+
+
+def _delayed_fake_quant(nodes, name: str) -> Optional[str]:
+    """The fake quant that ``name`` selects once ``quant_delay`` is reached, when ``name`` is
+    a ``<scope>/delayed_quant`` Select (ours) or cond Merge (TF 1.15), else None."""
+    node = nodes.get(name)
+    if node is None or not re.search(r'delayed_quant(/Merge)?$', name):
+        return None
+    stack, seen = [op_name(i) for i in node.input if not i.startswith('^')], set()
+    while stack and len(seen) < 16:
+        current = nodes.get(stack.pop())
+        if current is None or current.name in seen:
+            continue
+        seen.add(current.name)
+        if current.op.startswith('FakeQuantWithMinMax'):
+            return current.name
+        if current.op in ('Identity', 'Switch', 'RefSwitch'):  # A cond's branch.
+            stack.extend(op_name(i) for i in current.input if not i.startswith('^'))
+    return None
 
 
 def _data_feeders(graph_def, data: set) -> Dict[str, frozenset]:
@@ -506,6 +569,23 @@ def _variables_to_constants(graph_def, checkpoint: Optional[str], source: str):
     return out
 
 
+def _frozen_updates_to_reads(graph_def) -> None:
+    """A training update on a constant (a QAT training graph frozen by the user's own
+    ``convert_variables_to_constants``: ``weights_quant/AssignMinLast``,
+    ``act_quant/AssignMinEma/*`` stay, on the frozen range) reads the constant: at inference
+    the range keeps its trained value (a graph that did not import)."""
+    consts = {n.name: n.attr['dtype'].type for n in graph_def.node if n.op == 'Const'}
+    for node in graph_def.node:
+        if node.op in _UPDATE_OPS and node.input and op_name(node.input[0]) in consts:
+            ref = node.input[0]
+            node.op = 'Identity'
+            del node.input[:]
+            node.input.append(ref)
+            for key in list(node.attr):
+                del node.attr[key]
+            node.attr['T'].type = consts[op_name(ref)]
+
+
 # What lies between a fake quant's min/max input and its range variable (the read, or the
 # training update contrib/quantize feeds it through).
 _RANGE_PATH = ('Identity', 'RefIdentity', 'ReadVariableOp', 'Assign', 'AssignSub', 'AssignAdd',
@@ -572,6 +652,33 @@ def unreached_ranges(graph_def, checkpoint: Optional[str]) -> List[str]:
                 found.append(node.name)
                 break
     return found
+
+
+def delay_not_reached(graph_def, checkpoint: Optional[str]) -> Optional[str]:
+    """A note when the checkpoint was saved before ``quant_delay`` was reached: training then
+    computed in float, and the export (and ``eval``'s reference) takes the quantized branch
+    with the ranges learned meanwhile. None otherwise."""
+    if checkpoint is None:
+        return None
+    nodes = {n.name: n for n in graph_def.node}
+    delays = set()
+    for node in graph_def.node:
+        if node.op == 'GreaterEqual' and node.name.rsplit('/', 1)[-1] == 'activate_quant' \
+                and len(node.input) == 2:
+            value = _const_value(nodes.get(op_name(node.input[1])))
+            if value is not None:
+                delays.add(int(value))
+    if not delays:
+        return None
+    try:
+        step = int(tf.train.load_checkpoint(checkpoint).get_tensor('fake_quantization_step'))
+    except (tf.errors.OpError, ValueError, KeyError):
+        return None
+    if step >= min(delays):
+        return None
+    return (f'the checkpoint was saved at quantization step {step}, before quant_delay '
+            f'{min(delays)}: training computed in float; exported the quantized branch with the '
+            'ranges learned meanwhile (eval\'s agreement is with that branch)')
 
 
 def _activate_delayed_quantization(graph_def) -> None:
@@ -1095,6 +1202,7 @@ def make_inference_graph(graph_def, *, checkpoint: Optional[str] = None,
     if not allow_unsafe_ops:
         safety.check_graph_safety(_without_variables(pruned), source)
     pruned = _variables_to_constants(pruned, checkpoint, source)
+    _frozen_updates_to_reads(pruned)
     _feed_switches(pruned, inputs, switches)
     shapes, fixed_batches = _set_input_shapes(pruned, inputs, input_shapes, batch_size)
     if fixed_batches:
@@ -1108,6 +1216,7 @@ def make_inference_graph(graph_def, *, checkpoint: Optional[str] = None,
     pruned = _fold_constants(pruned, outputs)
     if fixed_batches:  # Folding turns computed shapes (tf.stack([100, 784])) into constants.
         pruned = _rebatch(pruned, fixed_batches, batch_size, outputs)
+    _check_batch_norm_inference(pruned)
     left = stateful_ops(pruned) + [f'{n.name} ({n.op})' for n in pruned.node
                                    if n.op in ('Switch', 'Merge', 'If', 'StatelessIf', 'While')]
     if left:
@@ -1115,6 +1224,30 @@ def make_inference_graph(graph_def, *, checkpoint: Optional[str] = None,
                           f'{", ".join(left[:5])}; feed the switch that controls them with its '
                           'inference value, or rebuild the graph without them')
     return pruned, list(inputs), list(outputs), shapes
+
+
+def _check_batch_norm_inference(graph_def) -> None:
+    """Refuses a batch norm in training mode (``is_training=True`` as a Python bool: nothing to
+    feed): it normalizes with each batch's statistics, so a model of batch 1 computes garbage
+    that its own TF graph agrees with.
+
+    Raises:
+      FreezeError: naming the op and the graph to export instead.
+    """
+    training = [n for n in graph_def.node
+                if n.op.startswith('FusedBatchNorm') and n.attr['is_training'].b]
+    if not training:
+        return
+    node = training[0]
+    if any(n.name.endswith('/correction_mult') for n in graph_def.node):
+        fix = ('build the model again with is_training=False, rewrite it with '
+               'create_eval_graph, restore this checkpoint, save it and export that checkpoint')
+    else:
+        fix = ('build the model again with is_training=False (slim: in its arg_scope), '
+               'restore this checkpoint, save it and export that checkpoint')
+    raise FreezeError(f'{node.name} ({node.op}) normalizes with the statistics of each batch '
+                      f'(is_training=True): this is a training graph, whose predictions depend '
+                      f'on the batch; {fix}')
 
 
 def _without_variables(graph_def):
@@ -1169,18 +1302,23 @@ def load_source(path: str, *, input_arrays: Optional[Sequence[str]] = None,
             raise FreezeError(f'no checkpoint {checkpoint} (its .index is missing) beside '
                               f'{checkpoint}.meta')
         graph_def = _read_meta_graph(checkpoint + '.meta').graph_def
-    else:
+    notes = []
+    if kind == SAVED_MODEL:
         graph_def, checkpoint, sig_in, sig_out, signature_def = _read_saved_model(
             path, tag_set, signature_def)
         input_arrays = input_arrays or sig_in
-        output_arrays = output_arrays or sig_out
+        if not output_arrays:
+            output_arrays, notes = _scores_of_signature(graph_def, sig_out)
         options = {'tag_set': list(tag_set), 'signature_def': signature_def}
-    notes = []
     if quantize_outputs and output_arrays:
         from freeze.freeze_graph import check_output_names
-        output_arrays, notes = quantized_outputs(
+        output_arrays, moved = quantized_outputs(
             graph_def, check_output_names(graph_def, output_arrays))
+        notes += moved
     unreached = unreached_ranges(graph_def, checkpoint)
+    delayed = delay_not_reached(graph_def, checkpoint)
+    if delayed:
+        notes.append(delayed)
     graph_def, inputs, outputs, shapes = make_inference_graph(
         graph_def, checkpoint=checkpoint, input_arrays=input_arrays,
         output_arrays=output_arrays, input_shapes=input_shapes, batch_size=batch_size,

@@ -229,7 +229,8 @@ def verify_integer_model(model: bytes, sample_inputs: np.ndarray,
     return diff
 
 
-def missing_ranges_message(layers: Sequence[str], graph_def=None) -> str:
+def missing_ranges_message(layers: Sequence[str], graph_def=None,
+                           fake_quantized: bool = True) -> str:
     """The one-line error for layers without fake-quant ranges.
 
     Args:
@@ -237,7 +238,9 @@ def missing_ranges_message(layers: Sequence[str], graph_def=None) -> str:
       graph_def: the graph, to recognise a quantization-aware *training* graph: its batch-norm
         folding (``correction_mult``) keeps the unfolded convolutions for the batch statistics,
         and only the graph that ``create_eval_graph`` rewrote converts.
+      fake_quantized: False for a graph without any fake quant: data alone quantizes it.
     """
+    layers = list(dict.fromkeys(layers))  # Two convolutions of one residual Add: one name.
     listing = ', '.join(layers[:6]) + (f' and {len(layers) - 6} more' if len(layers) > 6 else '')
     verb = 'has' if len(layers) == 1 else 'have'
     if graph_def is not None and any(n.name.endswith('/correction_mult')
@@ -245,6 +248,23 @@ def missing_ranges_message(layers: Sequence[str], graph_def=None) -> str:
         return (f'{listing} {verb} no fake-quant ranges because this is a quantization-aware '
                 'training graph (batch norm folded on batch statistics): export the inference '
                 'graph rewritten with create_eval_graph, restored from the same checkpoint')
+    if graph_def is not None and fake_quantized:
+        read = {op_name(i) for n in graph_def.node for i in n.input}
+        names = {n.name for n in graph_def.node}
+        outputs = [layer for layer in layers
+                   if layer.rsplit(' (', 1)[0] in names - read]
+        if outputs and len(outputs) == len(layers):
+            # A QAT graph frozen at the tensor before its fake quant (the user's own
+            # convert_variables_to_constants of the logits): the rewrite was there.
+            return (f'{listing} {verb} no fake-quant ranges because the graph was frozen at '
+                    f'{"that output" if len(layers) == 1 else "those outputs"}, before '
+                    'the fake quant that create_training_graph put after it; freeze the graph '
+                    'with the fake quant as output (<scope>/act_quant/FakeQuantWithMinMaxVars), '
+                    'export the checkpoint with its .meta, or pass --calibrate --data-dir DIR')
+    if not fake_quantized:  # Post-training quantization needs only the data.
+        return (f'{listing} {verb} no fake-quant ranges (the graph has none): pass --data-dir '
+                'DIR for post-training quantization from its images, or rewrite the graph '
+                'with create_training_graph before training')
     return (f'{listing} {verb} no fake-quant ranges: rewrite the graph with '
             'create_training_graph before training, or pass --calibrate --data-dir DIR for '
             'post-training quantization of those layers')

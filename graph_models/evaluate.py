@@ -166,6 +166,8 @@ class Evaluation:
       agreement: top-1 agreement with the reference TF graph (None without one).
       mean_abs_diff: mean absolute difference of the probabilities from the reference.
       reference: which TF graph the agreement is with (`reference_label`).
+      scores_are_probabilities: whether the reference's outputs are probabilities (else
+        logits: the line says "output diff").
     """
 
     accuracy: float
@@ -173,6 +175,7 @@ class Evaluation:
     agreement: Optional[float] = None
     mean_abs_diff: Optional[float] = None
     reference: str = ''
+    scores_are_probabilities: bool = True
 
     def to_dict(self) -> Dict:
         return dataclasses.asdict(self)
@@ -185,6 +188,9 @@ def score(probabilities: np.ndarray, labels: np.ndarray,
     if reference is not None:
         result.agreement = float((probabilities.argmax(1) == reference.argmax(1)).mean())
         result.mean_abs_diff = float(np.abs(probabilities - reference).mean())
+        # Logits (fully_connected_feed's softmax_linear/add) are no probabilities.
+        result.scores_are_probabilities = bool(
+            np.all(reference >= 0) and np.allclose(reference.sum(1), 1.0, atol=1e-3))
     return result
 
 
@@ -243,7 +249,8 @@ class EvalReport:
         if self.result.agreement is not None:
             label = f' ({self.result.reference})' if self.result.reference else ''
             out.append(f'agreement with the TF graph: {self.result.agreement:.4f} top-1, mean '
-                       f'|prob diff| {self.result.mean_abs_diff:.5f}{label}')
+                       f'|{"prob" if self.result.scores_are_probabilities else "output"} '
+                       f'diff| {self.result.mean_abs_diff:.5f}{label}')
         return out + self.notes
 
 
