@@ -18,7 +18,7 @@ Example::
       "epochs": 5, "batch_size": 100, "learning_rate": 0.001, "seed": 0,
       "quantization": {"weight_bits": 8, "activation_bits": 8, "symmetric": false,
                        "quant_delay": 0, "freeze_bn_delay": null},
-      "xla": false,
+      "xla": false, "precision": "float32",
       "package_version": "0.1.0", "tensorflow_version": "2.21.0"
     }
 """
@@ -34,6 +34,7 @@ from graph_models._tf import tf
 from graph_models.fileio import atomic_open
 from graph_models.errors import CheckpointError, ConfigError
 from graph_models.graphs import TENSOR_NAMES
+from graph_models import precision as precision_lib
 from graph_models.nets_factory import ModelConfig
 from graph_models.quantize import QuantizationConfig
 
@@ -44,7 +45,7 @@ MAX_RUN_CONFIG_BYTES = 1 << 20
 FORMAT_VERSION = 1
 
 # Settings that may change when a run is resumed; everything else must match the checkpoint.
-RESUMABLE_CHANGES = ('epochs', 'data_source', 'xla')
+RESUMABLE_CHANGES = ('epochs', 'data_source', 'xla', 'precision')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +63,9 @@ class RunConfig:
       data_source: folder or file the data came from (informational).
       quantization: quantization-aware training settings, or None for a float run.
       xla: XLA JIT compilation of the training step (``--xla``); a speed setting only.
+      precision: compute precision of the training session, ``float32`` or
+        ``mixed_bfloat16`` (`graph_models.precision`); variables and checkpoints are float32
+        either way. Run configs written before this field read as ``float32``.
     """
 
     model: ModelConfig = ModelConfig()
@@ -74,8 +78,10 @@ class RunConfig:
     data_source: Optional[str] = None
     quantization: Optional[QuantizationConfig] = None
     xla: bool = False
+    precision: str = precision_lib.FLOAT32
 
     def __post_init__(self):
+        precision_lib.check_precision(self.precision)
         for name in ('epochs', 'batch_size', 'seed', 'limit'):
             value = getattr(self, name)
             if value is None and name == 'limit':

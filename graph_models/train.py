@@ -30,6 +30,8 @@ from tqdm import tqdm
 from graph_models import checkpoints
 from graph_models import data as data_lib
 from graph_models import graphs, restore
+from graph_models import precision as precision_lib
+from graph_models.cpuinfo import read_cpuinfo
 from graph_models._tf import tf, v1
 from graph_models.errors import ConfigError, GraphModelsError, Terminated, TrainingInterrupted
 from graph_models.evaluator import Evaluator, softmax_cross_entropy
@@ -97,14 +99,15 @@ class TrainResult:
 
 
 def session_config(run: RunConfig) -> v1.ConfigProto:
-    """Session options of a run's training graph: XLA JIT compilation when ``run.xla``.
+    """Session options of a run's training graph: XLA JIT compilation when ``run.xla``, the
+    bfloat16 rewrite when ``run.precision`` is ``mixed_bfloat16``.
 
     Thread pools stay TensorFlow's defaults (one intra-op thread per core).
     """
     config = v1.ConfigProto()
     if run.xla:
         config.graph_options.optimizer_options.global_jit_level = v1.OptimizerOptions.ON_1
-    return config
+    return precision_lib.apply_precision(config, run.precision)
 
 
 def show_progress(progress: bool, stream=None) -> bool:
@@ -124,6 +127,7 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
                    histogram_every_steps: Optional[int] = None,
                    pictures_every_epochs: Optional[int] = None, resume: bool = False,
                    overwrite: bool = False, resume_from_float: Optional[str] = None,
+                   precision: Optional[str] = None, cpuinfo_text: Optional[str] = None,
                    progress: bool = True, log: Callable[[str], None] = print) -> TrainResult:
     """Trains a model under a Session, evaluating and checkpointing after every epoch.
 
@@ -151,6 +155,11 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
       resume_from_float: a float checkpoint (folder or prefix) of the same model to start a
         quantized run from: its weights, biases and batch-norm statistics are restored; the
         quantization ranges, global step and optimizer start fresh.
+      precision: compute precision, ``float32`` or ``mixed_bfloat16`` (see
+        `graph_models.precision`); None keeps ``run.precision``. The one used is recorded in
+        ``run_config.json``.
+      cpuinfo_text: the text of ``/proc/cpuinfo`` that decides whether ``mixed_bfloat16`` runs
+        natively (None: read this machine's).
       progress: show a per-epoch progress bar (loss, examples per second) on stderr.
       log: where the per-epoch lines go.
 
@@ -158,11 +167,16 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
       The `TrainResult`.
 
     Raises:
-      ConfigError: on bad arguments, or an existing run without ``resume``/``overwrite``.
+      ConfigError: on bad arguments, an existing run without ``resume``/``overwrite``, or
+        ``mixed_bfloat16`` on a CPU without native bfloat16 products.
       CheckpointError: if ``resume`` finds no checkpoint or an unreadable one.
       TrainingError: if the loss becomes NaN or infinite (the last good checkpoint is kept).
       TrainingInterrupted: on Ctrl-C, after saving a checkpoint at the current step.
     """
+    if precision is not None:
+        run = dataclasses.replace(run, precision=precision)
+    precision_lib.check_supported(run.precision, cpuinfo_text if cpuinfo_text is not None
+                                  else read_cpuinfo())
     check_training_arguments(run, data, keep_checkpoints=keep_checkpoints,
                              summary_every_steps=summary_every_steps,
                              histogram_every_steps=histogram_every_steps,
