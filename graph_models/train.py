@@ -35,6 +35,7 @@ from graph_models.cpuinfo import read_cpuinfo
 from graph_models._tf import tf, v1
 from graph_models.errors import ConfigError, GraphModelsError, Terminated, TrainingInterrupted
 from graph_models.evaluator import Evaluator, softmax_cross_entropy
+from graph_models.multistep import MultiStep
 from graph_models.loop import (EpochPipeline, LocalSession, RunFolders, TrainingLoop,
                                check_training_arguments, checkpoint_global_step,
                                prune_checkpoints)
@@ -350,13 +351,23 @@ class _TrainingRun:
             pipelines.append(EpochPipeline(run.model.input_shape, run.batch_size))
             return pipelines[0].next_batch()
 
+        optimizers = []
+
+        def keep_optimizer(optimizer):
+            optimizers.append(optimizer)
+            return optimizer
+
         self.graph, self.tensors = graphs.build_training_graph(
             run.model, learning_rate=run.learning_rate, seed=run.seed,
             rewrite=run.quantization.training_rewrite() if run.quantization else None,
-            input_pipeline=input_pipeline)
+            input_pipeline=input_pipeline, wrap_optimizer=keep_optimizer)
         self.pipeline = pipelines[0]
         with self.graph.as_default():
             scalar_summaries, histogram_summaries = training_summary_ops(self.tensors)
+            multi_step = None
+            if run.steps_per_run > 1:
+                multi_step = MultiStep(run.model, self.pipeline.next_batch, optimizers[0],
+                                       self.tensors.global_step)
             self.saver = v1.train.Saver(v1.global_variables(), max_to_keep=keep_checkpoints,
                                         save_relative_paths=True)
             self.init_op = v1.global_variables_initializer()
@@ -372,8 +383,9 @@ class _TrainingRun:
         self.session = v1.Session(graph=self.graph, config=session_config(run))
         self.local = LocalSession(self.session, self.tensors, scalar_summaries=scalar_summaries,
                                   histogram_summaries=histogram_summaries, saver=self.saver,
-                                  checkpoint_dir=ckpt_dir)
+                                  checkpoint_dir=ckpt_dir, multi_step=multi_step)
         self.loop = TrainingLoop(self.local, batch_size=run.batch_size,
+                                 steps_per_run=run.steps_per_run,
                                  summary_every_steps=summary_every_steps,
                                  histogram_every_steps=histogram_every_steps,
                                  save_every_steps=save_every_steps)
