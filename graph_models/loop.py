@@ -649,7 +649,7 @@ class TrainingLoop:
                  save_every_steps: Optional[int] = None, name: str = '',
                  steps_per_run: int = 1):
         self.session = session
-        self.steps_per_run = steps_per_run if session.run_steps is not None else 1
+        self.steps_per_run = steps_per_run if getattr(session, 'run_steps', None) else 1
         self.batch_size = batch_size
         self.summary_every_steps = summary_every_steps
         self.histogram_every_steps = histogram_every_steps
