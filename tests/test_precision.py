@@ -162,3 +162,46 @@ def test_quantize_with_mixed_bfloat16_exports_verified_int8(tmp_path, tiny_data)
         assert record.quantization == 'qat' and record.verified
     assert accuracy['mixed_bfloat16'] >= 0.9
     assert abs(accuracy['mixed_bfloat16'] - accuracy['float32']) <= 0.05
+
+
+@pytest.mark.parametrize('style', ['functional', 'sequential', 'subclassed'])
+def test_keras_twin_mixed_bfloat16_policy_is_scoped_and_softmax_float32(style):
+    import keras
+    from graph_models import keras_reference
+    before = keras.mixed_precision.global_policy().name
+    model = keras_reference.build_keras_model('cnn', style=style, precision='mixed_bfloat16')
+    assert keras.mixed_precision.global_policy().name == before  # Restored: nothing leaks.
+    dense = [layer for layer in model.layers if layer.name in ('conv1', 'fc1', 'logits')]
+    assert len(dense) == 3
+    assert all(layer.dtype_policy.name == 'mixed_bfloat16' for layer in dense)
+    assert {w.dtype for w in model.weights} == {'float32'}
+    softmax = model.layers[-1]
+    assert softmax.name == 'softmax' and softmax.dtype_policy.name == 'float32'
+    out = model(np.zeros((2, 28, 28, 1), np.float32))
+    assert out.dtype == tf.float32
+    np.testing.assert_allclose(np.asarray(out).sum(axis=1), 1.0, rtol=1e-5)
+    # Float32 twins keep their single softmax Dense layer, and the weights fit both.
+    plain = keras_reference.build_keras_model('cnn', style=style)
+    assert plain.layers[-1].name == 'logits'
+    plain.set_weights(model.get_weights())
+    with pytest.raises(ConfigError, match='precision must be one of'):
+        keras_reference.build_keras_model('cnn', precision='bfloat16')
+
+
+@needs_bf16
+@pytest.mark.slow
+def test_compare_mixed_bfloat16_quick(tmp_path, tiny_data):
+    import keras
+    from conftest import write_idx_folder
+    from graph_models import compare
+    tiny_data.source = write_idx_folder(tmp_path / 'data', tiny_data)
+    before = keras.mixed_precision.global_policy().name
+    report = compare.compare('mlp_small', tiny_data, str(tmp_path / 'out'), quick=True,
+                             precision='mixed_bfloat16', log=lambda line: None)
+    assert report['precision'] == 'mixed_bfloat16'
+    assert read_run_config(str(tmp_path / 'out' / 'checkpoints' / 'graph')).precision == \
+        'mixed_bfloat16'
+    assert keras.mixed_precision.global_policy().name == before
+    assert report['graph']['test_accuracy'] > 0.5
+    assert report['keras']['test_accuracy'] > 0.5
+    assert 'mixed_bfloat16' in compare.markdown_table(report).splitlines()[0]
