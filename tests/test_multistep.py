@@ -91,3 +91,29 @@ def test_k_steps_per_run_make_the_same_updates_at_the_same_cadence(tmp_path, mod
         for name in one.get_variable_to_shape_map():
             np.testing.assert_allclose(reader.get_tensor(name), one.get_tensor(name),
                                        rtol=1e-5, atol=1e-6)
+
+
+def test_cli_refuses_steps_per_run_with_quantize_in_one_line(capsys, tiny_data_dir, tmp_path):
+    from graph_models import cli
+    assert cli.main(['train', '--quantize', '--steps-per-run', '4', '--data-dir',
+                     tiny_data_dir, '--checkpoint-dir', str(tmp_path / 'c'),
+                     '--log-dir', str(tmp_path / 'l')]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        'graph-models train: error: --steps-per-run 4 does not apply with --quantize; '
+        'leave it out']
+    assert not (tmp_path / 'c').exists()
+
+
+@pytest.mark.slow
+def test_cli_records_steps_per_run_and_precision(tmp_path, tiny_data_dir, capsys):
+    from graph_models import cli
+    from graph_models.cpuinfo import cpu_info, read_cpuinfo
+    precision = 'mixed_bfloat16' if cpu_info(read_cpuinfo() or '')['bf16'] else 'float32'
+    assert cli.main(['train', '--model', 'mlp_small', '--epochs', '1', '--steps-per-run', '4',
+                     '--precision', precision, '--data-dir', tiny_data_dir, '--no-progress',
+                     '--checkpoint-dir', str(tmp_path / 'c'),
+                     '--log-dir', str(tmp_path / 'l')]) == 0
+    assert 'test accuracy' in capsys.readouterr().out
+    run = read_run_config(str(tmp_path / 'c' / 'mlp_small-mnist'))
+    assert (run.steps_per_run, run.precision) == (4, precision)
