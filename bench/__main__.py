@@ -11,6 +11,12 @@ matmul micro-benchmark of the same shapes; where the step time goes (`bench.prof
 ceiling it puts on the graph/Keras ratio; batch-1 latency (set input -> run -> get output)
 of TF Session and LiteRT, and int8 vs the Keras twin converted with TFLiteConverter v2; the
 steady-state step harness (`bench.throughput`, labelled as such).
+
+``--precision mixed_bfloat16`` trains the real-path graph side with the bfloat16 rewrite and
+adds the Keras twin at the same precision beside Keras float32 (ratios against both);
+``--steps-per-run K`` gives the graph side K steps per Session call. The products-only floor
+is measured in float32 and, on CPUs with avx512_bf16 or amx_bf16, in bfloat16, so each ratio
+has its own ceiling beside it.
 """
 
 import argparse
