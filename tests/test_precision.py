@@ -205,3 +205,37 @@ def test_compare_mixed_bfloat16_quick(tmp_path, tiny_data):
     assert report['graph']['test_accuracy'] > 0.5
     assert report['keras']['test_accuracy'] > 0.5
     assert 'mixed_bfloat16' in compare.markdown_table(report).splitlines()[0]
+
+
+@needs_bf16
+def test_rewrite_reaches_the_multi_step_loop_body():
+    from graph_models.loop import EpochPipeline
+    from graph_models.multistep import MultiStep
+    run = RunConfig(model=ModelConfig('cnn'), precision='mixed_bfloat16', steps_per_run=4)
+    pipelines, optimizers = [], []
+
+    def pipeline():
+        pipelines.append(EpochPipeline(run.model.input_shape, 20))
+        return pipelines[0].next_batch()
+
+    graph, tensors = graphs.build_training_graph(
+        run.model, learning_rate=1e-3, seed=0, input_pipeline=pipeline,
+        wrap_optimizer=lambda optimizer: optimizers.append(optimizer) or optimizer)
+    with graph.as_default():
+        multi = MultiStep(run.model, pipelines[0].next_batch, optimizers[0],
+                          tensors.global_step)
+        init = v1.global_variables_initializer()
+    rng = np.random.default_rng(0)
+    with v1.Session(graph=graph, config=session_config(run)) as session:
+        session.run(init)
+        pipelines[0].load(session, rng.integers(0, 256, (100, 28, 28), np.uint8),
+                          rng.integers(0, 10, 100))
+        pipelines[0].start(session, np.arange(100))
+        metadata = v1.RunMetadata()
+        fetched = session.run(multi.fetches, {multi.steps: 4}, run_metadata=metadata,
+                              options=v1.RunOptions(output_partition_graphs=True))
+        assert session.run(tensors.global_step) == 4
+    assert fetched[2] == 80 and fetched[3] == -1  # 4 batches of 20, all losses finite.
+    loop_ops = {op for name, (op, dtype) in precision.node_dtypes(metadata).items()
+                if name.startswith('multi_step/') and dtype == 'bfloat16'}
+    assert {'_MklNativeFusedConv2D', '_MklNativeConv2DBackpropInput'} <= loop_ops
