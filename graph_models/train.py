@@ -35,10 +35,10 @@ from graph_models.cpuinfo import read_cpuinfo
 from graph_models._tf import tf, v1
 from graph_models.errors import ConfigError, GraphModelsError, Terminated, TrainingInterrupted
 from graph_models.evaluator import Evaluator, softmax_cross_entropy
-from graph_models.multistep import MultiStep
 from graph_models.loop import (EpochPipeline, LocalSession, RunFolders, TrainingLoop,
                                check_training_arguments, checkpoint_global_step,
                                prune_checkpoints)
+from graph_models.multistep import MultiStep
 from graph_models.run_config import RunConfig, write_run_config
 from graph_models.tb_summaries import scalar_summary, training_summary_ops
 
