@@ -239,3 +239,13 @@ def test_rewrite_reaches_the_multi_step_loop_body():
     loop_ops = {op for name, (op, dtype) in precision.node_dtypes(metadata).items()
                 if name.startswith('multi_step/') and dtype == 'bfloat16'}
     assert {'_MklNativeFusedConv2D', '_MklNativeConv2DBackpropInput'} <= loop_ops
+
+
+def test_compare_quantize_refuses_mixed_bfloat16_in_one_line(capsys, tiny_data_dir, tmp_path):
+    from graph_models.cli import main
+    assert main(['compare', '--quantize', '--precision', 'mixed_bfloat16', '--data-dir',
+                 tiny_data_dir, '--out', str(tmp_path / 'out')]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        'graph-models compare: error: compare --quantize runs float32 (Keras QAT has no '
+        'bfloat16 policy); leave out --precision']
+    assert not (tmp_path / 'out').exists()
