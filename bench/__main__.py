@@ -11,6 +11,12 @@ matmul micro-benchmark of the same shapes; where the step time goes (`bench.prof
 ceiling it puts on the graph/Keras ratio; batch-1 latency (set input -> run -> get output)
 of TF Session and LiteRT, and int8 vs the Keras twin converted with TFLiteConverter v2; the
 steady-state step harness (`bench.throughput`, labelled as such).
+
+``--precision mixed_bfloat16`` trains the real-path graph side with the bfloat16 rewrite and
+adds the Keras twin at the same precision beside Keras float32 (ratios against both);
+``--steps-per-run K`` gives the graph side K steps per Session call. The products-only floor
+is measured in float32 and, on CPUs with avx512_bf16 or amx_bf16, in bfloat16, so each ratio
+has its own ceiling beside it.
 """
 
 import argparse
@@ -27,6 +33,8 @@ TARGETS = {
     'cnn QAT / float training time (real path)': ('<=', 1.3),
     'mlp int8 .tflite latency / Keras-v2 int8': ('<=', 1.05),
     'cnn int8 .tflite latency / Keras-v2 int8': ('<=', 1.05),
+    # With --precision mixed_bfloat16: the graph against Keras at the same precision.
+    'cnn graph / Keras mixed_bfloat16 training throughput (real path)': ('>=', 1.3),
 }
 FULL = {'epochs': 5, 'batch_size': 100, 'rounds': 3}
 QUICK = {'epochs': 1, 'batch_size': 100, 'rounds': 1}
@@ -49,7 +57,11 @@ def headline(results) -> dict:
     """The figures the targets speak of."""
     r, q, lat, f = (results['real_path'], results['qat_cost'], results['latency'],
                     results['flops'])
-    return {
+    same_precision = {}
+    if 'throughput_ratio_keras_mixed' in r['cnn']:
+        same_precision['cnn graph / Keras mixed_bfloat16 training throughput (real path)'] = \
+            r['cnn']['throughput_ratio_keras_mixed']['median']
+    return {**same_precision,
         'mlp graph / Keras training throughput (real path)':
             r['mlp']['throughput_ratio']['median'],
         'cnn graph / Keras training throughput (real path)':
@@ -84,7 +96,9 @@ def markdown(results) -> str:
              f"Machine: {common.machine_line(m)}.", '',
              f"Command: `{results['command']}`; data: {s['dataset']} "
              f"({s['train_examples']:,} training / {s['test_examples']:,} test examples), "
-             f"{s['epochs']} epochs, batch {s['batch_size']}, {s['rounds']} alternating rounds "
+             f"{s['epochs']} epochs, batch {s['batch_size']}, graph precision "
+             f"{s.get('precision', 'float32')}, {s.get('steps_per_run', 1)} step(s) per run, "
+             f"{s['rounds']} alternating rounds "
              '(medians; ratio spread min-max over rounds).', '',
              '| figure | measured | target | met |', '| --- | --- | --- | --- |']
     for name, value in results['headline'].items():
@@ -98,16 +112,24 @@ def markdown(results) -> str:
               'checkpoints (s) | wall (s) | test accuracy |',
               '| --- | --- | --- | --- | --- | --- | --- | --- |']
     for model, r in results['real_path'].items():
-        for side in ('graph', 'keras'):
+        for side in ('graph', 'keras', 'keras_mixed'):
+            if side not in r:
+                continue
             x = r[side]
-            lines.append(f"| {model} | {side} | {x['examples_per_s']:,.0f} | "
+            label = {'graph': f"graph ({r.get('precision', 'float32')})",
+                     'keras': 'keras (float32)', 'keras_mixed': 'keras (mixed_bfloat16)'}[side]
+            lines.append(f"| {model} | {label} | {x['examples_per_s']:,.0f} | "
                          f"{x['train_seconds']:.2f} | {x['eval_seconds']:.2f} | "
                          f"{x['checkpoint_seconds']:.2f} | {x['wall_seconds']:.2f} | "
                          f"{x['test_accuracy']:.4f} |")
         t, w = r['throughput_ratio'], r['wall_ratio']
-        lines.append(f"| {model} | graph / Keras | {t['median']:.2f}x ({t['min']:.2f}-"
+        lines.append(f"| {model} | graph / Keras float32 | {t['median']:.2f}x ({t['min']:.2f}-"
                      f"{t['max']:.2f}) | | | | {w['median']:.2f}x faster ({w['min']:.2f}-"
                      f"{w['max']:.2f}) | |")
+        if 'throughput_ratio_keras_mixed' in r:
+            t = r['throughput_ratio_keras_mixed']
+            lines.append(f"| {model} | graph / Keras mixed_bfloat16 | {t['median']:.2f}x "
+                         f"({t['min']:.2f}-{t['max']:.2f}) | | | | | |")
     lines += _speed_ratio_table('## QAT vs float training (real path)', results['qat_cost'],
                                 'float', 'qat', 'qat_over_float',
                                 '| model | float examples/s | QAT examples/s | QAT / float '
@@ -130,12 +152,22 @@ def markdown(results) -> str:
               'Products only: the step\'s matmuls and convolutions (forward and backward, same '
               'shapes and attributes) alone in one Session run, the floor of any step on this '
               'runtime. The graph/Keras throughput ratio cannot exceed the ceiling, Keras\' '
-              'step over that floor.', '',
-              '| model | products only (ms) | graph real-path step (ms) | Keras step (ms) | '
-              'ceiling of graph / Keras |', '| --- | --- | --- | --- | --- |']
+              'step over that floor. The bfloat16 floor runs the same products on bfloat16 '
+              'operands (CPUs with avx512_bf16 or amx_bf16): the ceiling of a '
+              'mixed_bfloat16 step.', '',
+              '| model | products only float32 (ms) | products only bfloat16 (ms) | graph '
+              'real-path step (ms) | graph step / its floor | Keras float32 step (ms) | '
+              'ceiling of graph / Keras float32 (float32 floor; bfloat16 floor) |',
+              '| --- | --- | --- | --- | --- | --- | --- |']
     for model, c in results['ceiling'].items():
-        lines.append(f"| {model} | {c['products_only_step_ms']:.2f} | {c['graph_step_ms']:.2f} "
-                     f"| {c['keras_step_ms']:.2f} | {c['ceiling_over_keras']:.2f}x |")
+        bf16 = c.get('products_only_bfloat16_step_ms')
+        bf16_ceiling = c.get('bfloat16_ceiling_over_keras')
+        lines.append(f"| {model} | {c['products_only_step_ms']:.2f} | "
+                     f"{'n/a' if bf16 is None else f'{bf16:.2f}'} | "
+                     f"{c['graph_step_ms']:.2f} ({c['graph_precision']}) | "
+                     f"{c['graph_over_floor']:.2f}x | {c['keras_step_ms']:.2f} | "
+                     f"{c['ceiling_over_keras']:.2f}x; "
+                     f"{'n/a' if bf16_ceiling is None else f'{bf16_ceiling:.2f}x'} |")
     lines += ['', 'Per-op times of traced steps (`python -m bench.profile --model M`; op times '
               'overlap on the two intra-op threads and include tracing):']
     lines += profile.markdown(results['profile'])
@@ -182,7 +214,28 @@ def main(argv=None) -> int:
     parser.add_argument('--dataset', default='fashion_mnist', choices=['mnist', 'fashion_mnist'])
     parser.add_argument('--data-dir', default=None,
                         help='data folder (default: the installed or cached dataset)')
+    parser.add_argument('--precision', default='float32',
+                        choices=['float32', 'mixed_bfloat16'],
+                        help='training precision of the real-path graph side; with '
+                             'mixed_bfloat16 the Keras twin also runs at it, beside Keras '
+                             'float32 (default float32)')
+    parser.add_argument('--steps-per-run', type=int, default=1, metavar='K',
+                        help='training steps per Session call on the real-path graph side '
+                             '(default 1)')
     args = parser.parse_args(argv)
+    from graph_models import precision as precision_lib
+    from graph_models.cpuinfo import cpu_info, read_cpuinfo
+    from graph_models.errors import ConfigError
+    try:
+        precision_lib.check_supported(args.precision, read_cpuinfo())
+    except ConfigError as e:
+        print(f'python -m bench: error: {e.for_cli()}', file=sys.stderr)
+        return 2
+    if args.steps_per_run < 1:
+        print('python -m bench: error: --steps-per-run must be at least 1, got '
+              f'{args.steps_per_run}', file=sys.stderr)
+        return 2
+    has_bf16 = cpu_info(read_cpuinfo() or '')['bf16']
     out = common.results_folder(args.out, args.quick)
     try:  # A full or unwritable --out fails now, not after minutes of measuring.
         common.check_writable(out)
@@ -191,13 +244,16 @@ def main(argv=None) -> int:
     settings = dict(QUICK if args.quick else FULL)
     data = common.load_or_exit('python -m bench',
                                lambda: load_data(args.quick, args.dataset, args.data_dir))
-    settings.update(dataset=data.name, data_source=data.source,
+    settings.update(precision=args.precision, steps_per_run=args.steps_per_run,
+                    dataset=data.name, data_source=data.source,
                     train_examples=len(data.train_labels), test_examples=len(data.test_labels))
     results = {'machine': common.machine_info(), 'quick': args.quick, 'settings': settings,
                'command': 'python -m bench' + (' ' + ' '.join(argv if argv is not None
                                                                 else sys.argv[1:])).rstrip()}
     run_args = {k: settings[k] for k in ('epochs', 'batch_size', 'rounds')}
-    results['real_path'] = {m: realpath.graph_vs_keras(data, m, **run_args)
+    results['real_path'] = {m: realpath.graph_vs_keras(data, m, precision=args.precision,
+                                                       steps_per_run=args.steps_per_run,
+                                                       **run_args)
                             for m in ('mlp', 'cnn')}
     results['qat_cost'] = {m: realpath.qat_vs_float(data, m, **run_args) for m in ('mlp', 'cnn')}
     # XLA on the real path, fewer epochs (it only decides --xla's default).
@@ -226,15 +282,26 @@ def main(argv=None) -> int:
                           for m in ('mlp', 'cnn')}
     results['ceiling'] = {}
     for m in ('mlp', 'cnn'):
-        seconds = flops.model_products_only_seconds(m, settings['batch_size'],
-                                                    repeats=10 if args.quick else 100)
+        repeats = 10 if args.quick else 100
+        seconds = flops.model_products_only_seconds(m, settings['batch_size'], repeats=repeats)
+        # Emulated bfloat16 products (no avx512_bf16/amx_bf16) would be no floor of anything.
+        bf16_seconds = flops.model_products_only_seconds(
+            m, settings['batch_size'], repeats=repeats,
+            precision='mixed_bfloat16') if has_bf16 else None
         rate = settings['batch_size'] / seconds
         real = results['real_path'][m]
+        graph_step = settings['batch_size'] / real['graph']['examples_per_s']
+        own_floor = bf16_seconds if args.precision == 'mixed_bfloat16' else seconds
         results['ceiling'][m] = {
             'products_only_step_ms': seconds * 1e3, 'products_only_examples_per_s': rate,
-            'graph_step_ms': settings['batch_size'] / real['graph']['examples_per_s'] * 1e3,
+            'products_only_bfloat16_step_ms': None if bf16_seconds is None
+            else bf16_seconds * 1e3,
+            'graph_precision': args.precision,
+            'graph_step_ms': graph_step * 1e3, 'graph_over_floor': graph_step / own_floor,
             'keras_step_ms': settings['batch_size'] / real['keras']['examples_per_s'] * 1e3,
-            'ceiling_over_keras': rate / real['keras']['examples_per_s']}
+            'ceiling_over_keras': rate / real['keras']['examples_per_s'],
+            'bfloat16_ceiling_over_keras': None if bf16_seconds is None else
+            settings['batch_size'] / bf16_seconds / real['keras']['examples_per_s']}
     results['headline'] = headline(results)
     text = markdown(results)
     try:

@@ -9,43 +9,19 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional
 
+from graph_models.cpuinfo import cpu_info, read_cpuinfo
 from graph_models.fileio import atomic_write
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 QUICK_SUBFOLDER = 'quick'
-# /proc/cpuinfo flags that decide which kernels (and so which int8/float ranking) a CPU gets.
-ISA_FLAGS = {'avx2': 'avx2', 'fma': 'fma', 'avx512f': 'avx512f', 'avx512bw': 'avx512bw',
-             'avx512_vnni': 'avx512_vnni', 'avx_vnni': 'avx_vnni', 'avx512_bf16': 'avx512_bf16',
-             'amx_tile': 'amx_tile', 'amx_int8': 'amx_int8', 'amx_bf16': 'amx_bf16'}
-
-
-def cpu_info(cpuinfo_text: str) -> Dict:
-    """CPU model and ISA features from the text of ``/proc/cpuinfo``.
-
-    Returns:
-      ``{'cpu': model name, 'isa': {feature: bool}, 'vnni': bool, 'amx': bool}``.
-    """
-    cpu, flags = 'unknown', set()
-    for line in cpuinfo_text.splitlines():
-        key, _, value = line.partition(':')
-        key = key.strip()
-        if key == 'model name' and cpu == 'unknown':
-            cpu = value.strip()
-        elif key == 'flags' and not flags:
-            flags = set(value.split())
-    isa = {name: flag in flags for name, flag in ISA_FLAGS.items()}
-    return {'cpu': cpu, 'isa': isa, 'vnni': isa['avx512_vnni'] or isa['avx_vnni'],
-            'amx': isa['amx_int8'] or isa['amx_tile']}
 
 
 def machine_info() -> Dict:
     """CPU model and ISA features, cores and threads, Python and TensorFlow versions."""
     from graph_models._tf import tf
-    try:
-        with open('/proc/cpuinfo') as f:
-            info = cpu_info(f.read())
-    except OSError:
-        info = cpu_info('')
+    text = read_cpuinfo()
+    info = cpu_info(text or '')
+    if text is None:
         info['cpu'] = platform.processor() or 'unknown'
     try:
         usable = len(os.sched_getaffinity(0))

@@ -126,7 +126,7 @@ def _products_seconds(build: Callable[[], List[tf.Tensor]], repeats: int,
     """
     graph = tf.Graph()
     with graph.as_default():
-        total = tf.add_n([tf.reshape(t, [-1])[0] for t in build()])
+        total = tf.add_n([tf.cast(tf.reshape(t, [-1])[0], tf.float32) for t in build()])
         init = v1.global_variables_initializer()
     with v1.Session(graph=graph) as session:
         session.run(init)
@@ -159,11 +159,12 @@ def matmul_rate(shapes: List[Tuple[int, int, int]], quick: bool = False) -> Dict
             'machine_matmul_flops': max(tf_rate, numpy_rate)}
 
 
-def _product_op(op: tf.Operation, batch: int, rng: np.random.Generator) -> tf.Tensor:
-    """A copy of product ``op`` (same type, attributes, shapes) on fresh variables, in the
-    current graph."""
+def _product_op(op: tf.Operation, batch: int, rng: np.random.Generator,
+                dtype: tf.DType = tf.float32) -> tf.Tensor:
+    """A copy of product ``op`` (same type, attributes, shapes) on fresh variables of
+    ``dtype``, in the current graph."""
     def variable(t):
-        return v1.Variable(rng.random(_dims(t.shape, batch), dtype=np.float32))
+        return v1.Variable(tf.cast(rng.random(_dims(t.shape, batch), dtype=np.float32), dtype))
 
     def sizes(t):  # The shape operands of the backprops: same values, as constants.
         return tf.constant(_dims(t.shape, batch), tf.int32)
@@ -186,21 +187,29 @@ def _product_op(op: tf.Operation, batch: int, rng: np.random.Generator) -> tf.Te
         out_backprop=variable(op.inputs[2]), **attrs)
 
 
-def products_only_seconds(train_op: tf.Operation, batch: int, repeats: int = 100) -> float:
+def products_only_seconds(train_op: tf.Operation, batch: int, repeats: int = 100,
+                          precision: str = 'float32') -> float:
     """Seconds per step of nothing but the step's products (forward and backward matmuls and
     convolutions: same types, shapes and attributes, on variables), all in one Session run.
 
     That is the floor of any training step on this runtime: the graph/Keras ratio cannot
-    exceed Keras' step time over it, whatever else the graph side saves.
+    exceed Keras' step time over it, whatever else the graph side saves. With ``precision``
+    ``mixed_bfloat16`` the products take bfloat16 operands (on bfloat16 variables, so no cast
+    is timed): the floor of a step whose products the bfloat16 rewrite moved to bfloat16.
     """
+    from graph_models.precision import MIXED_BFLOAT16, check_precision
+    check_precision(precision)
+    dtype = tf.bfloat16 if precision == MIXED_BFLOAT16 else tf.float32
     rng = np.random.default_rng(0)
     products = [op for op in step_ops(train_op) if op.type in MATMUL_OPS]
-    return _products_seconds(lambda: [_product_op(op, batch, rng) for op in products], repeats)
+    return _products_seconds(lambda: [_product_op(op, batch, rng, dtype) for op in products],
+                             repeats)
 
 
-def model_products_only_seconds(name: str, batch: int = 100, repeats: int = 100) -> float:
+def model_products_only_seconds(name: str, batch: int = 100, repeats: int = 100,
+                                precision: str = 'float32') -> float:
     """`products_only_seconds` of the training graph `graph-models train` builds for ``name``."""
     from graph_models import graphs
     from graph_models.nets_factory import ModelConfig
     _, t = graphs.build_training_graph(ModelConfig(name), learning_rate=1e-3, seed=0)
-    return products_only_seconds(t.train_op, batch, repeats)
+    return products_only_seconds(t.train_op, batch, repeats, precision)

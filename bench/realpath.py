@@ -49,14 +49,19 @@ def graph_run(data: data_lib.Dataset, run: RunConfig) -> Dict:
 
 
 def keras_run(data: data_lib.Dataset, name: str, epochs: int, batch_size: int,
-              seed: int = 0) -> Dict:
-    """Builds, compiles and fits the Keras twin with per-epoch validation; returns its figures."""
+              seed: int = 0, precision: str = 'float32') -> Dict:
+    """Builds, compiles and fits the Keras twin with per-epoch validation; returns its figures.
+
+    ``mixed_bfloat16`` builds the twin under Keras' ``mixed_bfloat16`` policy with a float32
+    softmax (`graph_models.keras_reference.build_keras_model`; the global policy is restored).
+    """
     import keras
     shape = ModelConfig(name).input_shape
     train_x = data_lib.to_float(data.train_images, shape)
     test_x = data_lib.to_float(data.test_images, shape)
     began = time.perf_counter()
-    model = keras_reference.build_keras_model(name, seed=seed, dropout_rate=0.0)
+    model = keras_reference.build_keras_model(name, seed=seed, dropout_rate=0.0,
+                                              precision=precision)
     keras_reference.compile_like_graph(model)
     timer = keras_reference.fit_timer()
     history = model.fit(train_x, data.train_labels, batch_size=batch_size, epochs=epochs,
@@ -95,16 +100,32 @@ def _ratios(a: List[Dict], b: List[Dict], key: str, invert: bool = False) -> Dic
 
 
 def graph_vs_keras(data: data_lib.Dataset, name: str, *, epochs: int, batch_size: int,
-                   rounds: int) -> Dict:
-    """Real-path throughput and wall time, graph vs Keras, for model ``name``."""
+                   rounds: int, precision: str = 'float32', steps_per_run: int = 1) -> Dict:
+    """Real-path throughput and wall time, graph vs Keras, for model ``name``.
+
+    The graph trains at ``precision`` with ``steps_per_run``. Keras float32 ``fit`` is always
+    a side (``keras``, the ratios' reference); with ``mixed_bfloat16`` the Keras twin at that
+    precision is a third side (``keras_mixed``), with its own ratios.
+    """
     run = RunConfig(model=ModelConfig(name), dataset=data.name, epochs=epochs,
-                    batch_size=batch_size, data_source=data.source)
-    runs = alternate({'graph': lambda: graph_run(data, run),
-                      'keras': lambda: keras_run(data, name, epochs, batch_size)}, rounds)
-    return {'graph': _summary(runs['graph']), 'keras': _summary(runs['keras']),
-            'throughput_ratio': _ratios(runs['graph'], runs['keras'], 'examples_per_s'),
-            'wall_ratio': _ratios(runs['graph'], runs['keras'], 'wall_seconds', invert=True),
-            'rounds': rounds, 'runs': runs}
+                    batch_size=batch_size, data_source=data.source, precision=precision,
+                    steps_per_run=steps_per_run)
+    sides = {'graph': lambda: graph_run(data, run),
+             'keras': lambda: keras_run(data, name, epochs, batch_size)}
+    if precision != 'float32':
+        sides['keras_mixed'] = lambda: keras_run(data, name, epochs, batch_size,
+                                                 precision=precision)
+    runs = alternate(sides, rounds)
+    result = {side: _summary(runs[side]) for side in sides}
+    result.update({
+        'precision': precision, 'steps_per_run': steps_per_run,
+        'throughput_ratio': _ratios(runs['graph'], runs['keras'], 'examples_per_s'),
+        'wall_ratio': _ratios(runs['graph'], runs['keras'], 'wall_seconds', invert=True),
+        'rounds': rounds, 'runs': runs})
+    if 'keras_mixed' in sides:
+        result['throughput_ratio_keras_mixed'] = _ratios(runs['graph'], runs['keras_mixed'],
+                                                         'examples_per_s')
+    return result
 
 
 def qat_vs_float(data: data_lib.Dataset, name: str, *, epochs: int, batch_size: int,

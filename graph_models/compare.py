@@ -30,7 +30,9 @@ import numpy as np
 
 from graph_models import data as data_lib
 from graph_models import evaluate, graphs, keras_reference, stats
+from graph_models import precision as precision_lib
 from graph_models._tf import v1
+from graph_models.cpuinfo import read_cpuinfo
 from graph_models.errors import ConfigError
 from graph_models.fileio import atomic_write, ensure_folder
 from graph_models.nets_factory import MODELS, ModelConfig, count_parameters
@@ -79,7 +81,7 @@ def _score_tflite(model: bytes, images, labels, latency_iterations: int):
 def compare(model_name: str, data: data_lib.Dataset, out_dir: str, *, epochs: int = 5,
             batch_size: int = 100, learning_rate: float = 1e-3, seed: int = 0, seeds: int = 1,
             keras_style: str = 'functional', quick: bool = False,
-            log: Callable[[str], None] = print) -> Dict:
+            precision: str = 'float32', log: Callable[[str], None] = print) -> Dict:
     """Trains, exports and measures a graph model and its Keras twin, for one or more seeds.
 
     Seed ``seed + i`` (i < ``seeds``) gives both sides the same initial weights and batches;
@@ -96,14 +98,21 @@ def compare(model_name: str, data: data_lib.Dataset, out_dir: str, *, epochs: in
       seeds: number of seeds (1 or more).
       keras_style: ``functional``, ``sequential`` or ``subclassed`` Keras twin.
       quick: 500 training examples, one epoch, 500 test examples (a smoke run).
+      precision: ``float32`` or ``mixed_bfloat16`` training on both sides: the graph's
+        bfloat16 rewrite (`graph_models.precision`) and the Keras twin under Keras'
+        ``mixed_bfloat16`` policy with a float32 softmax. Both sides' predictions and exports
+        are float32 (the graph's inference graph; a float32 Keras twin with the trained
+        weights).
       log: progress lines.
 
     Returns:
       The report dictionary (also written to ``report.json``).
 
     Raises:
-      ConfigError: for a model without a Keras twin or fewer than 1 seed.
+      ConfigError: for a model without a Keras twin or fewer than 1 seed, or
+        ``mixed_bfloat16`` on a CPU without native bfloat16 products.
     """
+    precision_lib.check_supported(precision, read_cpuinfo())
     if model_name not in MODELS or model_name not in keras_reference.KERAS_MODELS:
         raise ConfigError(
             f'compare needs a model with both versions: '
@@ -129,7 +138,7 @@ def compare(model_name: str, data: data_lib.Dataset, out_dir: str, *, epochs: in
         seed_dir = out_dir if seeds == 1 else os.path.join(out_dir, f'seed-{s}')
         run = _compare_seed(model_name, data, seed_dir, epochs=epochs, batch_size=batch_size,
                             learning_rate=learning_rate, seed=s, keras_style=keras_style,
-                            quick=quick, log=log)
+                            quick=quick, precision=precision, log=log)
         log(f"seed {s}: graph test accuracy {run['graph']['test_accuracy']:.4f}, "
             f"keras test accuracy {run['keras']['test_accuracy']:.4f}, "
             f"top-1 agreement {run['agreement_top1']:.4f}")
@@ -137,7 +146,7 @@ def compare(model_name: str, data: data_lib.Dataset, out_dir: str, *, epochs: in
     report = {
         'model': model_name, 'dataset': data.name, 'data_source': data.source, 'epochs': epochs,
         'batch_size': batch_size, 'learning_rate': learning_rate, 'seed': seed,
-        'seeds': seed_list, 'keras_style': keras_style, 'quick': quick,
+        'seeds': seed_list, 'keras_style': keras_style, 'quick': quick, 'precision': precision,
         'train_examples': len(data.train_labels), 'test_examples': test_count,
         'dropout_rate': keras_reference.SEED_DROPOUT.get(model_name, 0.0),
     }
@@ -178,7 +187,7 @@ def aggregate(per_seed) -> Dict:
 
 def _compare_seed(model_name: str, data: data_lib.Dataset, out_dir: str, *, epochs: int,
                   batch_size: int, learning_rate: float, seed: int, keras_style: str,
-                  quick: bool, log: Callable[[str], None]) -> Dict:
+                  quick: bool, precision: str, log: Callable[[str], None]) -> Dict:
     """One seed of `compare`: ``{'seed', 'graph', 'keras', 'agreement_top1'}``."""
     from graph_models.run_export import export_checkpoint
     from freeze.tflite import representative_from_images
@@ -197,7 +206,8 @@ def _compare_seed(model_name: str, data: data_lib.Dataset, out_dir: str, *, epoc
     log(f'graph {model_name} (seed {seed}): training {epochs} epoch(s) on {len(train_x)} '
         f'examples')
     run = RunConfig(model=config, dataset=data.name, epochs=epochs, batch_size=batch_size,
-                    learning_rate=learning_rate, seed=seed, data_source=data.source)
+                    learning_rate=learning_rate, seed=seed, data_source=data.source,
+                    precision=precision)
     began = time.perf_counter()
     result = train_and_eval(run, data, run_name='graph', log_dir=os.path.join(out_dir, 'logs'),
                             checkpoint_dir=os.path.join(out_dir, 'checkpoints'), overwrite=True,
@@ -222,7 +232,7 @@ def _compare_seed(model_name: str, data: data_lib.Dataset, out_dir: str, *, epoc
     start_values = initial_values(config, seed, learning_rate)
     began = time.perf_counter()
     model = keras_reference.build_keras_model(model_name, config.num_classes, seed=seed,
-                                              style=keras_style)
+                                              style=keras_style, precision=precision)
     keras_reference.copy_graph_weights(model, start_values, scope=model_name)
     keras_reference.compile_like_graph(model, learning_rate)
     validation = (data_lib.to_float(data.test_images, shape), data.test_labels)
@@ -234,6 +244,12 @@ def _compare_seed(model_name: str, data: data_lib.Dataset, out_dir: str, *, epoc
                   validation_batch_size=EVAL_BATCH)
     keras_wall = time.perf_counter() - began
     keras_train_seconds = sum(timer.epoch_seconds)
+    if precision != precision_lib.FLOAT32:
+        # Predict and export in float32, as the graph side does (its inference graph).
+        trained = model
+        model = keras_reference.build_keras_model(model_name, config.num_classes, seed=seed,
+                                                  style=keras_style)
+        model.set_weights(trained.get_weights())
     keras_probs = model.predict(test_x, batch_size=EVAL_BATCH, verbose=0)
     keras_float = keras_reference.to_tflite(model, 'float')
     keras_int8 = keras_reference.to_tflite(model, 'int8', representative)
@@ -302,7 +318,9 @@ def markdown_table(report: Dict) -> str:
              f"({report.get('keras_style', 'functional')}) "
              f"({report['epochs']} epochs, batch {report['batch_size']}, "
              f"{report['train_examples']} training / {report['test_examples']} test examples, "
-             f"{seeds_text}" + (', quick' if report['quick'] else '') + ')', '',
+             f"{seeds_text}" + (', quick' if report['quick'] else '')
+             + (f", {report['precision']}" if report.get('precision', 'float32') != 'float32'
+                else '') + ')', '',
              '| | graph (tf.compat.v1 Session) | Keras | graph - Keras (95% CI) |',
              '| --- | --- | --- | --- |']
     for key, label, fmt in ROWS:

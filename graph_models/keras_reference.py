@@ -26,6 +26,7 @@ import numpy as np
 from graph_models import architectures
 from graph_models._tf import tf
 from graph_models.errors import ConfigError
+from graph_models.precision import FLOAT32, MIXED_BFLOAT16, check_precision
 
 KERAS_MODELS = ('mlp_small', 'mlp', 'mlp_deep', 'cnn', 'resnet50v2')
 # The Keras seeds' dropout; the graph twin gets the same rate in comparisons.
@@ -36,16 +37,45 @@ INPUT_SHAPES = dict(architectures.INPUT_SHAPES, resnet50v2=(28, 28, 1))
 KERAS_STYLES = ('functional', 'sequential', 'subclassed')
 
 
-def _keras_layers(name: str, num_classes: int, rate: float, keras_module=None):
+@contextlib.contextmanager
+def keras_precision(precision: str, keras_module=None):
+    """Keras' global dtype policy for ``precision`` inside the block; the previous one after.
+
+    ``float32`` leaves the policy alone; ``mixed_bfloat16`` sets Keras' ``mixed_bfloat16``
+    policy (bfloat16 compute, float32 variables). Layers take the global policy when they are
+    created, so building a model inside the block is enough: it keeps its policy after the
+    block restores the global one, and nothing leaks to other models.
+    """
+    check_precision(precision)
+    keras = keras_module
+    if keras is None:
+        import keras
+    if precision != MIXED_BFLOAT16:
+        yield
+        return
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(MIXED_BFLOAT16)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _keras_layers(name: str, num_classes: int, rate: float, keras_module=None,
+                  precision: str = FLOAT32):
     """The Keras layers of a seed model, built from the shared `architectures` table.
 
     The last layer applies softmax (the graph's logits layer is linear; its softmax is the
-    ``output`` op), so the twin outputs probabilities like the graph's inference output.
+    ``output`` op), so the twin outputs probabilities like the graph's inference output. Under
+    ``mixed_bfloat16`` the last Dense layer is linear and a float32 ``Activation`` layer
+    (``softmax``) follows, as Keras' mixed precision guide advises (the graph's loss and
+    softmax stay float32 too).
     """
     keras = keras_module
     if keras is None:
         import keras
     built = []
+    mixed = precision == MIXED_BFLOAT16
     specs = architectures.layer_specs(name, num_classes, dropout_rate=rate)
     for spec in specs:
         init = dict(kernel_initializer='glorot_uniform', bias_initializer='zeros')
@@ -57,9 +87,13 @@ def _keras_layers(name: str, num_classes: int, rate: float, keras_module=None):
         elif spec.kind == 'flatten':
             built.append(keras.layers.Flatten(name=spec.name))
         elif spec.kind == 'dense':
-            activation = 'relu' if spec.relu else ('softmax' if spec is specs[-1] else None)
+            last = spec is specs[-1]
+            activation = 'relu' if spec.relu else ('softmax' if last and not mixed else None)
             built.append(keras.layers.Dense(spec.size, activation=activation, name=spec.name,
                                             **init))
+            if last and mixed:
+                built.append(keras.layers.Activation('softmax', dtype='float32',
+                                                     name='softmax'))
         elif spec.kind == 'dropout':
             built.append(keras.layers.Dropout(spec.rate, name=spec.name))
     return built
@@ -85,7 +119,7 @@ def _subclassed_class(keras):
 
 def build_keras_model(name: str, num_classes: int = 10, *, seed: int = 0,
                       dropout_rate: Optional[float] = None, style: str = 'functional',
-                      keras_module=None):
+                      keras_module=None, precision: str = FLOAT32):
     """Builds a Keras twin (uncompiled) in one of the three Keras styles.
 
     Args:
@@ -99,6 +133,10 @@ def build_keras_model(name: str, num_classes: int = 10, *, seed: int = 0,
         functional only.
       keras_module: the Keras package to build with (default ``keras``, Keras 3; the QAT
         comparison passes ``tf_keras``, which TFMOT needs).
+      precision: ``float32``, or ``mixed_bfloat16``: the layers are built under Keras'
+        ``mixed_bfloat16`` policy (`keras_precision`; the global policy is restored after)
+        with a float32 softmax. The weights are float32 either way, so ``get_weights`` of a
+        mixed twin fits a float32 twin of the same style.
 
     Returns:
       A built ``keras.Model`` taking the same input layout as the graph model (flat 784 for the
@@ -126,7 +164,10 @@ def build_keras_model(name: str, num_classes: int = 10, *, seed: int = 0,
                                              classes=num_classes, include_top=True)
         return keras.Model(inputs, base(net), name=name)
     rate = SEED_DROPOUT.get(name, 0.0) if dropout_rate is None else dropout_rate
-    seed_layers = _keras_layers(name, num_classes, rate, keras)
+    if precision != FLOAT32 and name == 'resnet50v2':
+        raise ConfigError('resnet50v2 is a float32 reference row only')
+    with keras_precision(precision, keras):
+        seed_layers = _keras_layers(name, num_classes, rate, keras, precision)
     shape = INPUT_SHAPES[name]
     if style == 'functional':
         inputs = keras.Input(shape, name='Input')

@@ -463,10 +463,13 @@ class LocalSession:
       histogram_summaries: merged histogram summary op.
       saver: the run's checkpoint ``Saver``.
       checkpoint_dir: the run's checkpoint folder.
+      multi_step: a `graph_models.multistep.MultiStep` of the graph, or None.
 
     Attributes:
       step_fns: ``(scalars, histograms)`` -> callable returning
         ``[train_op, loss, accuracy, *summaries]``.
+      run_steps: callable taking a step count and returning the `MultiStep` fetches after
+        running that many steps, or None (no multi-step loop in the graph).
       writer: the ``train`` summary ``FileWriter`` (set once the log folder exists).
       run_log_dir: the run's log folder (for error messages).
     """
@@ -476,8 +479,12 @@ class LocalSession:
     restart_hint = 'resume or start again'
 
     def __init__(self, session: v1.Session, tensors, *, scalar_summaries, histogram_summaries,
-                 saver: v1.train.Saver, checkpoint_dir: str):
+                 saver: v1.train.Saver, checkpoint_dir: str, multi_step=None):
         self.session = session
+        self.run_steps = None
+        if multi_step is not None:
+            self.run_steps = session.make_callable(multi_step.fetches,
+                                                   feed_list=[multi_step.steps])
         self.graph = session.graph
         self.saver = saver
         self.checkpoint_dir = checkpoint_dir
@@ -565,6 +572,7 @@ class MonitoredSession:
 
     stoppable = True
     saves_checkpoints = False  # The chief's CheckpointSaverHook does.
+    run_steps = None  # One fed batch per step.
     restart_hint = 'start again (overwrite=True)'
 
     def __init__(self, session, tensors, *, checkpoint_dir: Optional[str] = None,
@@ -632,6 +640,8 @@ class TrainingLoop:
         written at an epoch's ``last_step``).
       save_every_steps: also checkpoint every this many steps (None: per epoch only).
       name: prefix of error messages (a cluster task such as ``worker1``).
+      steps_per_run: up to this many steps per session call (the session's ``run_steps``)
+        between cadence points; steps with a summary, histogram or checkpoint run singly.
 
     Attributes:
       step: the step counter: the global step of a single process, a worker's local steps.
@@ -640,8 +650,10 @@ class TrainingLoop:
 
     def __init__(self, session, *, batch_size: int, summary_every_steps: Optional[int] = None,
                  histogram_every_steps: Optional[int] = None,
-                 save_every_steps: Optional[int] = None, name: str = ''):
+                 save_every_steps: Optional[int] = None, name: str = '',
+                 steps_per_run: int = 1):
         self.session = session
+        self.steps_per_run = steps_per_run if getattr(session, 'run_steps', None) else 1
         self.batch_size = batch_size
         self.summary_every_steps = summary_every_steps
         self.histogram_every_steps = histogram_every_steps
@@ -667,6 +679,21 @@ class TrainingLoop:
         hint = self.session.restart_hint
         raise TrainingError(message + hint, cli_message=message + hint.replace(
             'overwrite=True', '--overwrite'))
+
+    def _is_cadence_step(self, step: int, last_step: Optional[int]) -> bool:
+        """Whether ``step`` writes a summary, histograms or a checkpoint."""
+        return any(every and step % every == 0 for every in (
+            self.summary_every_steps, self.histogram_every_steps, self.save_every_steps)) \
+            or step == last_step
+
+    def _chunk(self, step: int, left: int, last_step: Optional[int]) -> int:
+        """How many steps from ``step`` on (at most ``left``) run in one call: up to
+        ``steps_per_run``, stopping before the next cadence step (which runs singly)."""
+        count = 0
+        while count < min(self.steps_per_run, left) and \
+                not self._is_cadence_step(step + count, last_step):
+            count += 1
+        return max(count, 1)
 
     def run_epoch(self, examples: int, *, began: float, last_step: Optional[int] = None,
                   bar=None) -> EpochStats:
@@ -695,10 +722,30 @@ class TrainingLoop:
         show = bar is not None and not bar.disable
         loss_sum = acc_sum = saving = 0.0
         seen = 0
-        for first in range(0, examples, batch_size):
+        steps = -(-examples // batch_size)
+        done = 0
+        while done < steps:
             if stoppable and session.should_stop():
                 break
             step = self.step + 1
+            chunk = self._chunk(step, steps - done, last_step) if self.steps_per_run > 1 else 1
+            if chunk > 1:
+                chunk_loss, chunk_acc, n, first_bad = session.run_steps(chunk)
+                if first_bad >= 0:
+                    self.check_loss(float('nan'), step + int(first_bad))
+                self.step = step + chunk - 1
+                done += chunk
+                loss_sum += float(chunk_loss)
+                acc_sum += float(chunk_acc)
+                seen += int(n)
+                if show:
+                    elapsed = time.perf_counter() - began - saving
+                    bar.set_postfix_str(progress_text(float(chunk_loss) / max(int(n), 1),
+                                                      seen / max(elapsed, 1e-9)))
+                    bar.update(chunk)
+                continue
+            first = done * batch_size
+            done += 1
             want_scalars = bool(summary_every) and step % summary_every == 0
             want_histograms = step == last_step or bool(
                 histogram_every and step % histogram_every == 0)

@@ -18,7 +18,7 @@ Example::
       "epochs": 5, "batch_size": 100, "learning_rate": 0.001, "seed": 0,
       "quantization": {"weight_bits": 8, "activation_bits": 8, "symmetric": false,
                        "quant_delay": 0, "freeze_bn_delay": null},
-      "xla": false,
+      "xla": false, "precision": "float32", "steps_per_run": 1,
       "package_version": "0.1.0", "tensorflow_version": "2.21.0"
     }
 """
@@ -34,6 +34,7 @@ from graph_models._tf import tf
 from graph_models.fileio import atomic_open
 from graph_models.errors import CheckpointError, ConfigError
 from graph_models.graphs import TENSOR_NAMES
+from graph_models import precision as precision_lib
 from graph_models.nets_factory import ModelConfig
 from graph_models.quantize import QuantizationConfig
 
@@ -44,7 +45,7 @@ MAX_RUN_CONFIG_BYTES = 1 << 20
 FORMAT_VERSION = 1
 
 # Settings that may change when a run is resumed; everything else must match the checkpoint.
-RESUMABLE_CHANGES = ('epochs', 'data_source', 'xla')
+RESUMABLE_CHANGES = ('epochs', 'data_source', 'xla', 'precision', 'steps_per_run')
 
 
 def default_run_name(model: str, dataset: str, quantized: bool) -> str:
@@ -67,6 +68,11 @@ class RunConfig:
       data_source: folder or file the data came from (informational).
       quantization: quantization-aware training settings, or None for a float run.
       xla: XLA JIT compilation of the training step (``--xla``); a speed setting only.
+      precision: compute precision of the training session, ``float32`` or
+        ``mixed_bfloat16`` (`graph_models.precision`); variables and checkpoints are float32
+        either way. Run configs written before this field read as ``float32``.
+      steps_per_run: training steps per ``Session.run`` between summary and checkpoint
+        steps (`graph_models.multistep`); a speed setting only. Not with ``quantization``.
     """
 
     model: ModelConfig = ModelConfig()
@@ -79,9 +85,12 @@ class RunConfig:
     data_source: Optional[str] = None
     quantization: Optional[QuantizationConfig] = None
     xla: bool = False
+    precision: str = precision_lib.FLOAT32
+    steps_per_run: int = 1
 
     def __post_init__(self):
-        for name in ('epochs', 'batch_size', 'seed', 'limit'):
+        precision_lib.check_precision(self.precision)
+        for name in ('epochs', 'batch_size', 'seed', 'limit', 'steps_per_run'):
             value = getattr(self, name)
             if value is None and name == 'limit':
                 continue
@@ -94,7 +103,7 @@ class RunConfig:
                 isinstance(self.learning_rate, bool) or not math.isfinite(self.learning_rate):
             raise ConfigError(f'learning rate must be a finite number, got '
                               f'{self.learning_rate!r}')
-        for name in ('epochs', 'batch_size'):
+        for name in ('epochs', 'batch_size', 'steps_per_run'):
             if getattr(self, name) <= 0:
                 raise ConfigError(f'{name.replace("_", " ")} must be positive, got '
                                   f'{getattr(self, name)}')
@@ -102,6 +111,12 @@ class RunConfig:
             raise ConfigError(f'learning rate must be positive, got {self.learning_rate}')
         if self.limit is not None and self.limit <= 0:
             raise ConfigError(f'limit must be a positive number of examples, got {self.limit}')
+        if self.steps_per_run > 1 and self.quantization is not None:
+            # The quantization rewrite edits the single step's graph; the loop body has none.
+            raise ConfigError(f'steps per run {self.steps_per_run} does not apply to a '
+                              'quantized run; use 1 with quantization',
+                              cli_message=f'--steps-per-run {self.steps_per_run} does not '
+                                          'apply with --quantize; leave it out')
 
     def run_name(self, name: Optional[str] = None) -> str:
         """The run's folder name: ``name`` when given, else ``<model>-<dataset>[-qat]``.

@@ -30,12 +30,15 @@ from tqdm import tqdm
 from graph_models import checkpoints
 from graph_models import data as data_lib
 from graph_models import graphs, restore
+from graph_models import precision as precision_lib
+from graph_models.cpuinfo import read_cpuinfo
 from graph_models._tf import tf, v1
 from graph_models.errors import ConfigError, GraphModelsError, Terminated, TrainingInterrupted
 from graph_models.evaluator import Evaluator, softmax_cross_entropy
 from graph_models.loop import (EpochPipeline, LocalSession, RunFolders, TrainingLoop,
                                check_training_arguments, checkpoint_global_step,
                                prune_checkpoints)
+from graph_models.multistep import MultiStep
 from graph_models.run_config import RunConfig, write_run_config
 from graph_models.tb_summaries import scalar_summary, training_summary_ops
 
@@ -97,14 +100,15 @@ class TrainResult:
 
 
 def session_config(run: RunConfig) -> v1.ConfigProto:
-    """Session options of a run's training graph: XLA JIT compilation when ``run.xla``.
+    """Session options of a run's training graph: XLA JIT compilation when ``run.xla``, the
+    bfloat16 rewrite when ``run.precision`` is ``mixed_bfloat16``.
 
     Thread pools stay TensorFlow's defaults (one intra-op thread per core).
     """
     config = v1.ConfigProto()
     if run.xla:
         config.graph_options.optimizer_options.global_jit_level = v1.OptimizerOptions.ON_1
-    return config
+    return precision_lib.apply_precision(config, run.precision)
 
 
 def show_progress(progress: bool, stream=None) -> bool:
@@ -124,6 +128,7 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
                    histogram_every_steps: Optional[int] = None,
                    pictures_every_epochs: Optional[int] = None, resume: bool = False,
                    overwrite: bool = False, resume_from_float: Optional[str] = None,
+                   precision: Optional[str] = None, cpuinfo_text: Optional[str] = None,
                    progress: bool = True, log: Callable[[str], None] = print) -> TrainResult:
     """Trains a model under a Session, evaluating and checkpointing after every epoch.
 
@@ -151,6 +156,11 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
       resume_from_float: a float checkpoint (folder or prefix) of the same model to start a
         quantized run from: its weights, biases and batch-norm statistics are restored; the
         quantization ranges, global step and optimizer start fresh.
+      precision: compute precision, ``float32`` or ``mixed_bfloat16`` (see
+        `graph_models.precision`); None keeps ``run.precision``. The one used is recorded in
+        ``run_config.json``.
+      cpuinfo_text: the text of ``/proc/cpuinfo`` that decides whether ``mixed_bfloat16`` runs
+        natively (None: read this machine's).
       progress: show a per-epoch progress bar (loss, examples per second) on stderr.
       log: where the per-epoch lines go.
 
@@ -158,11 +168,16 @@ def train_and_eval(run: RunConfig, data: data_lib.Dataset, *, run_name: Optional
       The `TrainResult`.
 
     Raises:
-      ConfigError: on bad arguments, or an existing run without ``resume``/``overwrite``.
+      ConfigError: on bad arguments, an existing run without ``resume``/``overwrite``, or
+        ``mixed_bfloat16`` on a CPU without native bfloat16 products.
       CheckpointError: if ``resume`` finds no checkpoint or an unreadable one.
       TrainingError: if the loss becomes NaN or infinite (the last good checkpoint is kept).
       TrainingInterrupted: on Ctrl-C, after saving a checkpoint at the current step.
     """
+    if precision is not None:
+        run = dataclasses.replace(run, precision=precision)
+    precision_lib.check_supported(run.precision, cpuinfo_text if cpuinfo_text is not None
+                                  else read_cpuinfo())
     check_training_arguments(run, data, keep_checkpoints=keep_checkpoints,
                              summary_every_steps=summary_every_steps,
                              histogram_every_steps=histogram_every_steps,
@@ -336,13 +351,23 @@ class _TrainingRun:
             pipelines.append(EpochPipeline(run.model.input_shape, run.batch_size))
             return pipelines[0].next_batch()
 
+        optimizers = []
+
+        def keep_optimizer(optimizer):
+            optimizers.append(optimizer)
+            return optimizer
+
         self.graph, self.tensors = graphs.build_training_graph(
             run.model, learning_rate=run.learning_rate, seed=run.seed,
             rewrite=run.quantization.training_rewrite() if run.quantization else None,
-            input_pipeline=input_pipeline)
+            input_pipeline=input_pipeline, wrap_optimizer=keep_optimizer)
         self.pipeline = pipelines[0]
         with self.graph.as_default():
             scalar_summaries, histogram_summaries = training_summary_ops(self.tensors)
+            multi_step = None
+            if run.steps_per_run > 1:
+                multi_step = MultiStep(run.model, self.pipeline.next_batch, optimizers[0],
+                                       self.tensors.global_step)
             self.saver = v1.train.Saver(v1.global_variables(), max_to_keep=keep_checkpoints,
                                         save_relative_paths=True)
             self.init_op = v1.global_variables_initializer()
@@ -358,8 +383,9 @@ class _TrainingRun:
         self.session = v1.Session(graph=self.graph, config=session_config(run))
         self.local = LocalSession(self.session, self.tensors, scalar_summaries=scalar_summaries,
                                   histogram_summaries=histogram_summaries, saver=self.saver,
-                                  checkpoint_dir=ckpt_dir)
+                                  checkpoint_dir=ckpt_dir, multi_step=multi_step)
         self.loop = TrainingLoop(self.local, batch_size=run.batch_size,
+                                 steps_per_run=run.steps_per_run,
                                  summary_every_steps=summary_every_steps,
                                  histogram_every_steps=histogram_every_steps,
                                  save_every_steps=save_every_steps)

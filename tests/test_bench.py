@@ -13,14 +13,18 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import common, flops, profile  # noqa: E402
 from bench.__main__ import TARGETS, main  # noqa: E402
-from graph_models import graphs  # noqa: E402
+from graph_models import cpuinfo, graphs  # noqa: E402
 from graph_models.nets_factory import ModelConfig  # noqa: E402
+
+HAS_BF16 = cpuinfo.cpu_info(cpuinfo.read_cpuinfo() or '')['bf16']
 
 
 def test_bench_quick_writes_every_figure_apart_from_full_results(tmp_path):
     full = tmp_path / '2026-01-01T000000Z.json'
     full.write_text('{"quick": false}\n')
-    assert main(['--quick', '--out', str(tmp_path)]) == 0
+    # The mixed_bfloat16 run covers the float32 one (Keras float32 stays a side).
+    precision = 'mixed_bfloat16' if HAS_BF16 else 'float32'
+    assert main(['--quick', '--out', str(tmp_path), '--precision', precision]) == 0
     # A full run's results are untouched; the quick run went to the quick/ subfolder.
     assert sorted(os.listdir(tmp_path)) == ['2026-01-01T000000Z.json', 'quick']
     assert full.read_text() == '{"quick": false}\n'
@@ -29,7 +33,9 @@ def test_bench_quick_writes_every_figure_apart_from_full_results(tmp_path):
     assert results['quick'] is True and results['machine']['cores'] > 0
     for model in ('mlp', 'cnn'):
         real = results['real_path'][model]
-        for side in ('graph', 'keras'):
+        sides = ('graph', 'keras') + (('keras_mixed',) if HAS_BF16 else ())
+        assert real['precision'] == precision
+        for side in sides:
             assert real[side]['train_seconds'] > 0 and real[side]['eval_seconds'] > 0
             assert real[side]['wall_seconds'] > real[side]['train_seconds']
         assert real['graph']['checkpoint_seconds'] > 0
@@ -48,11 +54,15 @@ def test_bench_quick_writes_every_figure_apart_from_full_results(tmp_path):
     assert 'gradients/mlp/fc1/MatMul_grad/MatMul_1' in top
     assert profile.op_kind(top['gradients/mlp/fc1/MatMul_grad/MatMul_1']) == 'products'
     for model in ('mlp', 'cnn'):
-        assert all(v > 0 for v in results['ceiling'][model].values())
-    assert set(results['headline']) == set(TARGETS)
+        ceiling = results['ceiling'][model]
+        assert ceiling['graph_precision'] == precision
+        assert (ceiling['products_only_bfloat16_step_ms'] is not None) == HAS_BF16
+        assert all(v > 0 for k, v in ceiling.items() if k != 'graph_precision' and v is not None)
+    mixed_target = 'cnn graph / Keras mixed_bfloat16 training throughput (real path)'
+    assert set(results['headline']) == set(TARGETS) - (set() if HAS_BF16 else {mixed_target})
     assert all(v > 0 for v in results['headline'].values())
     markdown = (tmp_path / 'quick' / json_file.replace('.json', '.md')).read_text()
-    assert 'QUICK MODE' in markdown and 'Machine: ' in markdown and '| mlp | graph |' in markdown
+    assert 'QUICK MODE' in markdown and 'Machine: ' in markdown and f'| mlp | graph ({precision}) |' in markdown
     # Another result written in the same second gets its own name; nothing is replaced.
     first = (tmp_path / 'quick' / json_file).read_text()
     again = common.write_results({'n': 2}, 'two\n', str(tmp_path / 'quick'))
@@ -74,19 +84,19 @@ def test_cpu_info_reads_model_and_isa_features():
     text = ('processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\n'
             'flags\t\t: fpu sse2 avx2 fma avx512f avx512bw avx512_vnni amx_tile amx_int8\n'
             'processor\t: 1\nmodel name\t: other\nflags\t\t: fpu\n')
-    info = common.cpu_info(text)
+    info = cpuinfo.cpu_info(text)
     assert info['cpu'] == 'Intel(R) Xeon(R) Platinum 8480+'
     assert info['isa']['avx2'] and info['isa']['avx512_vnni'] and info['isa']['amx_int8']
     assert not info['isa']['avx_vnni'] and not info['isa']['amx_bf16']
     assert info['vnni'] and info['amx']
-    plain = common.cpu_info('model name\t: Old\nflags\t\t: fpu sse2 avx2\n')
+    plain = cpuinfo.cpu_info('model name\t: Old\nflags\t\t: fpu sse2 avx2\n')
     assert plain['isa']['avx2'] and not plain['vnni'] and not plain['amx']
 
 
 def test_machine_info_fields():
     m = common.machine_info()
     assert m['cpu'] and m['cores'] >= m['usable_cores'] >= 1
-    assert set(m['isa']) == set(common.ISA_FLAGS)
+    assert set(m['isa']) == set(cpuinfo.ISA_FLAGS)
     for key in ('tf_intra_op_threads', 'tf_inter_op_threads', 'litert_threads', 'tensorflow'):
         assert key in m
     assert m['cpu'] in common.machine_line(m)

@@ -26,6 +26,10 @@ def add_parser(subparsers) -> None:
     p.add_argument('--keras-style', default='functional',
                    choices=['functional', 'sequential', 'subclassed'],
                    help='how the Keras twin is written')
+    p.add_argument('--precision', default='float32', choices=['float32', 'mixed_bfloat16'],
+                   help='training precision of both sides: the graph\'s bfloat16 rewrite and '
+                        'Keras\' mixed_bfloat16 policy (CPUs with avx512_bf16 or amx_bf16; '
+                        'default float32)')
     p.add_argument('--quantize', action='store_true',
                    help='compare QAT instead: our graph rewrite vs Keras QAT '
                         '(tensorflow-model-optimization, pip install -e .[keras-qat])')
@@ -43,6 +47,10 @@ def run(args) -> int:
     common = dict(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                   quick=args.quick, log=print_line)
     if args.quantize:
+        if args.precision != 'float32':
+            from graph_models.errors import ConfigError
+            raise ConfigError('compare --quantize runs float32 (Keras QAT has no bfloat16 '
+                              'policy); leave out --precision')
         from graph_models import compare_qat
         report = compare_qat.compare_qat(args.model, data, out, quant_delay=args.quant_delay,
                                          **common)
@@ -50,7 +58,7 @@ def run(args) -> int:
         print(f'reports: {out}/report.json, report.md')
         return 0
     report = compare.compare(args.model, data, out, seeds=args.seeds,
-                             keras_style=args.keras_style, **common)
+                             keras_style=args.keras_style, precision=args.precision, **common)
     print(compare.markdown_table(report))
     print(f'reports: {out}/report.json, report.md, report.png')
     return 0

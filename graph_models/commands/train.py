@@ -85,6 +85,14 @@ def add_parser(subparsers) -> None:
                         'costs about an MLP epoch)')
     g.add_argument('--xla', action='store_true',
                    help='XLA JIT compilation of the training step (recorded in run_config.json)')
+    g.add_argument('--precision', default='float32', choices=['float32', 'mixed_bfloat16'],
+                   help='compute precision of the training step (recorded in run_config.json): '
+                        'mixed_bfloat16 computes products in bfloat16 on CPUs with '
+                        'avx512_bf16 or amx_bf16; variables, checkpoints and exports stay '
+                        'float32 (default float32)')
+    g.add_argument('--steps-per-run', type=positive_int, default=1, metavar='K',
+                   help='run up to K training steps per Session call between summary and '
+                        'checkpoint steps (recorded in run_config.json; default 1)')
     mode = g.add_mutually_exclusive_group()
     mode.add_argument('--resume', action='store_true',
                       help='continue the run from its latest checkpoint (a cluster chief: if '
@@ -115,6 +123,11 @@ def _run_train(args: argparse.Namespace) -> int:
             raise ConfigError(f'{flag} is for single-process training (a cluster chief writes '
                               'its summaries through its hooks); leave it out with '
                               '--cluster-spec')
+    for flag, value in (('--precision', args.precision != 'float32' and args.precision),
+                        ('--steps-per-run', args.steps_per_run != 1 and args.steps_per_run)):
+        if cluster is not None and value:
+            raise ConfigError(f'{flag} {value} is for single-process training (cluster workers '
+                              'run one float32 step per call); leave it out with --cluster-spec')
     from graph_models.data import load_dataset
     from graph_models.nets_factory import ModelConfig
     from graph_models.quantize import QuantizationConfig
@@ -144,7 +157,8 @@ def _run_train(args: argparse.Namespace) -> int:
     run = RunConfig(model=model, dataset=args.dataset, epochs=args.epochs,
                     batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
                     limit=args.limit, data_source=data.source, quantization=quantization,
-                    xla=args.xla)
+                    xla=args.xla, precision=args.precision,
+                    steps_per_run=args.steps_per_run)
     print(f'{args.model} on {args.dataset}: {len(data.train_labels)} training and '
           f'{len(data.test_labels)} test examples from {data.source}', flush=True)
     if cluster is not None:
