@@ -68,10 +68,19 @@ class RunLock:
         """Takes the lock.
 
         Raises:
-          ConfigError: if another live process holds it (its process id is named).
+          ConfigError: if another live process holds it (its process id is named), or the
+            lock file is a symbolic link.
         """
+        import errno
         import fcntl
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            # O_NOFOLLOW: a planted link would have us truncate and write its target.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+            raise ConfigError(f'{self.path} is a symbolic link, and a run folder holds no '
+                              'links; remove it or choose another --run-name') from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -236,6 +245,17 @@ def checkpoint_global_step(prefix: str) -> int:
                               'checkpoint is corrupt or incomplete') from None
 
 
+def check_not_a_link(folder: str, parent: str, flag: str) -> None:
+    """Raises `ConfigError` if run folder ``folder`` is a symbolic link or resolves outside
+    ``parent``: ``--overwrite`` would empty, and training write into, someone else's folder."""
+    if os.path.islink(folder):
+        raise ConfigError(f'{folder} is a symbolic link; a run folder must be a real folder '
+                          f'inside {flag}: remove the link or choose another --run-name')
+    if os.path.lexists(folder) and \
+            os.path.dirname(os.path.realpath(folder)) != os.path.realpath(parent):
+        raise ConfigError(f'{folder} resolves outside {parent}; choose another --run-name')
+
+
 def make_folder(folder: str, flag: str) -> None:
     """``makedirs``; a failure becomes `GraphModelsError` naming ``flag`` on the command line."""
     try:
@@ -314,6 +334,8 @@ class RunFolders:
         self._owned = dict(self._created)
         self._lock_is_new = False
         try:  # A signal may land anywhere in here too: undo what was made.
+            check_not_a_link(ckpt_dir, self._parents[0], '--checkpoint-dir')
+            check_not_a_link(self.log_dir, self._parents[1], '--log-dir')
             make_folder(ckpt_dir, '--checkpoint-dir')
             self._lock_is_new = not os.path.lexists(self.lock.path)
             self.lock.acquire()
@@ -336,6 +358,7 @@ class RunFolders:
     def make_log_folders(self) -> None:
         """Creates ``<log_dir>/<run_name>/{train,eval}``."""
         for name in _LOG_SUBFOLDERS:
+            check_not_a_link(os.path.join(self.log_dir, name), self.log_dir, '--log-dir')
             make_folder(os.path.join(self.log_dir, name), '--log-dir')
 
     def __exit__(self, exc_type, exc, tb) -> bool:

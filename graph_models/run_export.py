@@ -9,7 +9,7 @@ passes it on.
 
 import dataclasses
 import os
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -310,10 +310,65 @@ def _beside(source: str, name: str) -> str:
     return os.path.join(folder, name)
 
 
-def _prepare_output(path: str, source: str) -> None:
-    if os.path.abspath(path) == os.path.abspath(source):
-        raise ConfigError(f'the output {path} is the source itself; choose another -o path')
-    ensure_parent(path)
+_CHECKPOINT_STATE = 'checkpoint'
+_SAVED_MODEL_FILES = ('saved_model.pb', 'saved_model.pbtxt', 'fingerprint.pb')
+
+
+def _is_checkpoint_file(name: str) -> bool:
+    return name.endswith(('.index', '.meta')) or '.data-' in name
+
+
+def _source_files(source: str) -> List[str]:
+    """The files a source is read from: what an output must never replace.
+
+    A folder (a run or a SavedModel): its checkpoint files, ``checkpoint`` state,
+    ``run_config.json``, ``saved_model.pb``/``.pbtxt`` and everything under ``variables/`` and
+    ``assets/``. A file or checkpoint prefix: the file, the prefix's ``.index``/``.data-*``/
+    ``.meta`` and the state file and run config beside it.
+    """
+    from graph_models.run_config import RUN_CONFIG_FILE
+    if os.path.isdir(source):
+        folder, stem = source, None
+    else:
+        folder = os.path.dirname(source) or '.'
+        stem = os.path.basename(source)
+        for suffix in ('.meta', '.index'):
+            stem = stem[:-len(suffix)] if stem.endswith(suffix) else stem
+        stem = stem.split('.data-')[0]
+    files = [source]
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return files
+    for name in names:
+        if name in (_CHECKPOINT_STATE, RUN_CONFIG_FILE) or \
+                (stem is None and name in _SAVED_MODEL_FILES) or \
+                (_is_checkpoint_file(name) and (stem is None or name.startswith(stem + '.'))):
+            files.append(os.path.join(folder, name))
+    if stem is None:
+        for sub in ('variables', 'assets'):
+            for parent, _, children in os.walk(os.path.join(folder, sub)):
+                files.extend(os.path.join(parent, child) for child in children)
+    return files
+
+
+def _check_outputs(paths: Sequence[str], source: str) -> None:
+    """Raises `ConfigError` if an output would replace one of the source's files (compared as
+    files, so a link or another spelling of the path is caught too); creates their folders."""
+    for path in paths:
+        if not os.path.lexists(path):
+            continue
+        for own in _source_files(source):
+            try:
+                same = os.path.samefile(path, own)
+            except OSError:
+                same = os.path.realpath(path) == os.path.realpath(own)
+            if same:
+                raise ConfigError(f'the output {path} is a file of the source {source} '
+                                  f'({os.path.basename(own)}); writing it would destroy the '
+                                  'source: choose another -o path')
+    for path in paths:
+        ensure_parent(path)
 
 
 def freeze_model(source: str, output: Optional[str] = None, *, batch_size: int = 1,
@@ -333,12 +388,11 @@ def freeze_model(source: str, output: Optional[str] = None, *, batch_size: int =
     frozen = load_model(source, batch_size=batch_size,
                         quantized=False if float_graph else None, **source_options)
     output = output or _beside(source, FROZEN_GRAPH_FILE)
-    _prepare_output(output, source)
+    text = os.path.splitext(output)[0] + '.pbtxt'
+    _check_outputs([output, text] if pbtxt else [output], source)  # Both before writing one.
     write_graph_def(frozen.graph_def, output)
     written = [output]
     if pbtxt:
-        text = os.path.splitext(output)[0] + '.pbtxt'
-        _prepare_output(text, source)
         write_graph_def(frozen.graph_def, text, as_text=True)
         written.append(text)
     return frozen, written
@@ -363,7 +417,7 @@ def export_to_file(source: str, output: Optional[str], mode: str = 'float', *,
         dataset is known: our runs know theirs, other sources need ``dataset``.
     """
     output = output or _beside(source, f'model_{mode}.tflite')
-    _prepare_output(output, source)
+    _check_outputs([output, output + freeze_export.RECORD_SUFFIX], source)  # And its record.
     record = export_model(source, mode, **options)
     if metadata:
         from freeze.metadata import MetadataError

@@ -1,0 +1,148 @@
+"""Issue 21: reliability and first-hour usability, round three.
+
+Data loss first (items 9-11): a symlink never leads a command to write or delete a file outside
+the folder it owns, and ``export``/``freeze`` never overwrite the files of their own source.
+"""
+
+import os
+import shutil
+
+import pytest
+
+from graph_models import cli
+from graph_models._tf import tf
+from graph_models.errors import ConfigError
+from graph_models.nets_factory import ModelConfig
+from graph_models.run_config import RunConfig
+from graph_models.train import train_and_eval
+
+from conftest import synthetic_dataset, write_idx_folder
+
+
+@pytest.fixture(scope='module')
+def base(tmp_path_factory):
+    """One tiny trained run (``ckpt/base``) and its data folder."""
+    root = tmp_path_factory.mktemp('round3')
+    data = synthetic_dataset(200, 50)
+    data_dir = write_idx_folder(root / 'data', data)
+    run = RunConfig(model=ModelConfig('mlp_small'), epochs=1, batch_size=50,
+                    data_source=data_dir)
+    folder = train_and_eval(run, data, run_name='base', log_dir=str(root / 'logs'),
+                            checkpoint_dir=str(root / 'ckpt'), progress=False,
+                            log=lambda line: None).checkpoint_dir
+    return {'root': root, 'data': data, 'data_dir': data_dir, 'run': folder}
+
+
+def _train(root, data, run_name, **kwargs):
+    run = RunConfig(model=ModelConfig('mlp_small'), epochs=1, batch_size=50,
+                    dataset=data.name)
+    return train_and_eval(run, data, run_name=run_name, log_dir=str(root / 'logs'),
+                          checkpoint_dir=str(root / 'ckpt'), progress=False,
+                          log=lambda line: None, **kwargs)
+
+
+def _one_line_error(capsys, command, status=1):
+    assert cli.main(command) == status
+    err = capsys.readouterr().err
+    assert err.startswith(f'graph-models {command[0]}: error:') and err.count('\n') == 1, err
+    return err
+
+
+# Item 9 ---------------------------------------------------------------------------------------
+
+def test_a_symlinked_lock_is_refused_and_its_target_untouched(tmp_path, base):
+    outside = tmp_path / 'outside'
+    outside.mkdir()
+    (outside / 'important.txt').write_text('precious\n')
+    (tmp_path / 'ckpt' / 'r3').mkdir(parents=True)
+    os.symlink(outside / 'important.txt', tmp_path / 'ckpt' / 'r3' / '.lock')
+    with pytest.raises(ConfigError, match=r'\.lock is a symbolic link'):
+        _train(tmp_path, base['data'], 'r3')
+    assert (outside / 'important.txt').read_text() == 'precious\n'
+    assert os.listdir(tmp_path / 'ckpt' / 'r3') == ['.lock']  # The link is left as found.
+
+
+def test_cli_symlinked_lock_is_one_line(tmp_path, base, capsys):
+    (tmp_path / 'outside').mkdir()
+    (tmp_path / 'outside' / 'important.txt').write_text('precious\n')
+    (tmp_path / 'ckpt' / 'r3').mkdir(parents=True)
+    os.symlink(tmp_path / 'outside' / 'important.txt', tmp_path / 'ckpt' / 'r3' / '.lock')
+    err = _one_line_error(capsys, [
+        'train', '--model', 'mlp_small', '--limit', '100', '--epochs', '1', '--no-progress',
+        '--data-dir', base['data_dir'], '--run-name', 'r3',
+        '--checkpoint-dir', str(tmp_path / 'ckpt'), '--log-dir', str(tmp_path / 'logs')],
+        status=2)
+    assert 'symbolic link' in err
+    assert (tmp_path / 'outside' / 'important.txt').read_text() == 'precious\n'
+
+
+# Item 10 --------------------------------------------------------------------------------------
+
+def _source_files(run):
+    return sorted(n for n in os.listdir(run) if not n.startswith('.'))
+
+
+@pytest.mark.parametrize('target', ['index', 'data', 'checkpoint', 'run_config.json'])
+def test_export_refuses_to_overwrite_its_own_source_files(tmp_path, base, capsys, target):
+    run = tmp_path / 'ow'
+    shutil.copytree(base['run'], run)
+    prefix = os.path.basename(tf.train.latest_checkpoint(str(run)))
+    name = {'index': prefix + '.index',
+            'data': prefix + '.data-00000-of-00001'}.get(target, target)
+    before = {n: (run / n).read_bytes() for n in _source_files(run)}
+    err = _one_line_error(capsys, ['export', str(run), '--quantize', 'float', '-o',
+                                   str(run / name)], status=2)
+    assert 'is a file of the source' in err and name in err
+    assert {n: (run / n).read_bytes() for n in _source_files(run)} == before
+    # Named through another path (a link to the folder) it is the same file: refused too.
+    os.symlink(run, tmp_path / 'alias')
+    _one_line_error(capsys, ['export', str(run / prefix), '--quantize', 'float', '-o',
+                             str(tmp_path / 'alias' / name)], status=2)
+    assert {n: (run / n).read_bytes() for n in _source_files(run)} == before
+
+
+def test_freeze_refuses_to_overwrite_a_savedmodel_or_graph_source(tmp_path, base, capsys):
+    pb = tmp_path / 'g.pb'
+    assert cli.main(['freeze', base['run'], '-o', str(pb), '--pbtxt']) == 0
+    capsys.readouterr()
+    before = pb.read_bytes()
+    # The .pbtxt written beside -o would be the source itself.
+    err = _one_line_error(capsys, ['freeze', str(tmp_path / 'g.pbtxt'), '-o', str(pb),
+                                   '--pbtxt'], status=2)
+    assert 'g.pbtxt' in err
+    assert pb.read_bytes() == before
+
+
+
+# Item 11 --------------------------------------------------------------------------------------
+
+def _victim(tmp_path):
+    """A folder outside --checkpoint-dir that looks like a run (it holds a run_config.json)."""
+    victim = tmp_path / 'victim'
+    victim.mkdir()
+    (victim / 'run_config.json').write_text('{}')
+    (victim / 'thesis.tex').write_text('years of work')
+    return victim
+
+
+def test_overwrite_refuses_a_symlinked_run_folder(tmp_path, base):
+    victim = _victim(tmp_path)
+    (tmp_path / 'ckpt').mkdir()
+    os.symlink(victim, tmp_path / 'ckpt' / 'r')
+    with pytest.raises(ConfigError, match='is a symbolic link'):
+        _train(tmp_path, base['data'], 'r', overwrite=True)
+    assert sorted(os.listdir(victim)) == ['run_config.json', 'thesis.tex']
+    assert os.path.islink(tmp_path / 'ckpt' / 'r')
+
+
+def test_overwrite_refuses_a_symlinked_log_folder(tmp_path, base):
+    _train(tmp_path, base['data'], 'r')
+    victim = tmp_path / 'victim'
+    (victim / 'train').mkdir(parents=True)
+    (victim / 'train' / 'precious.txt').write_text('x')
+    shutil.rmtree(tmp_path / 'logs' / 'r')
+    os.symlink(victim, tmp_path / 'logs' / 'r')
+    with pytest.raises(ConfigError, match='is a symbolic link'):
+        _train(tmp_path, base['data'], 'r', overwrite=True)
+    assert (victim / 'train' / 'precious.txt').read_text() == 'x'
+    assert os.listdir(tmp_path / 'ckpt' / 'r')  # The run is kept.
