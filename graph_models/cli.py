@@ -11,6 +11,7 @@ Exit status: 0 on success, 2 for usage errors (bad flags or values), 1 for other
 
 import argparse
 import importlib
+import logging
 import os
 import signal
 import sys
@@ -104,6 +105,22 @@ def _thread_excepthook(hook_args) -> None:
     sys.__excepthook__(hook_args.exc_type, hook_args.exc_value, hook_args.exc_traceback)
 
 
+def _quiet_tensorflow(process: bool) -> Callable[[], None]:
+    """Quiets TensorFlow for one command; returns what puts the logger's level back.
+
+    In a process of its own (``process``), ``TF_CPP_MIN_LOG_LEVEL`` is set to 2 before
+    TensorFlow loads unless the user set it (an empty value counts as unset); what the C++ code
+    prints at a lower level is left to `graph_models.noise`. TensorFlow's Python logger is held
+    at ERROR while the command runs. Importing the library changes neither.
+    """
+    if process and not os.environ.get('TF_CPP_MIN_LOG_LEVEL', '').strip():
+        os.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'
+    logger = logging.getLogger('tensorflow')  # What tf.get_logger() returns, without TF.
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    return lambda: logger.setLevel(level)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Runs the command line; returns the exit status.
 
@@ -114,6 +131,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     options = words[:words.index('--')] if '--' in words else words
     verbose = '--verbose' in options
     noise_filter = None
+    restore_logger = lambda: None  # noqa: E731
+    if not verbose:
+        restore_logger = _quiet_tensorflow(process=argv is None)
     if argv is None and not verbose:
         from graph_models.noise import StderrFilter
         noise_filter = StderrFilter().start()
@@ -155,6 +175,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f'{PROG} {command}: terminated (SIGTERM)', file=sys.stderr)
         return 143
     finally:
+        restore_logger()
         threading.excepthook = previous_thread_hook
         for signum, handler in previous.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)

@@ -4,8 +4,11 @@ Data loss first (items 9-11): a symlink never leads a command to write or delete
 the folder it owns, and ``export``/``freeze`` never overwrite the files of their own source.
 """
 
+import logging
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -146,3 +149,54 @@ def test_overwrite_refuses_a_symlinked_log_folder(tmp_path, base):
         _train(tmp_path, base['data'], 'r', overwrite=True)
     assert (victim / 'train' / 'precious.txt').read_text() == 'x'
     assert os.listdir(tmp_path / 'ckpt' / 'r')  # The run is kept.
+
+
+# Items 1 and 5 --------------------------------------------------------------------------------
+
+BIN = os.path.join(os.path.dirname(sys.executable), 'graph-models')
+LOG_LEVELS = [None, '', '0', '3']  # TF_CPP_MIN_LOG_LEVEL unset, set but empty, 0 and 3.
+
+
+def _env(level):
+    env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
+    if level is not None:
+        env['TF_CPP_MIN_LOG_LEVEL'] = level
+    return env
+
+
+def test_importing_the_library_leaves_the_process_alone():
+    # TensorFlow's own import sets a few variables: compare with the process after it.
+    code = ('import logging, os, sys\n'
+            'import tensorflow as tf\n'
+            'env, level = dict(os.environ), tf.get_logger().level\n'
+            'import graph_models.train, graph_models.run_export, freeze, freeze.export\n'
+            'changed = sorted(k for k in set(env) | set(os.environ) '
+            'if env.get(k) != os.environ.get(k))\n'
+            'assert changed == [] and "TF_CPP_MIN_LOG_LEVEL" not in os.environ, changed\n'
+            'assert tf.get_logger().level == level == logging.NOTSET, tf.get_logger().level\n')
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          env=_env(None), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_the_cli_quiets_tensorflow_only_while_it_runs(capsys):
+    logger = logging.getLogger('tensorflow')
+    level = logger.level
+    assert cli.main(['summary', '--model', 'mlp_small']) == 0
+    assert logger.level == level
+    capsys.readouterr()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('level', LOG_LEVELS)
+def test_training_is_quiet_whatever_tf_cpp_min_log_level(tmp_path, base, level):
+    proc = subprocess.run(
+        [BIN, 'train', '--model', 'mlp_small', '--limit', '100', '--epochs', '1',
+         '--data-dir', base['data_dir'], '--run-name', 'q', '--no-progress',
+         '--checkpoint-dir', str(tmp_path / 'ckpt'), '--log-dir', str(tmp_path / 'logs')],
+        capture_output=True, text=True, env=_env(level), timeout=300)
+    assert proc.returncode == 0 and proc.stderr == '', proc.stderr
+    proc = subprocess.run([BIN, 'eval', str(tmp_path / 'ckpt' / 'q'), '--data-dir',
+                           base['data_dir']], capture_output=True, text=True,
+                          env=_env(level), timeout=300)
+    assert proc.returncode == 0 and proc.stderr == '', proc.stderr
