@@ -13,13 +13,12 @@ import argparse
 import importlib
 import logging
 import os
-import signal
 import sys
 import threading
 import traceback
 from typing import Callable, List, Optional, Tuple
 
-from graph_models import __version__
+from graph_models import __version__, signals
 from graph_models.commands import COMMANDS
 from graph_models.errors import USER_ERRORS, GraphModelsError, Terminated
 
@@ -80,23 +79,6 @@ def _command_name(argv: List[str]) -> str:
     return next((a for a in argv if not a.startswith('-')), '')
 
 
-def _raise_terminated(signum, frame):
-    raise Terminated()
-
-
-def _install_signal_handlers() -> dict:
-    """SIGTERM raises `Terminated`, SIGINT `KeyboardInterrupt`, from the very start.
-
-    Installed whatever the inherited disposition (a background job starts with SIGINT
-    ignored), so a signal during start-up (TensorFlow's import takes seconds) still ends in one
-    line and exit status 143/130. Returns the previous handlers.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    return {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_terminated),
-            signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler)}
-
-
 def _thread_excepthook(hook_args) -> None:
     """No traceback for TensorBoard's writer thread: the next ``FileWriter`` call in the main
     thread re-raises its error, and training turns that into one line."""
@@ -137,7 +119,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if argv is None and not verbose:
         from graph_models.noise import StderrFilter
         noise_filter = StderrFilter().start()
-    previous = _install_signal_handlers()
+    # From the very start, whatever the inherited disposition (a background job starts with
+    # SIGINT ignored): a signal during TensorFlow's import still ends in one line.
+    previous = signals.install()
     previous_thread_hook = threading.excepthook
     threading.excepthook = _thread_excepthook
     if argv is None and os.environ.get('GRAPH_MODELS_CLUSTER_PARENT', '').isdigit():
@@ -163,22 +147,30 @@ def main(argv: Optional[List[str]] = None) -> int:
             os._exit(status)
         return status
     except (*USER_ERRORS, OSError, OverflowError) as e:
+        signals.begin_stopping()
         if args is not None and args.debug:
             traceback.print_exc()
         text, status = _error_line(e)
         print(f'{PROG} {command}: error: {text}', file=sys.stderr)
         return status
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated, SystemError) as e:
+        signals.begin_stopping()
+        interrupt = signals.interrupt_in(e)
+        if interrupt is None:
+            raise
+        if isinstance(interrupt, Terminated):
+            print(f'{PROG} {command}: terminated (SIGTERM)', file=sys.stderr)
+            return 143
         print(f'{PROG} {command}: interrupted (SIGINT)', file=sys.stderr)
         return 130
-    except Terminated:
-        print(f'{PROG} {command}: terminated (SIGTERM)', file=sys.stderr)
-        return 143
     finally:
         restore_logger()
         threading.excepthook = previous_thread_hook
-        for signum, handler in previous.items():
-            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        if argv is None:
+            # A process: the status is decided; a signal during shutdown is only noted.
+            signals.begin_stopping()
+        else:
+            signals.restore(previous)
         if noise_filter is not None:
             try:
                 sys.stdout.flush()

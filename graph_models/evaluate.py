@@ -328,8 +328,12 @@ def evaluate_model(path: str, *, dataset: Optional[str] = None, data_dir: Option
                         output_arrays=output_arrays, input_shapes=input_shapes,
                         tag_set=tag_set, signature_def=signature_def,
                         allow_unsafe_ops=allow_unsafe_ops)
-    if frozen.source_kind == RUN and dataset is None:
-        dataset = frozen.options.get('dataset')
+    if frozen.source_kind == RUN:
+        if data_dir is None:  # The run's own data, as export and train --resume read it.
+            from graph_models.run_config import read_run_config
+            data_dir = read_run_config(frozen.source).recorded_data_dir(dataset)
+        if dataset is None:
+            dataset = frozen.options.get('dataset')
     images, labels, data = dataset_images(frozen, dataset, data_dir, split='test', limit=limit,
                                           download=data_dir is None)
     probs = frozen_graph_probabilities(frozen.graph_def, images, frozen.inputs[0],

@@ -7,9 +7,11 @@ the folder it owns, and ``export``/``freeze`` never overwrite the files of their
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from graph_models import cli
@@ -200,3 +202,140 @@ def test_training_is_quiet_whatever_tf_cpp_min_log_level(tmp_path, base, level):
                            base['data_dir']], capture_output=True, text=True,
                           env=_env(level), timeout=300)
     assert proc.returncode == 0 and proc.stderr == '', proc.stderr
+
+
+# Item 2 ---------------------------------------------------------------------------------------
+
+def _train_argv(tmp_path, data_dir, *extra):
+    return ['train', '--model', 'mlp_small', '--limit', '200', '--epochs', '2',
+            '--batch-size', '50', '--data-dir', data_dir, '--run-name', 'r', '--no-progress',
+            '--checkpoint-dir', str(tmp_path / 'ckpt'), '--log-dir', str(tmp_path / 'logs'),
+            *extra]
+
+
+def _sigint_in_the_second_epoch(monkeypatch, how='signal'):
+    from graph_models import train as train_lib
+    real = train_lib._TrainingRun.train_epoch
+
+    def train_epoch(self, epoch, *args, **kwargs):
+        if epoch == 1:
+            if how == 'signal':
+                os.kill(os.getpid(), signal.SIGINT)
+            else:  # What a handler raising inside a C callback looks like.
+                try:
+                    raise KeyboardInterrupt()
+                except KeyboardInterrupt as e:
+                    raise SystemError('<built-in function __import__> returned a result with '
+                                      'an exception set') from e
+        return real(self, epoch, *args, **kwargs)
+    monkeypatch.setattr(train_lib._TrainingRun, 'train_epoch', train_epoch)
+
+
+def test_sigterm_while_the_interrupted_run_is_wound_up_keeps_the_one_line(
+        tmp_path, base, capsys, monkeypatch):
+    # The SIGTERM lands after training put the command's handlers back, while the run folders
+    # are released: it used to raise there and replace the "saved ..." line.
+    from graph_models import loop
+    _sigint_in_the_second_epoch(monkeypatch)
+    real_exit = loop.RunFolders.__exit__
+
+    def exit_with_sigterm(self, *exc):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real_exit(self, *exc)
+    monkeypatch.setattr(loop.RunFolders, '__exit__', exit_with_sigterm)
+    status = cli.main(_train_argv(tmp_path, base['data_dir']))
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'SIGINT at step 4: saved' in err, err
+    assert status == 130
+
+
+def test_a_signal_wrapped_in_a_system_error_is_still_an_interrupt(tmp_path, base, capsys,
+                                                                 monkeypatch):
+    _sigint_in_the_second_epoch(monkeypatch, how='system-error')
+    assert cli.main(_train_argv(tmp_path, base['data_dir'])) == 130
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'SIGINT at step 4: saved' in err, err
+
+
+def test_a_signal_after_the_command_is_done_does_not_kill_the_process():
+    # Interpreter shutdown takes a while after TensorFlow ran: a SIGTERM then must not end the
+    # process by the default action (exit -15 instead of the status already reported).
+    code = ('import os, signal, sys\n'
+            'from graph_models import cli\n'
+            'sys.argv = ["graph-models", "summary", "--model", "mlp_small"]\n'
+            'status = cli.main()\n'
+            'os.kill(os.getpid(), signal.SIGTERM)\n'
+            'os.kill(os.getpid(), signal.SIGINT)\n'
+            'sys.exit(status)\n')
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stderr == ''
+
+
+# Item 3 ---------------------------------------------------------------------------------------
+
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """No cached data and no network: only a recorded or given data folder can be read."""
+    from graph_models import data as data_lib
+    monkeypatch.setenv('GRAPH_MODELS_DATA', str(tmp_path / 'empty-cache'))
+
+    def no_download(*args, **kwargs):
+        raise AssertionError('tried to download')
+    monkeypatch.setattr(data_lib, 'download_dataset', no_download)
+
+
+def test_eval_of_a_run_reads_its_recorded_data(tmp_path, base, capsys, offline):
+    run = tmp_path / 'run'
+    shutil.copytree(base['run'], run)
+    assert cli.main(['eval', str(run)]) == 0, capsys.readouterr().err
+    assert cli.main(['eval', tf.train.latest_checkpoint(str(run))]) == 0
+    capsys.readouterr()
+
+
+def test_resume_reads_the_recorded_data(tmp_path, base, capsys, offline):
+    argv = ['train', '--model', 'mlp_small', '--batch-size', '50', '--run-name', 'r',
+            '--no-progress', '--checkpoint-dir', str(tmp_path / 'ckpt'),
+            '--log-dir', str(tmp_path / 'logs')]
+    assert cli.main([*argv, '--epochs', '1', '--data-dir', base['data_dir']]) == 0
+    capsys.readouterr()
+    assert cli.main([*argv, '--epochs', '2', '--resume']) == 0, capsys.readouterr().err
+    assert 'step 8' in capsys.readouterr().out
+
+
+# Item 12 --------------------------------------------------------------------------------------
+
+def _digit(background, stroke, dtype):
+    pixels = np.full((28, 28), background, dtype=dtype)
+    pixels[6:22, 12:16] = stroke
+    return pixels
+
+
+def test_a_16_bit_png_is_scaled_by_its_own_depth(tmp_path):
+    from PIL import Image
+    from graph_models.predict import load_digit
+    path = str(tmp_path / 'deep.png')
+    Image.fromarray(_digit(1000, 40000, np.uint16)).save(path)
+    assert Image.open(path).mode.startswith('I')
+    pixels = load_digit(path)
+    assert abs(pixels[0, 0] - 1000 / 65535) < 1e-3  # Was 1.0 (clipped to 255), then inverted.
+    assert abs(pixels[14, 14] - 40000 / 65535) < 1e-3
+
+
+def test_a_float_tiff_keeps_its_values(tmp_path):
+    from PIL import Image
+    from graph_models.predict import load_digit
+    path = str(tmp_path / 'float.tif')
+    Image.fromarray(_digit(0.0, 0.8, np.float32), mode='F').save(path)
+    pixels = load_digit(path)
+    assert pixels[0, 0] == 0 and abs(pixels[14, 14] - 0.8) < 1e-3  # Was all zero.
+
+
+def test_a_float_image_out_of_any_range_is_refused(tmp_path):
+    from PIL import Image
+    from graph_models.predict import ImageError, load_digit
+    path = str(tmp_path / 'wild.tif')
+    Image.fromarray(_digit(-5.0, 1e6, np.float32), mode='F').save(path)
+    with pytest.raises(ImageError, match='wild.tif holds float values from -5 to 1e\\+06'):
+        load_digit(path)

@@ -1,6 +1,7 @@
 """``graph-models train``: train a model under a Session, alone or as a cluster task."""
 
 import argparse
+import os
 
 from graph_models.architectures import DESCRIPTIONS  # The table: no TensorFlow.
 from graph_models.commands.flags import (add_data_flags, bits, int_list, non_negative_int,
@@ -97,7 +98,6 @@ def add_parser(subparsers) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    import os
     from graph_models.distributed import ClusterConfig, run_parameter_server
     cluster = ClusterConfig.from_sources(args.cluster_spec, args.job_name, args.task_index,
                                          os.environ)
@@ -138,7 +138,11 @@ def _run_train(args: argparse.Namespace) -> int:
             raise ConfigError(f'{given[0]} only applies with --quantize')
     model = ModelConfig(name=args.model, hidden_sizes=args.hidden_sizes,
                         dropout_rate=args.dropout, batch_norm=args.batch_norm)
-    data = load_dataset(args.dataset, args.data_dir, download=not args.no_download,
+    data_dir = args.data_dir
+    if args.resume and data_dir is None:
+        data_dir = _recorded_data_dir(os.path.join(args.checkpoint_dir, args.run_name),
+                                      args.dataset)
+    data = load_dataset(args.dataset, data_dir, download=not args.no_download,
                         limit=args.limit)
     run = RunConfig(model=model, dataset=args.dataset, epochs=args.epochs,
                     batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
@@ -165,6 +169,18 @@ def _run_train(args: argparse.Namespace) -> int:
     print(f'checkpoint: {result.checkpoint_path}')
     print(f'TensorBoard: tensorboard --logdir {args.log_dir}')
     return 0
+
+
+def _recorded_data_dir(run_folder: str, dataset: str):
+    """The data folder a run to resume recorded, or None (no such run: training says so)."""
+    from graph_models.errors import CheckpointError
+    from graph_models.run_config import read_run_config, run_config_path
+    if not os.path.isfile(run_config_path(run_folder)):
+        return None
+    try:
+        return read_run_config(run_folder).recorded_data_dir(dataset)
+    except CheckpointError:
+        return None  # Resuming reads the run config again and reports it.
 
 
 def _run_cluster_worker(args, run, data, cluster) -> int:
