@@ -67,11 +67,39 @@ def _error_line(e: Exception) -> Tuple[str, int]:
         return e.for_cli(), e.exit_code  # Worded in flags when it carries such a wording.
     if isinstance(e, USER_ERRORS):
         return str(e), e.exit_code  # The freeze toolkit's.
+    if isinstance(e, UnicodeError):
+        # A path or name TensorFlow cannot encode (bytes that are not UTF-8, or a non-ASCII
+        # path under a C locale, which Python then holds as surrogates).
+        shown = repr(e.object[e.start:e.end]) if isinstance(e.object, str) else ''
+        return (f'a path or name holds characters that cannot be encoded ({shown}: '
+                f'{e.reason}); use UTF-8 paths and names under a UTF-8 locale '
+                '(LC_ALL=C.UTF-8)'), 1
     if isinstance(e, OverflowError):
         # A number too large for the int64/float32 it ends up in (for example a huge flag).
         return f'a value is too large ({e}); use a smaller one', 2
     # OSError: unwritable folders, a full disk: the operating system's words name file and cause.
     return f'{e.strerror or e}' + (f' ({e.filename})' if e.filename else ''), 1
+
+
+def _usable_streams() -> None:
+    """Makes stdout and stderr safe to write whatever the process was given.
+
+    A closed stdout (``cmd >&-``) leaves ``sys.stdout`` None, and a later ``open`` would get
+    file descriptor 1: point it at ``/dev/null``. A path with bytes that are not UTF-8 reaches
+    Python as surrogates, which a strict stream cannot print: write those as backslash
+    escapes.
+    """
+    for fd, name in ((1, 'stdout'), (2, 'stderr')):
+        if getattr(sys, name) is None:
+            null = os.open(os.devnull, os.O_WRONLY)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            setattr(sys, name, open(fd, 'w', closefd=False))
+        stream = getattr(sys, name)
+        if getattr(stream, 'errors', None) == 'strict' and hasattr(stream, 'reconfigure'):
+            stream.reconfigure(errors='backslashreplace')  # (The C locale's surrogateescape
+            # already writes such a path back as the bytes it came from.)
 
 
 def _command_name(argv: List[str]) -> str:
@@ -109,6 +137,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     Without ``--verbose``, a command run as a process (``argv`` None) prints only its own lines:
     stderr passes through `graph_models.noise.StderrFilter`, set up before TensorFlow loads.
     """
+    if argv is None:
+        _usable_streams()
     words = sys.argv[1:] if argv is None else list(argv)
     options = words[:words.index('--')] if '--' in words else words
     verbose = '--verbose' in options
@@ -146,7 +176,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             sys.stderr.flush()
             os._exit(status)
         return status
-    except (*USER_ERRORS, OSError, OverflowError) as e:
+    except (*USER_ERRORS, OSError, OverflowError, UnicodeError) as e:
         signals.begin_stopping()
         if args is not None and args.debug:
             traceback.print_exc()

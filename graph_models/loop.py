@@ -36,17 +36,37 @@ LOCK_FILE = '.lock'
 _LOG_SUBFOLDERS = ('train', 'eval')
 
 
+def check_text(value: str, what: str) -> None:
+    """Raises `ConfigError` unless ``value`` (a path or name given as ``what``) is valid UTF-8.
+
+    Bytes that are not UTF-8 reach Python as surrogates (``\\udcff``), which TensorFlow's file
+    functions cannot encode: refuse them before any folder is made.
+    """
+    try:
+        value.encode('utf-8')
+    except UnicodeEncodeError:
+        raise ConfigError(f'{what} {value!r} is not valid UTF-8 text (its bytes are not '
+                          'UTF-8, or the locale is not a UTF-8 one); use a UTF-8 name, or '
+                          'set LC_ALL=C.UTF-8') from None
+
+
 def check_run_name(name: str) -> None:
-    """Raises `ConfigError` unless ``name`` is one plain path component (no ``/``, ``.``, ``..``).
+    """Raises `ConfigError` unless ``name`` is one plain path component (no ``/``, ``.``, ``..``,
+    no control characters, valid UTF-8).
 
     A run name becomes a folder under ``--checkpoint-dir`` and ``--log-dir`` that ``--overwrite``
-    may delete; ``..`` or an absolute path would point it at someone else's files.
+    may delete; ``..`` or an absolute path would point it at someone else's files. A newline
+    would split every output line that names the run.
     """
     bad = (not name or name in ('.', '..') or '/' in name or '\0' in name
            or (os.sep in name) or (os.altsep is not None and os.altsep in name))
     if bad:
         raise ConfigError(f'--run-name must be one plain folder name such as mlp-run1 (no "/", '
                           f'".", ".."), got {name!r}')
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise ConfigError(f'--run-name must not hold a control character (newline, tab, ...), '
+                          f'got {name!r}')
+    check_text(name, '--run-name')
 
 
 class RunLock:
@@ -256,6 +276,16 @@ def check_not_a_link(folder: str, parent: str, flag: str) -> None:
         raise ConfigError(f'{folder} resolves outside {parent}; choose another --run-name')
 
 
+def _missing_folders(folder: str) -> List[str]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    folder = os.path.abspath(folder)
+    while not os.path.lexists(folder) and os.path.dirname(folder) != folder:
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    return missing
+
+
 def make_folder(folder: str, flag: str) -> None:
     """``makedirs``; a failure becomes `GraphModelsError` naming ``flag`` on the command line."""
     try:
@@ -318,6 +348,8 @@ class RunFolders:
 
     def __init__(self, checkpoint_dir: str, log_dir: str, run_name: str):
         check_run_name(run_name)
+        check_text(checkpoint_dir, '--checkpoint-dir')
+        check_text(log_dir, '--log-dir')
         self.run_name = run_name
         self.checkpoint_dir = os.path.join(checkpoint_dir, run_name)
         self.log_dir = os.path.join(log_dir, run_name)
@@ -328,8 +360,10 @@ class RunFolders:
         ckpt_dir = self.checkpoint_dir
         self._created = {folder: not os.path.lexists(folder)
                          for folder in (ckpt_dir, self.log_dir)}
-        self._new_parents = [parent for parent in self._parents
-                             if not os.path.lexists(parent)]
+        # Every folder the claim may create, deepest first: a path that turns out too long
+        # fails after makedirs made a dozen levels of it.
+        self._new_parents = [folder for parent in self._parents
+                             for folder in _missing_folders(parent)]
         # Folders this claim may remove again if training fails before a checkpoint.
         self._owned = dict(self._created)
         self._lock_is_new = False
@@ -367,7 +401,7 @@ class RunFolders:
                 for folder in (self.checkpoint_dir, self.log_dir):
                     if self._owned[folder]:
                         shutil.rmtree(folder, ignore_errors=True)
-                for parent in self._new_parents:  # --checkpoint-dir / --log-dir created here.
+                for parent in self._new_parents:  # --checkpoint-dir / --log-dir (and parents).
                     with contextlib.suppress(OSError):
                         os.rmdir(parent)  # Only if empty.
                 if self._lock_is_new and not os.path.isfile(run_config_path(self.checkpoint_dir)):

@@ -339,3 +339,100 @@ def test_a_float_image_out_of_any_range_is_refused(tmp_path):
     Image.fromarray(_digit(-5.0, 1e6, np.float32), mode='F').save(path)
     with pytest.raises(ImageError, match='wild.tif holds float values from -5 to 1e\\+06'):
         load_digit(path)
+
+
+# Items 19, 20, 21, 29, 32: names, paths and streams ------------------------------------------
+
+def _train_cli(tmp_path, data_dir, run_name, **env):
+    return subprocess.run(
+        [BIN, 'train', '--model', 'mlp_small', '--limit', '100', '--epochs', '1',
+         '--data-dir', data_dir, '--run-name', run_name, '--no-progress',
+         '--checkpoint-dir', str(tmp_path / 'ckpt'), '--log-dir', str(tmp_path / 'logs')],
+        capture_output=True, env={**os.environ, **env}, timeout=300, cwd=tmp_path)
+
+
+@pytest.mark.parametrize('name', ['r\nsecond line', 'r\rx', 'tab\there', 'bell\x07'])
+def test_a_run_name_with_control_characters_is_refused_before_the_data_loads(
+        tmp_path, base, capsys, monkeypatch, name):
+    from graph_models import data as data_lib
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError('loaded the data first')
+    monkeypatch.setattr(data_lib, 'load_dataset', no_loading)
+    err = _one_line_error(capsys, ['train', '--model', 'mlp_small', '--run-name', name,
+                                   '--checkpoint-dir', str(tmp_path / 'ckpt'),
+                                   '--log-dir', str(tmp_path / 'logs')], status=2)
+    assert 'control character' in err
+    assert not (tmp_path / 'ckpt').exists()
+
+
+def test_a_bad_run_name_is_refused_before_the_data_loads(tmp_path, capsys, monkeypatch):
+    from graph_models import data as data_lib
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError('loaded the data first')
+    monkeypatch.setattr(data_lib, 'load_dataset', no_loading)
+    _one_line_error(capsys, ['train', '--run-name', '..', '--checkpoint-dir',
+                             str(tmp_path / 'ckpt')], status=2)
+
+
+def test_a_non_utf8_run_name_is_one_line_and_leaves_nothing(tmp_path, base):
+    proc = _train_cli(tmp_path, base['data_dir'], os.fsdecode(b'r\xff'))
+    err = proc.stderr.decode()
+    assert proc.returncode == 2 and err.count('\n') == 1, err
+    assert 'UTF-8' in err and 'Traceback' not in err
+    assert not (tmp_path / 'ckpt').exists()
+
+
+def test_a_non_utf8_checkpoint_dir_is_one_line_and_leaves_nothing(tmp_path, base):
+    proc = subprocess.run(
+        [BIN, 'train', '--model', 'mlp_small', '--limit', '100', '--epochs', '1',
+         '--data-dir', base['data_dir'], '--no-progress', '--checkpoint-dir',
+         os.fsdecode(b'ck\xff'), '--log-dir', 'logs'],
+        capture_output=True, timeout=300, cwd=tmp_path)
+    err = proc.stderr.decode()
+    assert proc.returncode == 2 and err.count('\n') == 1 and 'UTF-8' in err, err
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_non_utf8_data_folder_is_read_and_printed_escaped(tmp_path, base):
+    data_dir = os.fsdecode(os.path.join(os.fsencode(str(tmp_path)), b'd\xff'))
+    shutil.copytree(base['data_dir'], data_dir)
+    proc = _train_cli(tmp_path, data_dir, 'r', PYTHONIOENCODING='utf-8')  # A strict stdout.
+    assert proc.returncode == 0 and proc.stderr == b'', proc.stderr.decode()
+    assert b'd\\udcff' in proc.stdout  # Was UnicodeEncodeError while printing it.
+
+
+def test_help_with_stdout_closed_is_no_traceback():
+    proc = subprocess.run([BIN, '--help'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          preexec_fn=lambda: os.close(1), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert b'Traceback' not in proc.stderr and b'AttributeError' not in proc.stderr
+
+
+def test_a_non_ascii_path_under_a_strict_c_locale(tmp_path, base):
+    strict = {'LC_ALL': 'C', 'PYTHONUTF8': '0', 'PYTHONCOERCECLOCALE': '0'}
+    data_dir = tmp_path / 'caf\u00e9'
+    shutil.copytree(base['data_dir'], data_dir)
+    # Data read from it and the path printed back as it came.
+    proc = _train_cli(tmp_path, str(data_dir), 'r', **strict)
+    assert proc.returncode == 0 and proc.stderr == b'', proc.stderr.decode()
+    assert str(data_dir).encode() in proc.stdout
+    # A checkpoint folder TensorFlow cannot name under this locale: one line, nothing made.
+    proc = subprocess.run(
+        [BIN, 'train', '--model', 'mlp_small', '--limit', '100', '--data-dir', str(data_dir),
+         '--checkpoint-dir', 'ck\u00e9', '--log-dir', 'logs'], capture_output=True,
+        timeout=300, cwd=tmp_path, env={**os.environ, **strict})
+    err = proc.stderr.decode('ascii')
+    assert proc.returncode == 2 and err.count('\n') == 1 and 'LC_ALL=C.UTF-8' in err, err
+    assert sorted(os.listdir(tmp_path)) == ['caf\u00e9', 'ckpt', 'logs']
+
+
+def test_an_over_long_checkpoint_dir_leaves_no_empty_folders(tmp_path, base, capsys):
+    deep = os.path.join(str(tmp_path), *(['d' * 200] * 30))
+    status = cli.main(['train', '--model', 'mlp_small', '--limit', '100', '--epochs', '1',
+                       '--data-dir', base['data_dir'], '--no-progress',
+                       '--checkpoint-dir', deep, '--log-dir', str(tmp_path / 'logs')])
+    err = capsys.readouterr().err
+    assert status == 1 and err.count('\n') == 1, err
+    assert os.listdir(tmp_path) == []

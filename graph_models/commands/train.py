@@ -115,6 +115,7 @@ def _run_train(args: argparse.Namespace) -> int:
                               'its summaries through its hooks); leave it out with '
                               '--cluster-spec')
     from graph_models.data import load_dataset
+    from graph_models.loop import check_run_name, check_text
     from graph_models.nets_factory import ModelConfig
     from graph_models.quantize import QuantizationConfig
     from graph_models.run_config import RunConfig
@@ -136,6 +137,11 @@ def _run_train(args: argparse.Namespace) -> int:
                  if value]
         if given:
             raise ConfigError(f'{given[0]} only applies with --quantize')
+    # Checked before the data loads (seconds): a bad name or path fails at once.
+    if args.run_name is not None:
+        check_run_name(args.run_name)
+    check_text(args.checkpoint_dir, '--checkpoint-dir')
+    check_text(args.log_dir, '--log-dir')
     model = ModelConfig(name=args.model, hidden_sizes=args.hidden_sizes,
                         dropout_rate=args.dropout, batch_norm=args.batch_norm)
     data_dir = args.data_dir
