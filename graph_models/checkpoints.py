@@ -1,10 +1,25 @@
 """Finding checkpoints and restoring model variables from them."""
 
 import os
-from typing import List
+from typing import List, Optional
 
 from graph_models._tf import tf, v1
 from graph_models.errors import CheckpointError, tf_error_reason
+
+
+def latest_checkpoint(folder: str) -> Optional[str]:
+    """``tf.train.latest_checkpoint``, with a state file that is not text as one error.
+
+    Raises:
+      CheckpointError: the ``checkpoint`` state file is not UTF-8 text (TensorFlow raised
+        ``UnicodeDecodeError``).
+    """
+    try:
+        return tf.train.latest_checkpoint(folder)
+    except UnicodeDecodeError:
+        raise CheckpointError(f'{os.path.join(folder, "checkpoint")} is not a valid checkpoint '
+                              'state file (not UTF-8 text); restore it, or delete it and pass '
+                              'a checkpoint prefix such as model.ckpt-500') from None
 
 
 def resolve_checkpoint(path: str) -> str:
@@ -20,7 +35,7 @@ def resolve_checkpoint(path: str) -> str:
       CheckpointError: if there is no readable checkpoint there.
     """
     if os.path.isdir(path):
-        latest = tf.train.latest_checkpoint(path)
+        latest = latest_checkpoint(path)
         if latest is None:
             raise CheckpointError(f'{path} holds no checkpoint (no "checkpoint" state file '
                                   'naming one); pass a folder written by "graph-models train" '

@@ -67,6 +67,9 @@ def _error_line(e: Exception) -> Tuple[str, int]:
         return e.for_cli(), e.exit_code  # Worded in flags when it carries such a wording.
     if isinstance(e, USER_ERRORS):
         return str(e), e.exit_code  # The freeze toolkit's.
+    if isinstance(e, UnicodeDecodeError):
+        return (f'a file that should be text is not UTF-8 ({e.reason} at byte {e.start}); '
+                'restore the file or pass another'), 1
     if isinstance(e, UnicodeError):
         # A path or name TensorFlow cannot encode (bytes that are not UTF-8, or a non-ASCII
         # path under a C locale, which Python then holds as surrogates).

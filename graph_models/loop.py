@@ -26,6 +26,7 @@ from typing import List, Optional
 import numpy as np
 
 from graph_models._tf import tf, v1
+from graph_models.checkpoints import latest_checkpoint
 from graph_models.errors import (CheckpointError, ConfigError, GraphModelsError,
                                  TrainingError, tf_error_reason)
 from graph_models.run_config import RunConfig, read_run_config, run_config_path
@@ -224,7 +225,7 @@ def prepare_run_folders(checkpoint_dir: str, log_dir: str, *, resume: bool,
       ConfigError: an existing checkpoint without resume/overwrite, or a mismatched resume.
       CheckpointError: resume without a checkpoint.
     """
-    latest = tf.train.latest_checkpoint(checkpoint_dir) if os.path.isdir(checkpoint_dir) else None
+    latest = latest_checkpoint(checkpoint_dir) if os.path.isdir(checkpoint_dir) else None
     if resume:
         if latest is None:
             raise CheckpointError(f'no checkpoint to resume in {checkpoint_dir}; start a new '
@@ -395,9 +396,15 @@ class RunFolders:
             check_not_a_link(os.path.join(self.log_dir, name), self.log_dir, '--log-dir')
             make_folder(os.path.join(self.log_dir, name), '--log-dir')
 
+    def _holds_checkpoint(self) -> bool:
+        try:
+            return latest_checkpoint(self.checkpoint_dir) is not None
+        except CheckpointError:
+            return True  # An unreadable state file: keep the folder as it is.
+
     def __exit__(self, exc_type, exc, tb) -> bool:
         try:
-            if exc_type is not None and tf.train.latest_checkpoint(self.checkpoint_dir) is None:
+            if exc_type is not None and not self._holds_checkpoint():
                 for folder in (self.checkpoint_dir, self.log_dir):
                     if self._owned[folder]:
                         shutil.rmtree(folder, ignore_errors=True)

@@ -436,3 +436,26 @@ def test_an_over_long_checkpoint_dir_leaves_no_empty_folders(tmp_path, base, cap
     err = capsys.readouterr().err
     assert status == 1 and err.count('\n') == 1, err
     assert os.listdir(tmp_path) == []
+
+
+# Item 15 --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('command', [['eval'], ['export', '-o', 'x.tflite'],
+                                     ['freeze', '-o', 'x.pb'], ['resume']])
+def test_a_state_file_that_is_not_utf8_is_one_line(tmp_path, base, capsys, monkeypatch,
+                                                   command):
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(base['run'], tmp_path / 'ckpt' / 'bad')
+    (tmp_path / 'ckpt' / 'bad' / 'checkpoint').write_bytes(
+        b'model_checkpoint_path: "model.ckpt-4\xff"\n')
+    if command == ['resume']:
+        argv = ['train', '--model', 'mlp_small', '--batch-size', '50', '--epochs', '2',
+                '--resume', '--run-name', 'bad', '--data-dir', base['data_dir'],
+                '--checkpoint-dir', 'ckpt', '--log-dir', 'logs', '--no-progress']
+    else:
+        argv = [command[0], 'ckpt/bad', *command[1:]]
+    status = cli.main(argv)
+    err = capsys.readouterr().err
+    assert status == 1 and err.count('\n') == 1, err
+    assert 'ckpt/bad/checkpoint is not a valid checkpoint state file' in err
+    assert sorted(os.listdir(tmp_path / 'ckpt' / 'bad')) == sorted(os.listdir(base['run']))
