@@ -1,8 +1,8 @@
 """Imports TensorFlow once, for every module of the toolkit.
 
-Importing the library leaves the caller's process as it was: no environment variable is set and
-TensorFlow's logger keeps its level. Quieting TensorFlow is the command line's business
-(`graph_models.cli.main`, before TensorFlow loads).
+Importing the toolkit leaves the caller's process as it was: no environment variable is set and
+TensorFlow's logger keeps its level. Quieting TensorFlow is the business of the command line
+that uses the toolkit (before TensorFlow loads).
 """
 
 import tensorflow as tf

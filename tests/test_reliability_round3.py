@@ -459,3 +459,53 @@ def test_a_state_file_that_is_not_utf8_is_one_line(tmp_path, base, capsys, monke
     assert status == 1 and err.count('\n') == 1, err
     assert 'ckpt/bad/checkpoint is not a valid checkpoint state file' in err
     assert sorted(os.listdir(tmp_path / 'ckpt' / 'bad')) == sorted(os.listdir(base['run']))
+
+
+# Item 13 --------------------------------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def fashion_dir(tmp_path_factory):
+    return write_idx_folder(tmp_path_factory.mktemp('fashion'),
+                            synthetic_dataset(100, 50, seed=3, name='fashion_mnist'))
+
+
+def test_eval_refuses_another_dataset_than_the_run_was_trained_on(base, fashion_dir, capsys):
+    err = _one_line_error(capsys, ['eval', base['run'], '--dataset', 'fashion_mnist',
+                                   '--data-dir', fashion_dir], status=2)
+    assert "trained on 'mnist'" in err and '--force-dataset' in err
+    assert cli.main(['eval', base['run'], '--dataset', 'fashion_mnist', '--data-dir',
+                     fashion_dir, '--force-dataset']) == 0
+    assert 'fashion_mnist' in capsys.readouterr().out
+
+
+def test_eval_refuses_another_dataset_than_the_tflite_record_says(tmp_path, base, fashion_dir,
+                                                                  capsys):
+    model = str(tmp_path / 'm.tflite')
+    assert cli.main(['export', base['run'], '-o', model]) == 0
+    capsys.readouterr()
+    err = _one_line_error(capsys, ['eval', model, '--dataset', 'fashion_mnist',
+                                   '--data-dir', fashion_dir], status=2)
+    assert "exported from a model trained on 'mnist'" in err
+    assert cli.main(['eval', model, '--dataset', 'fashion_mnist', '--data-dir', fashion_dir,
+                     '--force-dataset']) == 0
+    capsys.readouterr()
+
+
+# Item 24 --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('status,name', [(130, 'SIGINT'), (143, 'SIGTERM')])
+def test_an_interrupted_compare_does_not_advise_resume(tmp_path, base, capsys, monkeypatch,
+                                                       status, name):
+    from graph_models import compare
+    from graph_models.errors import TrainingInterrupted
+
+    def interrupted(*args, **kwargs):
+        raise TrainingInterrupted(f'{name} at step 3: saved x', exit_code=status,
+                                  cli_message=f'{name} at step 3: saved x; run the same '
+                                              'command with --resume to continue')
+    monkeypatch.setattr(compare, 'train_and_eval', interrupted)
+    assert cli.main(['compare', '--quick', '--data-dir', base['data_dir'],
+                     '--out', str(tmp_path / 'out')]) == status
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and f'{name} during the comparison' in err, err
+    assert '--resume' not in err and 'compare again' in err
