@@ -655,7 +655,7 @@ def make_inference_graph(graph_def, *, checkpoint: Optional[str] = None,
       FreezeError: unknown or ambiguous names, missing variables, random or stateful ops left.
       UnsafeGraphError: ops outside the allow-list, or tensors over the size bound.
     """
-    from freeze.freeze_graph import check_output_names
+    from freeze.freeze_graph import bypass_identities, check_output_names
     if batch_size <= 0:
         raise UsageError(f'batch size must be positive, got {batch_size}')
     safety.check_graph_size(graph_def, source)
@@ -712,6 +712,7 @@ def make_inference_graph(graph_def, *, checkpoint: Optional[str] = None,
     _feed_switches(pruned, inputs)
     shapes = _set_input_shapes(pruned, inputs, input_shapes, batch_size)
     safety.check_graph_size(pruned, source)
+    pruned = bypass_identities(pruned, [*inputs, *outputs])  # Long chains: see its docstring.
     for _ in range(3):  # Folding exposes constant predicates and random ops, and back.
         pruned = _fold_constants(pruned, outputs)
         pruned = _resolve_switches(pruned, outputs)

@@ -509,3 +509,49 @@ def test_an_interrupted_compare_does_not_advise_resume(tmp_path, base, capsys, m
     err = capsys.readouterr().err
     assert err.count('\n') == 1 and f'{name} during the comparison' in err, err
     assert '--resume' not in err and 'compare again' in err
+
+
+# Item 14 --------------------------------------------------------------------------------------
+
+def _chain_graph(length):
+    from graph_models._tf import v1
+    graph = tf.Graph()
+    with graph.as_default():
+        x = v1.placeholder(tf.float32, [1, 784], name='Input')
+        y = tf.matmul(x, tf.constant(np.full((784, 10), 0.01, np.float32)))
+        for i in range(length):
+            y = tf.identity(y, name=f'id{i}')
+        tf.nn.softmax(y, name='Output')
+    return graph.as_graph_def()
+
+
+def test_a_long_identity_chain_is_bypassed_in_one_pass():
+    from freeze.sources import make_inference_graph
+    graph_def, inputs, outputs, _ = make_inference_graph(_chain_graph(3000))
+    assert inputs == ['Input'] and outputs == ['Output']
+    assert sum(n.op == 'Identity' for n in graph_def.node) == 0  # Was 3,000 for the converter.
+    assert len(graph_def.node) < 10
+
+
+def test_bypassing_identities_keeps_what_control_edges_wait_on():
+    from freeze.freeze_graph import bypass_identities
+    from graph_models._tf import v1
+    graph = tf.Graph()
+    with graph.as_default():
+        x = v1.placeholder(tf.float32, [2], name='x')
+        a = tf.identity(x, name='a')
+        pivot = tf.identity(a, name='pivot')
+        with tf.control_dependencies([pivot]):
+            c = tf.constant([1.0, 2.0], name='c')
+        b = tf.identity(tf.identity(a, name='b0'), name='b1')
+        tf.add(b, c, name='out')
+        tf.identity(x, name='kept_output')
+    result = bypass_identities(graph.as_graph_def(), ['kept_output'])
+    nodes = {n.name: n for n in result.node}
+    assert set(nodes) == {'x', 'pivot', 'c', 'out', 'kept_output'}
+    assert list(nodes['out'].input) == ['x', 'c'] and list(nodes['pivot'].input) == ['x']
+    assert list(nodes['c'].input) == ['^pivot']
+    with tf.Graph().as_default() as g:
+        tf.graph_util.import_graph_def(result, name='')
+        with v1.Session(graph=g) as session:
+            assert session.run('out:0', {'x:0': [1.0, 1.0]}).tolist() == [2.0, 3.0]
