@@ -20,7 +20,7 @@ from typing import Callable, List, Optional, Tuple
 
 from graph_models import __version__, signals
 from graph_models.commands import COMMANDS
-from graph_models.errors import USER_ERRORS, GraphModelsError, Terminated
+from graph_models.errors import USER_ERRORS, GraphModelsError, Terminated, abridged
 
 PROG = 'graph-models'
 
@@ -184,7 +184,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args is not None and args.debug:
             traceback.print_exc()
         text, status = _error_line(e)
-        print(f'{PROG} {command}: error: {text}', file=sys.stderr)
+        # The whole line capped too: any message may quote a megabyte of hostile input.
+        print(f'{PROG} {command}: error: {abridged(text, 4000)}', file=sys.stderr)
         return status
     except (KeyboardInterrupt, Terminated, SystemError) as e:
         signals.begin_stopping()

@@ -225,7 +225,12 @@ def prepare_run_folders(checkpoint_dir: str, log_dir: str, *, resume: bool,
       ConfigError: an existing checkpoint without resume/overwrite, or a mismatched resume.
       CheckpointError: resume without a checkpoint.
     """
-    latest = latest_checkpoint(checkpoint_dir) if os.path.isdir(checkpoint_dir) else None
+    try:
+        latest = latest_checkpoint(checkpoint_dir) if os.path.isdir(checkpoint_dir) else None
+    except CheckpointError:
+        if resume:
+            raise
+        latest = None  # A broken state file: --overwrite may still start the run again.
     if resume:
         if latest is None:
             raise CheckpointError(f'no checkpoint to resume in {checkpoint_dir}; start a new '

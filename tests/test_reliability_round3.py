@@ -555,3 +555,21 @@ def test_bypassing_identities_keeps_what_control_edges_wait_on():
         tf.graph_util.import_graph_def(result, name='')
         with v1.Session(graph=g) as session:
             assert session.run('out:0', {'x:0': [1.0, 1.0]}).tolist() == [2.0, 3.0]
+
+
+# Item 22 --------------------------------------------------------------------------------------
+
+def test_a_state_file_naming_a_missing_checkpoint_is_one_line(tmp_path, base, capsys):
+    run = tmp_path / 'miss'
+    shutil.copytree(base['run'], run)
+    (run / 'checkpoint').write_text('model_checkpoint_path: "model.ckpt-99"\n')
+    err = _one_line_error(capsys, ['eval', str(run)])
+    assert 'names model.ckpt-99' in err and "Couldn't match" not in err
+
+
+def test_a_huge_path_in_the_state_file_is_quoted_abridged(tmp_path, base, capsys):
+    run = tmp_path / 'miss'
+    shutil.copytree(base['run'], run)
+    (run / 'checkpoint').write_text('model_checkpoint_path: "' + 'a' * 5_000_000 + '"\n')
+    err = _one_line_error(capsys, ['eval', str(run)])
+    assert len(err) < 2000 and '...' in err
