@@ -78,6 +78,18 @@ def freeze_checkpoint(checkpoint: str, *, batch_size: int = 1, quantized: Option
                        restored.quantized)
 
 
+def _check_batch_size(batch_size: int, example_shape: Sequence[int]) -> None:
+    """Raises `ConfigError` for a batch whose input tensor every command would refuse to read
+    (`freeze.safety.MAX_ELEMENTS`), before anything is built or written."""
+    from freeze.safety import MAX_ELEMENTS
+    per_example = int(np.prod(example_shape))
+    if batch_size * per_example > MAX_ELEMENTS:
+        raise ConfigError(f'--batch-size {batch_size} makes the input '
+                          f'{[batch_size, *example_shape]} ({batch_size * per_example:,} '
+                          f'elements), more than the {MAX_ELEMENTS:,} that eval, export and '
+                          f'predict read; use a batch of at most {MAX_ELEMENTS // per_example:,}')
+
+
 def _run_graph(path: str, *, batch_size: int, quantized: Optional[bool],
                input_arrays: Optional[Sequence[str]], output_arrays: Optional[Sequence[str]],
                input_shapes: Optional[Dict[str, Sequence[int]]]) -> sources.FrozenGraph:
@@ -97,6 +109,7 @@ def _run_graph(path: str, *, batch_size: int, quantized: Optional[bool],
                               f'{[batch_size, *run.model.input_shape]}; only the batch may '
                               'change')
         batch_size = shape[0]
+    _check_batch_size(batch_size, run.model.input_shape)
     frozen = freeze_checkpoint(path, batch_size=batch_size, quantized=quantized,
                                output_names=outputs)
     return sources.FrozenGraph(frozen.graph_def, [graphs.INPUT], outputs,

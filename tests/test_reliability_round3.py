@@ -573,3 +573,15 @@ def test_a_huge_path_in_the_state_file_is_quoted_abridged(tmp_path, base, capsys
     (run / 'checkpoint').write_text('model_checkpoint_path: "' + 'a' * 5_000_000 + '"\n')
     err = _one_line_error(capsys, ['eval', str(run)])
     assert len(err) < 2000 and '...' in err
+
+
+# Item 30 --------------------------------------------------------------------------------------
+
+def test_a_batch_no_command_could_read_is_refused_up_front(tmp_path, base, capsys):
+    out = tmp_path / 'f.pb'
+    err = _one_line_error(capsys, ['freeze', base['run'], '-o', str(out), '--batch-size',
+                                   '2147483647'], status=2)
+    assert '--batch-size 2147483647' in err and 'at most 342,392' in err
+    assert not out.exists()
+    assert cli.main(['freeze', base['run'], '-o', str(out), '--batch-size', '342392']) == 0
+    capsys.readouterr()
