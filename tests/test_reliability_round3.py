@@ -585,3 +585,42 @@ def test_a_batch_no_command_could_read_is_refused_up_front(tmp_path, base, capsy
     assert not out.exists()
     assert cli.main(['freeze', base['run'], '-o', str(out), '--batch-size', '342392']) == 0
     capsys.readouterr()
+
+
+# Items 26, 27, 32: output files -----------------------------------------------------------------
+
+def test_a_long_but_valid_output_name_is_written(tmp_path, base, capsys):
+    out = tmp_path / ('m' * 238 + '.tflite')  # 245 characters: the temporary's name is longer.
+    assert cli.main(['export', base['run'], '-o', str(out)]) == 0, capsys.readouterr().err
+    assert out.read_bytes()[4:8] == b'TFL3'
+    capsys.readouterr()
+
+
+def test_an_output_that_is_a_folder_names_the_folder(tmp_path, base, capsys):
+    (tmp_path / 'out').mkdir()
+    err = _one_line_error(capsys, ['export', base['run'], '-o', str(tmp_path / 'out')])
+    assert f'({tmp_path / "out"})' in err and '.tmp' not in err
+    assert os.listdir(tmp_path / 'out') == []
+
+
+@pytest.mark.parametrize('command', ['export', 'freeze'])
+def test_a_full_disk_names_the_output(tmp_path, base, capsys, monkeypatch, command):
+    def no_space(fd):
+        raise OSError(28, 'No space left on device')
+    monkeypatch.setattr(os, 'fsync', no_space)
+    out = tmp_path / ('m.tflite' if command == 'export' else 'g.pb')
+    err = _one_line_error(capsys, [command, base['run'], '-o', str(out)])
+    assert f'No space left on device ({out})' in err, err
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_temporary_of_a_killed_writer_is_removed_at_once(tmp_path, base, capsys):
+    dead = subprocess.Popen(['true'])
+    dead.wait()
+    left = tmp_path / f'.m.tflite.{dead.pid}-abcdefgh.tmp'
+    left.write_bytes(b'half a model')
+    live = tmp_path / f'.m.tflite.{os.getppid()}-abcdefgh.tmp'  # A writer still running.
+    live.write_bytes(b'being written')
+    assert cli.main(['export', base['run'], '-o', str(tmp_path / 'm.tflite')]) == 0
+    capsys.readouterr()
+    assert sorted(os.listdir(tmp_path)) == [live.name, 'm.tflite', 'm.tflite.json']
