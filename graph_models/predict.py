@@ -11,6 +11,7 @@ import dataclasses
 import math
 import os
 import stat
+import warnings
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -58,7 +59,12 @@ def load_digit(path: str, size: Tuple[int, int] = (28, 28)) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
     _regular_file(path)
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings():
+            # PIL warns of a "decompression bomb" above 89 M pixels; our own limit (below)
+            # refuses such an image in one line, so its warning would only come first.
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            image = Image.open(path)
+        with image:
             if image.width * image.height > MAX_PIXELS:
                 raise ImageError(f'{path} is {image.width}x{image.height} pixels, more than '
                                  f'{MAX_PIXELS:,}: not a digit image')

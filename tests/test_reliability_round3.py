@@ -624,3 +624,18 @@ def test_a_temporary_of_a_killed_writer_is_removed_at_once(tmp_path, base, capsy
     assert cli.main(['export', base['run'], '-o', str(tmp_path / 'm.tflite')]) == 0
     capsys.readouterr()
     assert sorted(os.listdir(tmp_path)) == [live.name, 'm.tflite', 'm.tflite.json']
+
+
+# Item 23 --------------------------------------------------------------------------------------
+
+def test_a_huge_image_is_our_one_line_without_pils_warning(tmp_path):
+    import warnings
+    from PIL import Image
+    from graph_models.predict import ImageError, load_digit
+    path = str(tmp_path / 'huge.png')
+    Image.new('1', (10000, 9000)).save(path)  # 90 M pixels: over PIL's warning threshold.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        with pytest.raises(ImageError, match='10000x9000 pixels, more than 40,000,000'):
+            load_digit(path)
+    assert not [w for w in caught if 'DecompressionBomb' in w.category.__name__]
