@@ -639,3 +639,45 @@ def test_a_huge_image_is_our_one_line_without_pils_warning(tmp_path):
         with pytest.raises(ImageError, match='10000x9000 pixels, more than 40,000,000'):
             load_digit(path)
     assert not [w for w in caught if 'DecompressionBomb' in w.category.__name__]
+
+
+# Item 8 ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('p,text', [(0.996, '99.6%'), (0.9999, '99.9%'), (1.0, '100%'),
+                                    (0.985, '98%'), (0.5, '50%'), (0.004, '0.4%')])
+def test_a_confidence_is_never_rounded_up_to_certainty(p, text):
+    from graph_models.pictures import confidence_text
+    assert confidence_text(p) == text
+
+
+def test_compare_picture_keeps_labels_off_the_titles_and_the_legend_off_the_bars(monkeypatch):
+    from graph_models import pictures
+    overlaps = []
+    real_png = pictures._png
+
+    def measure(fig, *args, **kwargs):
+        fig.canvas.draw()  # Lays the figure out as savefig does.
+        renderer = fig.canvas.get_renderer()
+        for ax in fig.axes:
+            title = ax.title.get_window_extent(renderer)
+            overlaps.extend(f'{text.get_text()} over {ax.title.get_text()}' for text in ax.texts
+                            if text.get_window_extent(renderer).overlaps(title))
+            legend = ax.get_legend()
+            if legend is not None:
+                box = legend.get_window_extent(renderer)
+                overlaps.extend(f'legend over a bar of {ax.title.get_text()}'
+                                for patch in ax.patches
+                                if patch.get_window_extent(renderer).overlaps(box))
+        return real_png(fig, *args, **kwargs)
+    monkeypatch.setattr(pictures, '_png', measure)
+    side = {'test_accuracy': 0.97, 'tflite_float_accuracy': 0.97, 'tflite_int8_accuracy': 0.96,
+            'examples_per_sec': 9000.0, 'latency_float_us': 20.0, 'latency_int8_us': 12.0,
+            'tflite_float_bytes': 400000, 'tflite_int8_bytes': 100000}
+    keys = {k for panel in pictures._PANELS for k in panel[1]}
+    report = {'model': 'mlp', 'dataset': 'mnist', 'seeds': [0],
+              'graph': {k: side.get(k, 1.0) for k in keys},
+              'keras': {k: side.get(k, 1.0) for k in keys},
+              'difference': {k: {'mean': 0.004, 'ci95_low': None, 'ci95_high': None}
+                             for k in pictures._PANELS[0][1]}}
+    pictures.compare_report_png(report)
+    assert overlaps == []
