@@ -198,9 +198,11 @@ def read_graph_def(path: str) -> tf.compat.v1.GraphDef:
         else:
             graph_def.ParseFromString(content)
     except (DecodeError, RuntimeWarning, ValueError, text_format.ParseError,
-            UnicodeDecodeError) as e:
+            UnicodeDecodeError, RecursionError) as e:
         kind = 'text GraphDef (.pbtxt)' if text else 'frozen GraphDef (.pb)'
-        raise FreezeError(f'{path} is not a {kind} file ({str(e)[:200]})') from None
+        # Python's text parser recurses once per nesting level: a few KB can exhaust it.
+        why = 'nested too deeply' if isinstance(e, RecursionError) else str(e)[:200]
+        raise FreezeError(f'{path} is not a {kind} file ({why})') from None
     if not graph_def.node:
         raise FreezeError(f'{path} holds no graph (empty or not a GraphDef .pb file)')
     return graph_def

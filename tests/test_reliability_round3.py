@@ -681,3 +681,16 @@ def test_compare_picture_keeps_labels_off_the_titles_and_the_legend_off_the_bars
                              for k in pictures._PANELS[0][1]}}
     pictures.compare_report_png(report)
     assert overlaps == []
+
+
+# Item 18 --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('command', ['eval', 'inspect'])
+def test_a_deeply_nested_pbtxt_is_one_line(tmp_path, capsys, command):
+    levels = 400
+    path = tmp_path / 'deep.pbtxt'
+    path.write_text('node { name: "x" op: "Const" attr { key: "a" value { '
+                    + 'func { name: "f" attr { key: "b" value { ' * levels
+                    + '}}}' * levels + ' } } }')
+    err = _one_line_error(capsys, [command, str(path)])
+    assert 'nested too deeply' in err
