@@ -264,7 +264,7 @@ def _variables_to_constants(graph_def, checkpoint: Optional[str], source: str):
                               'written for a different graph')
         try:
             values[node.name] = reader.get_tensor(node.name)
-        except (tf.errors.OpError, ValueError) as e:
+        except (tf.errors.OpError, ValueError, IndexError) as e:  # Index: a short .data file.
             raise FreezeError(f'cannot read {node.name} from checkpoint {checkpoint} '
                               f'({str(getattr(e, "message", e)).splitlines()[0][:200]}); it is '
                               'truncated or corrupt') from None

@@ -694,3 +694,24 @@ def test_a_deeply_nested_pbtxt_is_one_line(tmp_path, capsys, command):
                     + '}}}' * levels + ' } } }')
     err = _one_line_error(capsys, [command, str(path)])
     assert 'nested too deeply' in err
+
+
+# Item 16 --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('command', [['eval'], ['export', '-o', 'm.tflite']])
+def test_a_meta_checkpoint_with_truncated_data_is_one_line(tmp_path, base, capsys,
+                                                           monkeypatch, command):
+    from graph_models._tf import v1
+    monkeypatch.chdir(tmp_path)
+    with tf.Graph().as_default():
+        x = v1.placeholder(tf.float32, [None, 784], name='Input')
+        w = v1.get_variable('w', [784, 10], initializer=v1.zeros_initializer())
+        tf.nn.softmax(tf.matmul(x, w), name='Output')
+        with v1.Session() as session:
+            session.run(v1.global_variables_initializer())
+            v1.train.Saver().save(session, str(tmp_path / 'model.ckpt'))
+    data = next(p for p in tmp_path.iterdir() if '.data-' in p.name)
+    os.truncate(data, 100)
+    err = _one_line_error(capsys, [command[0], 'model.ckpt', '--data-dir', base['data_dir'],
+                                   *command[1:]])
+    assert 'truncated or corrupt' in err
