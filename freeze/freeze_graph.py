@@ -205,4 +205,34 @@ def read_graph_def(path: str) -> tf.compat.v1.GraphDef:
         raise FreezeError(f'{path} is not a {kind} file ({why})') from None
     if not graph_def.node:
         raise FreezeError(f'{path} holds no graph (empty or not a GraphDef .pb file)')
+    check_const_contents(graph_def, path)
     return graph_def
+
+
+def check_const_contents(graph_def, source: str) -> None:
+    """Raises `FreezeError` for a ``Const`` whose packed data does not match its shape.
+
+    TensorFlow finds out only when the graph runs or converts, and then prints dozens of
+    optimizer error lines (tens of E0000 lines, a 140-line traceback) before failing.
+    """
+    nodes = list(graph_def.node) + [n for f in graph_def.library.function for n in f.node_def]
+    for node in nodes:
+        if node.op != 'Const' or 'value' not in node.attr:
+            continue
+        tensor = node.attr['value'].tensor
+        if not tensor.tensor_content:
+            continue
+        try:
+            dtype = tf.as_dtype(tensor.dtype)
+        except TypeError:
+            continue  # An unknown dtype: left to TensorFlow's own error.
+        if dtype == tf.string or not dtype.size:
+            continue
+        shape = [d.size for d in tensor.tensor_shape.dim]
+        count = 1
+        for d in shape:
+            count *= max(d, 0)
+        if len(tensor.tensor_content) != count * dtype.size:
+            raise FreezeError(f'{source} is corrupt: {node.name} (Const) holds '
+                              f'{len(tensor.tensor_content):,} bytes of data, its shape {shape} '
+                              f'of {dtype.name} needs {count * dtype.size:,}')

@@ -715,3 +715,28 @@ def test_a_meta_checkpoint_with_truncated_data_is_one_line(tmp_path, base, capsy
     err = _one_line_error(capsys, [command[0], 'model.ckpt', '--data-dir', base['data_dir'],
                                    *command[1:]])
     assert 'truncated or corrupt' in err
+
+
+# Item 17 --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('command', [['eval'], ['export', '-o', 'm.tflite']])
+def test_a_const_with_content_of_the_wrong_size_is_one_line(tmp_path, base, capfd, monkeypatch,
+                                                            command):
+    from graph_models._tf import v1
+    monkeypatch.chdir(tmp_path)
+    graph = tf.Graph()
+    with graph.as_default():
+        x = v1.placeholder(tf.float32, [1, 784], name='Input')
+        w = tf.constant(np.zeros((784, 10), np.float32), name='w')
+        tf.nn.softmax(tf.matmul(x, w), name='Output')
+    graph_def = graph.as_graph_def()
+    for node in graph_def.node:
+        if node.name == 'w':
+            node.attr['value'].tensor.tensor_content = \
+                node.attr['value'].tensor.tensor_content[:100]
+    (tmp_path / 'bad.pb').write_bytes(graph_def.SerializeToString())
+    capfd.readouterr()
+    assert cli.main([command[0], 'bad.pb', '--data-dir', base['data_dir'], *command[1:]]) == 1
+    err = capfd.readouterr().err
+    assert err.count('\n') == 1, err  # Was 140 lines (eval), 58 (export).
+    assert 'w (Const) holds 100 bytes of data, its shape [784, 10] of float32 needs 31,360' in err
