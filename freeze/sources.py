@@ -126,6 +126,9 @@ def _read_meta_graph(path: str):
         raise FreezeError(f'cannot read {path}: {e.strerror}') from None
     except (DecodeError, ValueError, RuntimeWarning) as e:
         raise FreezeError(f'{path} is not a MetaGraphDef (.meta) file ({e})') from None
+    if not meta.graph_def.node:  # An empty file parses as an empty MetaGraphDef.
+        raise FreezeError(f'{path} holds no graph (empty or not a MetaGraphDef .meta file); '
+                          'export the graph again, or pass a frozen .pb')
     return meta
 
 
@@ -158,6 +161,12 @@ def _read_saved_model(folder: str, tag_set: Sequence[str], signature_def: Option
             signature_def = 'serving_default'
         elif len(signatures) == 1:
             signature_def = next(iter(signatures))
+    if signature_def is None:
+        names = ', '.join(repr(name) for name in sorted(signatures))
+        raise FreezeError(f'{folder} has no serving_default signature and several others '
+                          f'({names}); choose one with --signature-def' if signatures else
+                          f'{folder} has no signature in its MetaGraph "{",".join(tag_set)}"; '
+                          'save it with a signature, or pass a frozen .pb')
     if signature_def not in signatures:
         raise FreezeError(f'{folder} has no signature {signature_def!r}; --signature-def can be '
                           f'one of {", ".join(sorted(signatures)) or "(none)"}')

@@ -740,3 +740,29 @@ def test_a_const_with_content_of_the_wrong_size_is_one_line(tmp_path, base, capf
     err = capfd.readouterr().err
     assert err.count('\n') == 1, err  # Was 140 lines (eval), 58 (export).
     assert 'w (Const) holds 100 bytes of data, its shape [784, 10] of float32 needs 31,360' in err
+
+
+# Item 28 --------------------------------------------------------------------------------------
+
+def test_an_empty_meta_file_says_so(tmp_path, base, capsys):
+    ckpt = tmp_path / 'model.ckpt'
+    for suffix in ('.index', '.data-00000-of-00001'):
+        shutil.copy(tf.train.latest_checkpoint(base['run']) + suffix, str(ckpt) + suffix)
+    (tmp_path / 'model.ckpt.meta').write_bytes(b'')
+    err = _one_line_error(capsys, ['eval', str(ckpt), '--data-dir', base['data_dir']])
+    assert 'model.ckpt.meta holds no graph' in err, err
+
+
+def test_a_savedmodel_without_serving_default_names_its_signatures(tmp_path, base, capsys):
+    from graph_models._tf import v1
+    folder = str(tmp_path / 'sm')
+    with tf.Graph().as_default(), v1.Session() as session:
+        x = v1.placeholder(tf.float32, [None, 784], name='Input')
+        y = tf.nn.softmax(tf.matmul(x, tf.zeros([784, 10])), name='Output')
+        signature = v1.saved_model.predict_signature_def({'x': x}, {'y': y})
+        builder = v1.saved_model.Builder(folder)
+        builder.add_meta_graph_and_variables(session, ['serve'],
+                                             signature_def_map={'a': signature, 'b': signature})
+        builder.save()
+    err = _one_line_error(capsys, ['eval', folder, '--data-dir', base['data_dir']])
+    assert 'None' not in err and 'no serving_default' in err and "'a', 'b'" in err, err
