@@ -101,17 +101,28 @@ def _run_graph(path: str, *, batch_size: int, quantized: Optional[bool],
     if unknown:
         raise ConfigError(f'a run of ours has the outputs {graphs.OUTPUT} and {graphs.LOGITS}, '
                           f'not {sorted(unknown)[0]}')
-    run, _ = restore.open_run(path)
-    if input_shapes:
-        shape = sources.named_input_shapes(input_shapes, [graphs.INPUT]).get(graphs.INPUT, [])
-        if not shape or shape[1:] != list(run.model.input_shape):
-            raise ConfigError(f'--input-shapes {shape} does not fit the run\'s input '
-                              f'{[batch_size, *run.model.input_shape]}; only the batch may '
-                              'change')
-        batch_size = shape[0]
-    _check_batch_size(batch_size, run.model.input_shape)
-    frozen = freeze_checkpoint(path, batch_size=batch_size, quantized=quantized,
-                               output_names=outputs)
+    def freeze_newest(batch_size: int):
+        run, _ = restore.open_run(path)
+        if input_shapes:
+            shape = sources.named_input_shapes(input_shapes, [graphs.INPUT]).get(graphs.INPUT,
+                                                                                 [])
+            if not shape or shape[1:] != list(run.model.input_shape):
+                raise ConfigError(f'--input-shapes {shape} does not fit the run\'s input '
+                                  f'{[batch_size, *run.model.input_shape]}; only the batch '
+                                  'may change')
+            batch_size = shape[0]
+        _check_batch_size(batch_size, run.model.input_shape)
+        return run, batch_size, freeze_checkpoint(path, batch_size=batch_size,
+                                                  quantized=quantized, output_names=outputs)
+
+    try:
+        run, batch_size, frozen = freeze_newest(batch_size)
+    except CheckpointError:
+        if not os.path.isdir(path):
+            raise
+        # A run still training with --keep-checkpoints 1 may have pruned the checkpoint
+        # between finding and reading it: once more, on the newest one.
+        run, batch_size, frozen = freeze_newest(batch_size)
     return sources.FrozenGraph(frozen.graph_def, [graphs.INPUT], outputs,
                                {graphs.INPUT: [batch_size, *run.model.input_shape]},
                                frozen.checkpoint, RUN,

@@ -766,3 +766,41 @@ def test_a_savedmodel_without_serving_default_names_its_signatures(tmp_path, bas
         builder.save()
     err = _one_line_error(capsys, ['eval', folder, '--data-dir', base['data_dir']])
     assert 'None' not in err and 'no serving_default' in err and "'a', 'b'" in err, err
+
+
+# Item 25 --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('command', [['eval'], ['export', '-o', 'm.tflite']])
+def test_a_checkpoint_pruned_while_read_is_retried_on_the_newest(tmp_path, base, capsys,
+                                                                 monkeypatch, command):
+    # Training with --keep-checkpoints 1 saves step N+1 and deletes step N between the moment
+    # the state file is read and the moment the checkpoint is.
+    from graph_models import checkpoints
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / 'run'
+    shutil.copytree(base['run'], run)
+    real = checkpoints.resolve_checkpoint
+    calls = []
+
+    def move(prefix, source, target):
+        for name in os.listdir(source):
+            if name.startswith(os.path.basename(prefix) + '.'):
+                shutil.move(os.path.join(source, name), os.path.join(target, name))
+
+    def racing(path):
+        calls.append(path)
+        if len(calls) == 2:  # The read that finds the checkpoint gone...
+            try:
+                return real(path)
+            finally:  # ...after which the newer one is in place.
+                move(calls[0], str(tmp_path / 'away'), str(run))
+        prefix = real(path)
+        if len(calls) == 1:
+            calls[0] = prefix
+            (tmp_path / 'away').mkdir()
+            move(prefix, str(run), str(tmp_path / 'away'))
+        return prefix
+    monkeypatch.setattr(checkpoints, 'resolve_checkpoint', racing)
+    status = cli.main([command[0], str(run), '--data-dir', base['data_dir'], *command[1:]])
+    assert status == 0, capsys.readouterr().err
+    capsys.readouterr()
