@@ -124,14 +124,32 @@ def _quiet_tensorflow(process: bool) -> Callable[[], None]:
     In a process of its own (``process``), ``TF_CPP_MIN_LOG_LEVEL`` is set to 2 before
     TensorFlow loads unless the user set it (an empty value counts as unset); what the C++ code
     prints at a lower level is left to `graph_models.noise`. TensorFlow's Python logger is held
-    at ERROR while the command runs. Importing the library changes neither.
+    at ERROR, without its "Object was never used" blocks, while the command runs. Importing
+    the library changes neither.
     """
     if process and not os.environ.get('TF_CPP_MIN_LOG_LEVEL', '').strip():
         os.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'
     logger = logging.getLogger('tensorflow')  # What tf.get_logger() returns, without TF.
     level = logger.level
     logger.setLevel(logging.ERROR)
-    return lambda: logger.setLevel(level)
+    never_used = _NeverUsedFilter()
+    logger.addFilter(never_used)
+
+    def restore() -> None:
+        logger.setLevel(level)
+        logger.removeFilter(never_used)
+    return restore
+
+
+class _NeverUsedFilter(logging.Filter):
+    """Drops TensorFlow's "Object was never used" blocks (tf_should_use, logged at ERROR).
+
+    An interrupted command (a cluster worker hit by SIGINT) garbage-collects ops it built but
+    never ran, and each prints a 12-line block that is no error of the user's.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return 'Object was never used (type' not in str(record.msg)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

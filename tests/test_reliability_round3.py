@@ -804,3 +804,28 @@ def test_a_checkpoint_pruned_while_read_is_retried_on_the_newest(tmp_path, base,
     status = cli.main([command[0], str(run), '--data-dir', base['data_dir'], *command[1:]])
     assert status == 0, capsys.readouterr().err
     capsys.readouterr()
+
+
+# Item 31 --------------------------------------------------------------------------------------
+
+def test_the_cli_drops_tensorflows_object_never_used_block():
+    # An interrupted cluster worker garbage-collects ops it built but never ran; TensorFlow
+    # logs a 12-line "Object was never used" block at ERROR for each.
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+    logger = logging.getLogger('tensorflow')
+    handler = Keep()
+    logger.addHandler(handler)
+    try:
+        restore = cli._quiet_tensorflow(process=False)
+        logger.error('==================================\nObject was never used (type <class '
+                     "'tensorflow.python.framework.ops.Operation'>):\n<tf.Operation ...>")
+        logger.error('a real error')
+        restore()
+        logger.error('Object was never used, outside a command')
+    finally:
+        logger.removeHandler(handler)
+    assert records == ['a real error', 'Object was never used, outside a command']
