@@ -13,6 +13,7 @@ import argparse
 import importlib
 import logging
 import os
+import re
 import sys
 import threading
 import traceback
@@ -25,11 +26,32 @@ from graph_models.errors import USER_ERRORS, GraphModelsError, Terminated, abrid
 PROG = 'graph-models'
 
 
+# One example per command, shown at the end of its --help (a command without one shows none).
+EXAMPLES = {
+    'train': 'graph-models train --model cnn --epochs 5 --data-dir DATA --run-name cnn1\n'
+             'graph-models train --model mlp --quantize --run-name mlp-qat',
+    'freeze': 'graph-models freeze checkpoints/mlp-mnist -o frozen.pb --pbtxt',
+    'export': 'graph-models export checkpoints/mlp-mnist --quantize int8\n'
+              'graph-models export model.ckpt --input-arrays x --output-arrays probs',
+    'eval': 'graph-models eval checkpoints/mlp-mnist/model_int8.tflite --latency',
+    'predict': 'graph-models predict digits/ --model checkpoints/mlp-mnist/model_float.tflite',
+    'inspect': 'graph-models inspect checkpoints/mlp-mnist/model_int8.tflite --edgetpu',
+    'compare': 'graph-models compare --model mlp --quick',
+    'summary': 'graph-models summary --model cnn --batch-norm',
+    'cluster-local': 'graph-models cluster-local --workers 2 -- --model mlp --epochs 1',
+}
+_EXAMPLES_HEADING = 'example:'
+# "(default 8)", "default 8": written "(default: 8)" like the ones the formatter adds.
+_DEFAULT_WORDING = re.compile(r'\(default ([^:)][^)]*)\)|^default ([^:].*)$')
+
+
 class _DefaultsHelpFormatter(argparse.HelpFormatter):
-    """Appends ``(default: X)`` to every flag's help that does not name its default."""
+    """Writes every flag's default one way, ``(default: X)``, adding it where the help does not
+    name it; keeps the example lines of the epilog as they are."""
 
     def _get_help_string(self, action):
-        text = action.help or ''
+        text = _DEFAULT_WORDING.sub(lambda m: f'(default: {m.group(1) or m.group(2)})',
+                                    action.help or '')
         # Identity checks: a default of 0 is a value to show (0 == False).
         if (action.option_strings and action.default is not None
                 and action.default is not False and action.default != argparse.SUPPRESS
@@ -37,11 +59,29 @@ class _DefaultsHelpFormatter(argparse.HelpFormatter):
             text += ' (default: %(default)s)'
         return text
 
+    def _fill_text(self, text, width, indent):
+        if text.startswith(_EXAMPLES_HEADING):
+            return ''.join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one line naming the help to read, not the whole usage text."""
+
+    # The command named on the line, for errors the top-level parser reports about it
+    # ("unrecognized arguments" after the command's own flags).
+    command_hint = ''
+
+    def error(self, message):
+        command = self.prog[len(PROG):].strip() or self.command_hint
+        where = f'{PROG} {command}' if command else PROG
+        self.exit(2, f'{where}: error: {message}; see {where} --help\n')
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``graph-models`` parser: global flags, then each command of `COMMANDS` (its module's
     ``add_parser``). Imports no TensorFlow."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG, description='TensorFlow 1 graph-mode MNIST models on TF 2.21: train, '
                                'quantize, freeze, export to TFLite, evaluate.')
     parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
@@ -53,11 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
     for name in COMMANDS:
         importlib.import_module(f'graph_models.commands.{name}').add_parser(subparsers)
-    for sub in subparsers.choices.values():  # Defaults shown; --verbose also after the command.
+    for name, sub in subparsers.choices.items():
+        # Defaults shown; --debug and --verbose also after the command; an example.
         sub.formatter_class = _DefaultsHelpFormatter
+        sub.add_argument('--debug', action='store_true', default=argparse.SUPPRESS,
+                         help='show the full traceback of errors (default: off)')
         sub.add_argument('--verbose', action='store_true', default=argparse.SUPPRESS,
                          help='also show TensorFlow\'s and LiteRT\'s own log lines (default: '
                               'off)')
+        if sub.epilog is None and name in EXAMPLES:
+            sub.epilog = f'{_EXAMPLES_HEADING}\n' + ''.join(
+                f'  {line}\n' for line in EXAMPLES[name].splitlines())
     return parser
 
 
@@ -183,6 +229,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = None
     try:
         parser = build_parser()
+        if command in COMMANDS or command.replace('-', '_') in COMMANDS:
+            parser.command_hint = command
         args = parser.parse_args(argv)
         command = args.command
         args.stderr_is_tty = noise_filter.was_tty if noise_filter else sys.stderr.isatty()

@@ -829,3 +829,43 @@ def test_the_cli_drops_tensorflows_object_never_used_block():
     finally:
         logger.removeHandler(handler)
     assert records == ['a real error', 'Object was never used, outside a command']
+
+
+# Item 7 ---------------------------------------------------------------------------------------
+
+def _help(*argv):
+    import contextlib
+    import io
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as stop:
+        cli.main([*argv, '--help'])
+    assert stop.value.code == 0
+    return out.getvalue()
+
+
+@pytest.mark.parametrize('argv', [['train', '--epochs', '0'], ['train', '--nope'],
+                                  ['export'], ['nope']])
+def test_a_usage_error_is_one_line_pointing_at_the_help(capsys, argv):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'usage:' not in err, err
+    command = argv[0] if argv[0] != 'nope' else None
+    assert err.startswith(f'graph-models {command}: error:' if command else 'graph-models: error:')
+    assert err.rstrip().endswith(f'see graph-models {command} --help' if command
+                                 else 'see graph-models --help')
+
+
+@pytest.mark.parametrize('command', sorted(cli.EXAMPLES))
+def test_every_command_help_shows_debug_and_an_example(command):
+    text = _help(command)
+    assert '--debug' in text
+    example = cli.EXAMPLES[command].splitlines()[0]
+    assert example in text  # One line, not re-wrapped.
+
+
+def test_weight_bits_is_explained_and_defaults_read_one_way():
+    text = ' '.join(_help('train').split())
+    assert '--weight-bits B bits per weight' in text
+    assert '(default 8)' not in text and 'default 8' not in text.replace('(default: 8)', '')

@@ -46,8 +46,11 @@ def add_parser(subparsers) -> None:
     g.add_argument('--quant-delay', type=non_negative_int, default=0, metavar='N',
                    help='training step (TF 1.15\'s fake_quantization_step, one per run of the '
                         'training graph) from which fake quantization is active (default 0)')
-    g.add_argument('--weight-bits', type=bits, default=8, metavar='B', help='default 8')
-    g.add_argument('--activation-bits', type=bits, default=8, metavar='B', help='default 8')
+    g.add_argument('--weight-bits', type=bits, default=8, metavar='B',
+                   help='bits per weight in the fake-quant ops: fewer bits, a coarser grid '
+                        '(8 is what int8 TFLite export and the Edge TPU use)')
+    g.add_argument('--activation-bits', type=bits, default=8, metavar='B',
+                   help='bits per activation in the fake-quant ops (8 for int8 export)')
     g.add_argument('--symmetric', action='store_true', help='symmetric quantization ranges')
     g.add_argument('--freeze-bn-delay', type=non_negative_int, metavar='N',
                    help='CNN with --batch-norm: training step (fake_quantization_step) from which '
