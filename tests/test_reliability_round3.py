@@ -869,3 +869,9 @@ def test_weight_bits_is_explained_and_defaults_read_one_way():
     text = ' '.join(_help('train').split())
     assert '--weight-bits B bits per weight' in text
     assert '(default 8)' not in text and 'default 8' not in text.replace('(default: 8)', '')
+
+
+def test_export_source_help_lists_every_kind_of_source():
+    text = ' '.join(_help('export').split())
+    for kind in ('run folder', 'checkpoint prefix', '.meta', 'SavedModel', '.pb', '.pbtxt'):
+        assert kind in text.split('options:')[0], kind
