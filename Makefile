@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo [DATA_DIR=../shared/data/mnist-10k]   train with QAT, export int8, evaluate
 #   make test                                       run the test suite
+#   make test-fast                                  the suite without the slow tests
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -10,7 +11,7 @@ EPOCHS ?= 5
 DATA_DIR ?=
 DATA_FLAG := $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
 
-.PHONY: demo test install clean
+.PHONY: demo test test-fast install clean
 
 $(BIN)/graph-models: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +35,9 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,12 +1,12 @@
-"""Imports TensorFlow once, with its C++ start-up chatter silenced (a user's setting wins)."""
+"""Imports TensorFlow once, for every module of the toolkit.
 
-import os
+Importing the toolkit leaves the caller's process as it was: no environment variable is set and
+TensorFlow's logger keeps its level. Quieting TensorFlow is the business of the command line
+that uses the toolkit (before TensorFlow loads).
+"""
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+import tensorflow as tf
 
-import tensorflow as tf  # noqa: E402
-
-tf.get_logger().setLevel('ERROR')
 v1 = tf.compat.v1
 
 __all__ = ['tf', 'v1']

@@ -10,6 +10,7 @@ are removed by the next `publish` into the same folder. `atomic_write` publishes
 """
 
 import contextlib
+import errno
 import os
 import tempfile
 import time
@@ -26,8 +27,31 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
+# Room in a 255-byte file name for the dot, the writer's pid, mkstemp's letters and the suffix.
+_NAME_ROOM = 200
+
+
 def _prefix(path: str) -> str:
-    return '.' + os.path.basename(path) + '.'
+    """The start of every temporary name of ``path``: the file name, cut so that the whole
+    temporary name fits where the final name (up to 255 bytes) does."""
+    name = os.path.basename(path)
+    while len(os.fsencode(name)) > _NAME_ROOM:
+        name = name[:-1]
+    return '.' + name + '.'
+
+
+def _writer_gone(name: str, prefix: str) -> bool:
+    """Whether the process that made temporary ``name`` (``<prefix><pid>-XXXX.tmp``) is dead."""
+    pid = name[len(prefix):].split('-', 1)[0]
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # Alive, someone else's.
+        return False
+    return False
 
 
 def clean_stale_temporaries(path: str, max_age: float = STALE_SECONDS) -> int:
@@ -39,11 +63,13 @@ def clean_stale_temporaries(path: str, max_age: float = STALE_SECONDS) -> int:
     except OSError:
         return 0
     now = time.time()
+    prefix = _prefix(path)
     for name in names:
-        if name.startswith(_prefix(path)) and name.endswith(TEMP_SUFFIX):
+        if name.startswith(prefix) and name.endswith(TEMP_SUFFIX):
             full = os.path.join(folder, name)
             try:
-                if now - os.path.getmtime(full) >= max_age:
+                # A dead writer's at once (its pid is in the name), any other once it is old.
+                if _writer_gone(name, prefix) or now - os.path.getmtime(full) >= max_age:
                     os.unlink(full)
                     removed += 1
             except OSError:
@@ -57,13 +83,29 @@ def _temporary(path: str, mode: str = 'wb') -> Iterator[Tuple[IO, str]]:
     fsynced and given the usual permissions (0666 less the umask, not ``mkstemp``'s 0600).
     The caller renames or removes it."""
     clean_stale_temporaries(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, 'Is a directory; give a file name', path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=_prefix(path), suffix=TEMP_SUFFIX)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'{_prefix(path)}{os.getpid()}-',
+                               suffix=TEMP_SUFFIX)
     with os.fdopen(fd, mode) as f:
         yield f, tmp
         f.flush()
         os.fsync(f.fileno())
     os.chmod(tmp, _default_mode())
+
+
+@contextlib.contextmanager
+def _naming(path: str) -> Iterator[None]:
+    """An `OSError` while writing ``path`` names ``path``, not the temporary file."""
+    try:
+        yield
+    except OSError as e:
+        ours = e.filename is None or \
+            os.path.basename(os.fsdecode(e.filename)).startswith(_prefix(path))
+        if e.errno is None or not ours:  # Not a write of ours (a download's own error...).
+            raise
+        raise type(e)(e.errno, e.strerror, path) from None
 
 
 def _remove(tmp: Optional[str]) -> None:
@@ -83,11 +125,12 @@ def publish(files: Sequence[Tuple[str, bytes]]) -> None:
     temps = []
     try:
         for path, content in files:
-            with _temporary(path) as (f, tmp):
+            with _naming(path), _temporary(path) as (f, tmp):
                 temps.append((tmp, path))
                 f.write(content)
         for tmp, path in reversed(temps):
-            os.replace(tmp, path)
+            with _naming(path):
+                os.replace(tmp, path)
     finally:
         for tmp, _ in temps:
             _remove(tmp)
@@ -109,9 +152,10 @@ def atomic_open(path: str, mode: str = 'wb') -> Iterator[IO]:
     """
     tmp = None
     try:
-        with _temporary(path, mode) as (f, tmp):
-            yield f
-        os.replace(tmp, path)
+        with _naming(path):
+            with _temporary(path, mode) as (f, tmp):
+                yield f
+            os.replace(tmp, path)
     finally:
         _remove(tmp)
 

@@ -141,6 +141,9 @@ def _read_meta_graph(path: str):
         raise FreezeError(f'cannot read {path}: {e.strerror}') from None
     except (DecodeError, ValueError, RuntimeWarning) as e:
         raise FreezeError(f'{path} is not a MetaGraphDef (.meta) file ({e})') from None
+    if not meta.graph_def.node:  # An empty file parses as an empty MetaGraphDef.
+        raise FreezeError(f'{path} holds no graph (empty or not a MetaGraphDef .meta file); '
+                          'export the graph again, or pass a frozen .pb')
     return meta
 
 
@@ -173,6 +176,12 @@ def _read_saved_model(folder: str, tag_set: Sequence[str], signature_def: Option
             signature_def = 'serving_default'
         elif len(signatures) == 1:
             signature_def = next(iter(signatures))
+    if signature_def is None:
+        names = ', '.join(repr(name) for name in sorted(signatures))
+        raise FreezeError(f'{folder} has no serving_default signature and several others '
+                          f'({names}); choose one with --signature-def' if signatures else
+                          f'{folder} has no signature in its MetaGraph "{",".join(tag_set)}"; '
+                          'save it with a signature, or pass a frozen .pb')
     if signature_def not in signatures:
         raise FreezeError(f'{folder} has no signature {signature_def!r}; --signature-def can be '
                           f'one of {", ".join(sorted(signatures)) or "(none)"}')
@@ -536,7 +545,7 @@ def _variables_to_constants(graph_def, checkpoint: Optional[str], source: str):
                               'written for a different graph')
         try:
             values[node.name] = reader.get_tensor(node.name)
-        except (tf.errors.OpError, ValueError) as e:
+        except (tf.errors.OpError, ValueError, IndexError) as e:  # Index: a short .data file.
             raise FreezeError(f'cannot read {node.name} from checkpoint {checkpoint} '
                               f'({str(getattr(e, "message", e)).splitlines()[0][:200]}); it is '
                               'truncated or corrupt') from None
@@ -1146,7 +1155,7 @@ def make_inference_graph(graph_def, *, checkpoint: Optional[str] = None,
       FreezeError: unknown or ambiguous names, missing variables, random or stateful ops left.
       UnsafeGraphError: ops outside the allow-list, or tensors over the size bound.
     """
-    from freeze.freeze_graph import check_output_names
+    from freeze.freeze_graph import bypass_identities, check_output_names
     if batch_size <= 0:
         raise UsageError(f'batch size must be positive, got {batch_size}')
     safety.check_graph_size(graph_def, source)
@@ -1208,6 +1217,7 @@ def make_inference_graph(graph_def, *, checkpoint: Optional[str] = None,
     if fixed_batches:
         pruned = _rebatch(pruned, fixed_batches, batch_size, outputs)
     safety.check_graph_size(pruned, source)
+    pruned = bypass_identities(pruned, [*inputs, *outputs])  # Long chains: see its docstring.
     for _ in range(3):  # Folding exposes constant predicates and random ops, and back.
         pruned = _fold_constants(pruned, outputs)
         pruned = _resolve_switches(pruned, outputs)

@@ -1,8 +1,8 @@
-"""Imports TensorFlow once, with its C++ start-up chatter silenced.
+"""Imports TensorFlow once: every module of the package imports ``tf`` and ``v1`` from here.
 
-Every module of the package imports ``tf`` and ``v1`` from here; the import itself is the
-``freeze`` toolkit's (``TF_CPP_MIN_LOG_LEVEL`` set before TensorFlow loads, a user's own setting
-wins), so both packages load TensorFlow the same way.
+The import itself is the ``freeze`` toolkit's, so both packages load TensorFlow the same way;
+neither changes the process (environment, logger levels): only the command line quiets
+TensorFlow.
 """
 
 from freeze._tf import tf, v1

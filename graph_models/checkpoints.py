@@ -5,7 +5,38 @@ import re
 from typing import Dict, List, Optional
 
 from graph_models._tf import tf, v1
-from graph_models.errors import CheckpointError, tf_error_reason
+from graph_models.errors import CheckpointError, abridged, tf_error_reason
+
+
+def latest_checkpoint(folder: str) -> Optional[str]:
+    """``tf.train.latest_checkpoint``, with a state file that is not text as one error.
+
+    Returns:
+      The prefix the ``checkpoint`` state file names, or None without a state file.
+
+    Raises:
+      CheckpointError: the state file is not UTF-8 text (TensorFlow raised
+        ``UnicodeDecodeError``), or names a checkpoint that does not exist.
+    """
+    state_file = os.path.join(folder, 'checkpoint')
+    try:
+        # Not tf.train.latest_checkpoint: it logs "ERROR:tensorflow:Couldn't match files"
+        # for a state file naming a missing checkpoint, a second line beside ours.
+        state = tf.train.get_checkpoint_state(folder)
+    except UnicodeDecodeError:
+        raise CheckpointError(f'{state_file} is not a valid checkpoint state file (not UTF-8 '
+                              'text); restore it, or delete it and pass a checkpoint prefix '
+                              'such as model.ckpt-500') from None
+    if state is None or not state.model_checkpoint_path:
+        return None
+    prefix = state.model_checkpoint_path
+    if not (os.path.isfile(prefix + '.index') or os.path.isfile(prefix)):
+        named = abridged(os.path.relpath(prefix, folder) if prefix.startswith(folder)
+                         else prefix)
+        raise CheckpointError(f'{state_file} names {named}, which does not exist (deleted or '
+                              'moved); pass an existing checkpoint prefix such as '
+                              'model.ckpt-500, or fix the state file')
+    return prefix
 
 
 def resolve_checkpoint(path: str) -> str:
@@ -21,7 +52,7 @@ def resolve_checkpoint(path: str) -> str:
       CheckpointError: if there is no readable checkpoint there.
     """
     if os.path.isdir(path):
-        latest = tf.train.latest_checkpoint(path)
+        latest = latest_checkpoint(path)
         if latest is None:
             raise CheckpointError(f'{path} holds no checkpoint (no "checkpoint" state file '
                                   'naming one); pass a folder written by "graph-models train" '

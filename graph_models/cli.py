@@ -11,25 +11,47 @@ Exit status: 0 on success, 2 for usage errors (bad flags or values), 1 for other
 
 import argparse
 import importlib
+import logging
 import os
-import signal
+import re
 import sys
 import threading
 import traceback
 from typing import Callable, List, Optional, Tuple
 
-from graph_models import __version__
+from graph_models import __version__, signals
 from graph_models.commands import COMMANDS
-from graph_models.errors import USER_ERRORS, GraphModelsError, Terminated
+from graph_models.errors import USER_ERRORS, GraphModelsError, Terminated, abridged
 
 PROG = 'graph-models'
 
 
+# One example per command, shown at the end of its --help (a command without one shows none).
+EXAMPLES = {
+    'train': 'graph-models train --model cnn --epochs 5 --data-dir DATA --run-name cnn1\n'
+             'graph-models train --model mlp --quantize --run-name mlp-qat',
+    'freeze': 'graph-models freeze checkpoints/mlp-mnist -o frozen.pb --pbtxt',
+    'export': 'graph-models export checkpoints/mlp-mnist --quantize int8\n'
+              'graph-models export model.ckpt --input-arrays x --output-arrays probs',
+    'eval': 'graph-models eval checkpoints/mlp-mnist/model_int8.tflite --latency',
+    'predict': 'graph-models predict digits/ --model checkpoints/mlp-mnist/model_float.tflite',
+    'inspect': 'graph-models inspect checkpoints/mlp-mnist/model_int8.tflite --edgetpu',
+    'compare': 'graph-models compare --model mlp --quick',
+    'summary': 'graph-models summary --model cnn --batch-norm',
+    'cluster-local': 'graph-models cluster-local --workers 2 -- --model mlp --epochs 1',
+}
+_EXAMPLES_HEADING = 'example:'
+# "(default 8)", "default 8": written "(default: 8)" like the ones the formatter adds.
+_DEFAULT_WORDING = re.compile(r'\(default ([^:)][^)]*)\)|^default ([^:].*)$')
+
+
 class _DefaultsHelpFormatter(argparse.HelpFormatter):
-    """Appends ``(default: X)`` to every flag's help that does not name its default."""
+    """Writes every flag's default one way, ``(default: X)``, adding it where the help does not
+    name it; keeps the example lines of the epilog as they are."""
 
     def _get_help_string(self, action):
-        text = action.help or ''
+        text = _DEFAULT_WORDING.sub(lambda m: f'(default: {m.group(1) or m.group(2)})',
+                                    action.help or '')
         # Identity checks: a default of 0 is a value to show (0 == False).
         if (action.option_strings and action.default is not None
                 and action.default is not False and action.default != argparse.SUPPRESS
@@ -37,11 +59,29 @@ class _DefaultsHelpFormatter(argparse.HelpFormatter):
             text += ' (default: %(default)s)'
         return text
 
+    def _fill_text(self, text, width, indent):
+        if text.startswith(_EXAMPLES_HEADING):
+            return ''.join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one line naming the help to read, not the whole usage text."""
+
+    # The command named on the line, for errors the top-level parser reports about it
+    # ("unrecognized arguments" after the command's own flags).
+    command_hint = ''
+
+    def error(self, message):
+        command = self.prog[len(PROG):].strip() or self.command_hint
+        where = f'{PROG} {command}' if command else PROG
+        self.exit(2, f'{where}: error: {message}; see {where} --help\n')
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``graph-models`` parser: global flags, then each command of `COMMANDS` (its module's
     ``add_parser``). Imports no TensorFlow."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG, description='TensorFlow 1 graph-mode MNIST models on TF 2.21: train, '
                                'quantize, freeze, export to TFLite, evaluate.')
     parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
@@ -53,11 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
     for name in COMMANDS:
         importlib.import_module(f'graph_models.commands.{name}').add_parser(subparsers)
-    for sub in subparsers.choices.values():  # Defaults shown; --verbose also after the command.
+    for name, sub in subparsers.choices.items():
+        # Defaults shown; --debug and --verbose also after the command; an example.
         sub.formatter_class = _DefaultsHelpFormatter
+        sub.add_argument('--debug', action='store_true', default=argparse.SUPPRESS,
+                         help='show the full traceback of errors (default: off)')
         sub.add_argument('--verbose', action='store_true', default=argparse.SUPPRESS,
                          help='also show TensorFlow\'s and LiteRT\'s own log lines (default: '
                               'off)')
+        if sub.epilog is None and name in EXAMPLES:
+            sub.epilog = f'{_EXAMPLES_HEADING}\n' + ''.join(
+                f'  {line}\n' for line in EXAMPLES[name].splitlines())
     return parser
 
 
@@ -67,6 +113,16 @@ def _error_line(e: Exception) -> Tuple[str, int]:
         return e.for_cli(), e.exit_code  # Worded in flags when it carries such a wording.
     if isinstance(e, USER_ERRORS):
         return str(e), e.exit_code  # The freeze toolkit's.
+    if isinstance(e, UnicodeDecodeError):
+        return (f'a file that should be text is not UTF-8 ({e.reason} at byte {e.start}); '
+                'restore the file or pass another'), 1
+    if isinstance(e, UnicodeError):
+        # A path or name TensorFlow cannot encode (bytes that are not UTF-8, or a non-ASCII
+        # path under a C locale, which Python then holds as surrogates).
+        shown = repr(e.object[e.start:e.end]) if isinstance(e.object, str) else ''
+        return (f'a path or name holds characters that cannot be encoded ({shown}: '
+                f'{e.reason}); use UTF-8 paths and names under a UTF-8 locale '
+                '(LC_ALL=C.UTF-8)'), 1
     if isinstance(e, OverflowError):
         # A number too large for the int64/float32 it ends up in (for example a huge flag).
         return f'a value is too large ({e}); use a smaller one', 2
@@ -74,26 +130,30 @@ def _error_line(e: Exception) -> Tuple[str, int]:
     return f'{e.strerror or e}' + (f' ({e.filename})' if e.filename else ''), 1
 
 
+def _usable_streams() -> None:
+    """Makes stdout and stderr safe to write whatever the process was given.
+
+    A closed stdout (``cmd >&-``) leaves ``sys.stdout`` None, and a later ``open`` would get
+    file descriptor 1: point it at ``/dev/null``. A path with bytes that are not UTF-8 reaches
+    Python as surrogates, which a strict stream cannot print: write those as backslash
+    escapes.
+    """
+    for fd, name in ((1, 'stdout'), (2, 'stderr')):
+        if getattr(sys, name) is None:
+            null = os.open(os.devnull, os.O_WRONLY)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            setattr(sys, name, open(fd, 'w', closefd=False))
+        stream = getattr(sys, name)
+        if getattr(stream, 'errors', None) == 'strict' and hasattr(stream, 'reconfigure'):
+            stream.reconfigure(errors='backslashreplace')  # (The C locale's surrogateescape
+            # already writes such a path back as the bytes it came from.)
+
+
 def _command_name(argv: List[str]) -> str:
     """The subcommand named in ``argv`` (for messages before parsing is done)."""
     return next((a for a in argv if not a.startswith('-')), '')
-
-
-def _raise_terminated(signum, frame):
-    raise Terminated()
-
-
-def _install_signal_handlers() -> dict:
-    """SIGTERM raises `Terminated`, SIGINT `KeyboardInterrupt`, from the very start.
-
-    Installed whatever the inherited disposition (a background job starts with SIGINT
-    ignored), so a signal during start-up (TensorFlow's import takes seconds) still ends in one
-    line and exit status 143/130. Returns the previous handlers.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    return {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_terminated),
-            signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler)}
 
 
 def _thread_excepthook(hook_args) -> None:
@@ -104,6 +164,40 @@ def _thread_excepthook(hook_args) -> None:
     sys.__excepthook__(hook_args.exc_type, hook_args.exc_value, hook_args.exc_traceback)
 
 
+def _quiet_tensorflow(process: bool) -> Callable[[], None]:
+    """Quiets TensorFlow for one command; returns what puts the logger's level back.
+
+    In a process of its own (``process``), ``TF_CPP_MIN_LOG_LEVEL`` is set to 2 before
+    TensorFlow loads unless the user set it (an empty value counts as unset); what the C++ code
+    prints at a lower level is left to `graph_models.noise`. TensorFlow's Python logger is held
+    at ERROR, without its "Object was never used" blocks, while the command runs. Importing
+    the library changes neither.
+    """
+    if process and not os.environ.get('TF_CPP_MIN_LOG_LEVEL', '').strip():
+        os.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'
+    logger = logging.getLogger('tensorflow')  # What tf.get_logger() returns, without TF.
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    never_used = _NeverUsedFilter()
+    logger.addFilter(never_used)
+
+    def restore() -> None:
+        logger.setLevel(level)
+        logger.removeFilter(never_used)
+    return restore
+
+
+class _NeverUsedFilter(logging.Filter):
+    """Drops TensorFlow's "Object was never used" blocks (tf_should_use, logged at ERROR).
+
+    An interrupted command (a cluster worker hit by SIGINT) garbage-collects ops it built but
+    never ran, and each prints a 12-line block that is no error of the user's.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return 'Object was never used (type' not in str(record.msg)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Runs the command line; returns the exit status.
 
@@ -111,14 +205,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     stderr passes through `graph_models.noise.StderrFilter`, set up before TensorFlow loads
     (``run`` stops it once TensorFlow has started, before the user's program runs).
     """
+    if argv is None:
+        _usable_streams()
     words = sys.argv[1:] if argv is None else list(argv)
     options = words[:words.index('--')] if '--' in words else words
     verbose = '--verbose' in options
     noise_filter = None
+    restore_logger = lambda: None  # noqa: E731
+    if not verbose:
+        restore_logger = _quiet_tensorflow(process=argv is None)
     if argv is None and not verbose:
         from graph_models.noise import StderrFilter
         noise_filter = StderrFilter().start()
-    previous = _install_signal_handlers()
+    # From the very start, whatever the inherited disposition (a background job starts with
+    # SIGINT ignored): a signal during TensorFlow's import still ends in one line.
+    previous = signals.install()
     previous_thread_hook = threading.excepthook
     threading.excepthook = _thread_excepthook
     if argv is None and os.environ.get('GRAPH_MODELS_CLUSTER_PARENT', '').isdigit():
@@ -129,6 +230,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = None
     try:
         parser = build_parser()
+        if command in COMMANDS or command.replace('-', '_') in COMMANDS:
+            parser.command_hint = command
         args = parser.parse_args(argv)
         command = args.command
         args.stderr_is_tty = noise_filter.was_tty if noise_filter else sys.stderr.isatty()
@@ -144,22 +247,32 @@ def main(argv: Optional[List[str]] = None) -> int:
             sys.stderr.flush()
             os._exit(status)
         return status
-    except (*USER_ERRORS, OSError, OverflowError) as e:
+    except (*USER_ERRORS, OSError, OverflowError, UnicodeError) as e:
+        signals.begin_stopping()
         if args is not None and args.debug:
             traceback.print_exc()
         text, status = _error_line(e)
-        print(f'{PROG} {command}: error: {text}', file=sys.stderr)
+        # The whole line capped too: any message may quote a megabyte of hostile input.
+        print(f'{PROG} {command}: error: {abridged(text, 4000)}', file=sys.stderr)
         return status
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated, SystemError) as e:
+        signals.begin_stopping()
+        interrupt = signals.interrupt_in(e)
+        if interrupt is None:
+            raise
+        if isinstance(interrupt, Terminated):
+            print(f'{PROG} {command}: terminated (SIGTERM)', file=sys.stderr)
+            return 143
         print(f'{PROG} {command}: interrupted (SIGINT)', file=sys.stderr)
         return 130
-    except Terminated:
-        print(f'{PROG} {command}: terminated (SIGTERM)', file=sys.stderr)
-        return 143
     finally:
+        restore_logger()
         threading.excepthook = previous_thread_hook
-        for signum, handler in previous.items():
-            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        if argv is None:
+            # A process: the status is decided; a signal during shutdown is only noted.
+            signals.begin_stopping()
+        else:
+            signals.restore(previous)
         if noise_filter is not None:
             try:
                 sys.stdout.flush()

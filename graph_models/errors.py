@@ -34,6 +34,14 @@ class GraphModelsError(Exception):
         return self.cli_message or str(self)
 
 
+def abridged(text: str, limit: int = 300) -> str:
+    """``text`` cut in the middle to about ``limit`` characters: input quoted in a message (a
+    path from a file, a name) may be megabytes long."""
+    if len(text) <= limit:
+        return text
+    return f'{text[:limit * 2 // 3]}...{text[-(limit // 3):]} ({len(text):,} characters)'
+
+
 class ConfigError(GraphModelsError):
     """A bad argument or flag value (a usage error, exit status 2)."""
 

@@ -273,6 +273,14 @@ def _check_classes(probabilities: np.ndarray, labels: np.ndarray, dataset: str) 
                              'class scores with --output-arrays')
 
 
+def _check_dataset(asked: Optional[str], trained_on: Optional[str], how: str) -> None:
+    """Raises `ConfigError` when ``asked`` is another dataset than the model's own: its score
+    there would be meaningless (a digit model scoring clothes)."""
+    if asked and trained_on and asked != trained_on:
+        raise ConfigError(f'the model was {how} {trained_on!r}, not {asked!r}; drop --dataset, '
+                          'or pass --force-dataset to score it on another dataset anyway')
+
+
 def evaluate_model(path: str, *, dataset: Optional[str] = None, data_dir: Optional[str] = None,
                    limit: Optional[int] = None, latency: bool = False, edgetpu: bool = False,
                    input_arrays: Optional[Sequence[str]] = None,
@@ -280,7 +288,8 @@ def evaluate_model(path: str, *, dataset: Optional[str] = None, data_dir: Option
                    input_shapes: Optional[Dict[str, Sequence[int]]] = None,
                    tag_set: Sequence[str] = ('serve',), signature_def: Optional[str] = None,
                    allow_unsafe_ops: bool = False,
-                   report_dir: Optional[str] = None) -> EvalReport:
+                   report_dir: Optional[str] = None,
+                   force_dataset: bool = False) -> EvalReport:
     """Scores any model on a test set: ``.tflite``, any graph source, our runs.
 
     A ``.tflite`` runs in LiteRT; when its export record names the graph it came from (and that
@@ -298,6 +307,8 @@ def evaluate_model(path: str, *, dataset: Optional[str] = None, data_dir: Option
         how to read a graph source (see `graph_models.run_export.load_model`).
       report_dir: also write the pictures and per-class figures of
         `graph_models.eval_report.write_eval_report` there.
+      force_dataset: score on ``dataset`` even when the run (or the export record) says the
+        model was trained on another one.
 
     Returns:
       The `EvalReport`.
@@ -314,8 +325,10 @@ def evaluate_model(path: str, *, dataset: Optional[str] = None, data_dir: Option
         content = read_tflite(path)
         model = LiteModel(content)
         record = read_export_record(path, content)
-        if dataset is None and record:
-            dataset = (record.get('options') or {}).get('dataset')
+        trained_on = (record.get('options') or {}).get('dataset') if record else None
+        if not force_dataset:
+            _check_dataset(dataset, trained_on, 'exported from a model trained on')
+        dataset = dataset or trained_on
         data = data_lib.load_dataset(dataset or 'mnist', data_dir, download=data_dir is None)
         count = min(limit or len(data.test_labels), len(data.test_labels))
         images = data_lib.to_float(data.test_images[:count], (784,))
@@ -352,8 +365,13 @@ def evaluate_model(path: str, *, dataset: Optional[str] = None, data_dir: Option
                         output_arrays=output_arrays, input_shapes=input_shapes,
                         tag_set=tag_set, signature_def=signature_def,
                         allow_unsafe_ops=allow_unsafe_ops)
-    if frozen.source_kind == RUN and dataset is None:
-        dataset = frozen.options.get('dataset')
+    if frozen.source_kind == RUN:
+        if data_dir is None:  # The run's own data, as export and train --resume read it.
+            from graph_models.run_config import read_run_config
+            data_dir = read_run_config(frozen.source).recorded_data_dir(dataset)
+        if not force_dataset:
+            _check_dataset(dataset, frozen.options.get('dataset'), 'trained on')
+        dataset = dataset or frozen.options.get('dataset')
     images, labels, data = dataset_images(frozen, dataset, data_dir, split='test', limit=limit,
                                           download=data_dir is None)
     # Pixels in [0, 1] onto the input range the graph's own input fake-quant op gives it.

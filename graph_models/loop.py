@@ -26,6 +26,7 @@ from typing import List, Optional
 import numpy as np
 
 from graph_models._tf import tf, v1
+from graph_models.checkpoints import latest_checkpoint
 from graph_models.errors import (CheckpointError, ConfigError, GraphModelsError,
                                  TrainingError, tf_error_reason)
 from graph_models.run_config import RunConfig, read_run_config, run_config_path
@@ -36,17 +37,37 @@ LOCK_FILE = '.lock'
 _LOG_SUBFOLDERS = ('train', 'eval')
 
 
+def check_text(value: str, what: str) -> None:
+    """Raises `ConfigError` unless ``value`` (a path or name given as ``what``) is valid UTF-8.
+
+    Bytes that are not UTF-8 reach Python as surrogates (``\\udcff``), which TensorFlow's file
+    functions cannot encode: refuse them before any folder is made.
+    """
+    try:
+        value.encode('utf-8')
+    except UnicodeEncodeError:
+        raise ConfigError(f'{what} {value!r} is not valid UTF-8 text (its bytes are not '
+                          'UTF-8, or the locale is not a UTF-8 one); use a UTF-8 name, or '
+                          'set LC_ALL=C.UTF-8') from None
+
+
 def check_run_name(name: str) -> None:
-    """Raises `ConfigError` unless ``name`` is one plain path component (no ``/``, ``.``, ``..``).
+    """Raises `ConfigError` unless ``name`` is one plain path component (no ``/``, ``.``, ``..``,
+    no control characters, valid UTF-8).
 
     A run name becomes a folder under ``--checkpoint-dir`` and ``--log-dir`` that ``--overwrite``
-    may delete; ``..`` or an absolute path would point it at someone else's files.
+    may delete; ``..`` or an absolute path would point it at someone else's files. A newline
+    would split every output line that names the run.
     """
     bad = (not name or name in ('.', '..') or '/' in name or '\0' in name
            or (os.sep in name) or (os.altsep is not None and os.altsep in name))
     if bad:
         raise ConfigError(f'--run-name must be one plain folder name such as mlp-run1 (no "/", '
                           f'".", ".."), got {name!r}')
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise ConfigError(f'--run-name must not hold a control character (newline, tab, ...), '
+                          f'got {name!r}')
+    check_text(name, '--run-name')
 
 
 class RunLock:
@@ -68,10 +89,19 @@ class RunLock:
         """Takes the lock.
 
         Raises:
-          ConfigError: if another live process holds it (its process id is named).
+          ConfigError: if another live process holds it (its process id is named), or the
+            lock file is a symbolic link.
         """
+        import errno
         import fcntl
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            # O_NOFOLLOW: a planted link would have us truncate and write its target.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+            raise ConfigError(f'{self.path} is a symbolic link, and a run folder holds no '
+                              'links; remove it or choose another --run-name') from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -195,7 +225,12 @@ def prepare_run_folders(checkpoint_dir: str, log_dir: str, *, resume: bool,
       ConfigError: an existing checkpoint without resume/overwrite, or a mismatched resume.
       CheckpointError: resume without a checkpoint.
     """
-    latest = tf.train.latest_checkpoint(checkpoint_dir) if os.path.isdir(checkpoint_dir) else None
+    try:
+        latest = latest_checkpoint(checkpoint_dir) if os.path.isdir(checkpoint_dir) else None
+    except CheckpointError:
+        if resume:
+            raise
+        latest = None  # A broken state file: --overwrite may still start the run again.
     if resume:
         if latest is None:
             raise CheckpointError(f'no checkpoint to resume in {checkpoint_dir}; start a new '
@@ -234,6 +269,27 @@ def checkpoint_global_step(prefix: str) -> int:
         message = tf_error_reason(getattr(e, 'message', str(e)))
         raise CheckpointError(f'cannot read the global step of {prefix} ({message}); the '
                               'checkpoint is corrupt or incomplete') from None
+
+
+def check_not_a_link(folder: str, parent: str, flag: str) -> None:
+    """Raises `ConfigError` if run folder ``folder`` is a symbolic link or resolves outside
+    ``parent``: ``--overwrite`` would empty, and training write into, someone else's folder."""
+    if os.path.islink(folder):
+        raise ConfigError(f'{folder} is a symbolic link; a run folder must be a real folder '
+                          f'inside {flag}: remove the link or choose another --run-name')
+    if os.path.lexists(folder) and \
+            os.path.dirname(os.path.realpath(folder)) != os.path.realpath(parent):
+        raise ConfigError(f'{folder} resolves outside {parent}; choose another --run-name')
+
+
+def _missing_folders(folder: str) -> List[str]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    folder = os.path.abspath(folder)
+    while not os.path.lexists(folder) and os.path.dirname(folder) != folder:
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    return missing
 
 
 def make_folder(folder: str, flag: str) -> None:
@@ -298,6 +354,8 @@ class RunFolders:
 
     def __init__(self, checkpoint_dir: str, log_dir: str, run_name: str):
         check_run_name(run_name)
+        check_text(checkpoint_dir, '--checkpoint-dir')
+        check_text(log_dir, '--log-dir')
         self.run_name = run_name
         self.checkpoint_dir = os.path.join(checkpoint_dir, run_name)
         self.log_dir = os.path.join(log_dir, run_name)
@@ -308,12 +366,16 @@ class RunFolders:
         ckpt_dir = self.checkpoint_dir
         self._created = {folder: not os.path.lexists(folder)
                          for folder in (ckpt_dir, self.log_dir)}
-        self._new_parents = [parent for parent in self._parents
-                             if not os.path.lexists(parent)]
+        # Every folder the claim may create, deepest first: a path that turns out too long
+        # fails after makedirs made a dozen levels of it.
+        self._new_parents = [folder for parent in self._parents
+                             for folder in _missing_folders(parent)]
         # Folders this claim may remove again if training fails before a checkpoint.
         self._owned = dict(self._created)
         self._lock_is_new = False
         try:  # A signal may land anywhere in here too: undo what was made.
+            check_not_a_link(ckpt_dir, self._parents[0], '--checkpoint-dir')
+            check_not_a_link(self.log_dir, self._parents[1], '--log-dir')
             make_folder(ckpt_dir, '--checkpoint-dir')
             self._lock_is_new = not os.path.lexists(self.lock.path)
             self.lock.acquire()
@@ -336,15 +398,22 @@ class RunFolders:
     def make_log_folders(self) -> None:
         """Creates ``<log_dir>/<run_name>/{train,eval}``."""
         for name in _LOG_SUBFOLDERS:
+            check_not_a_link(os.path.join(self.log_dir, name), self.log_dir, '--log-dir')
             make_folder(os.path.join(self.log_dir, name), '--log-dir')
+
+    def _holds_checkpoint(self) -> bool:
+        try:
+            return latest_checkpoint(self.checkpoint_dir) is not None
+        except CheckpointError:
+            return True  # An unreadable state file: keep the folder as it is.
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         try:
-            if exc_type is not None and tf.train.latest_checkpoint(self.checkpoint_dir) is None:
+            if exc_type is not None and not self._holds_checkpoint():
                 for folder in (self.checkpoint_dir, self.log_dir):
                     if self._owned[folder]:
                         shutil.rmtree(folder, ignore_errors=True)
-                for parent in self._new_parents:  # --checkpoint-dir / --log-dir created here.
+                for parent in self._new_parents:  # --checkpoint-dir / --log-dir (and parents).
                     with contextlib.suppress(OSError):
                         os.rmdir(parent)  # Only if empty.
                 if self._lock_is_new and not os.path.isfile(run_config_path(self.checkpoint_dir)):

@@ -51,6 +51,20 @@ def _name(labels: Optional[Sequence[str]], index: int) -> str:
     return str(index)
 
 
+def confidence_text(probability: float) -> str:
+    """A probability as a percentage that never reads "100%" unless it is 1.
+
+    Whole percents, rounded (0.985 -> "98%", at most "99%"); from 99% up, and below 1%, one
+    decimal, cut rather than rounded (0.996 -> "99.6%", 0.9999 -> "99.9%", 0.004 -> "0.4%").
+    """
+    percent = 100.0 * float(probability)
+    if percent >= 100.0:
+        return '100%'
+    if percent >= 99.0 or percent < 1.0:
+        return f'{math.floor(percent * 10) / 10:.1f}%'
+    return f'{min(round(percent), 99)}%'
+
+
 def prediction_grid(images: np.ndarray, probabilities: np.ndarray,
                     true_labels: Optional[np.ndarray] = None,
                     class_names: Optional[Sequence[str]] = None, *, columns: int = 8,
@@ -89,7 +103,7 @@ def prediction_grid(images: np.ndarray, probabilities: np.ndarray,
             ax.axis('off')
             continue
         ax.imshow(images[i], cmap='gray_r', vmin=0, vmax=255 if images.dtype == np.uint8 else 1)
-        text = f'{_name(class_names, int(predicted[i]))} {100 * probabilities[i].max():.0f}%'
+        text = f'{_name(class_names, int(predicted[i]))} {confidence_text(probabilities[i].max())}'
         color = 'black'
         if true_labels is not None:
             wrong = int(true_labels[i]) != int(predicted[i])
@@ -200,12 +214,14 @@ def compare_report_png(report: Dict) -> bytes:
         ax.set_xticks(x, labels)
         ax.set_ylim(0, top * 1.15 if top > 0 else 1)
         ax.set_title(title + (' (axis from 0)' if title == 'accuracy' else ''))
-    axes[0].legend(loc='lower center')
+    # Below the axis, not on it: inside, it covered the bars.
+    axes[0].legend(loc='upper center', bbox_to_anchor=(0.5, -0.1), ncol=2, fontsize=8)
     ax = axes[4]
     keys = _PANELS[0][1]
     diffs = [report['difference'][k] for k in keys]
     means = [100 * d['mean'] for d in diffs]
     bars = ax.bar(np.arange(len(keys)), means, width=0.5, color='tab:gray')
+    low = high = [0.0] * len(means)
     if all(d.get('ci95_low') is not None for d in diffs):
         low = [m - 100 * d['ci95_low'] for m, d in zip(means, diffs)]
         high = [100 * d['ci95_high'] - m for m, d in zip(means, diffs)]
@@ -215,6 +231,12 @@ def compare_report_png(report: Dict) -> bytes:
     else:
         ax.set_title('accuracy graph - Keras (pp, 1 seed)')
     ax.bar_label(bars, [f'{m:+.3f}' for m in means], fontsize=7, padding=2)
+    # Room above and below for the value labels, so they stay inside the panel (not over its
+    # title).
+    lowest = min([0.0, *(m - e for m, e in zip(means, low))])
+    highest = max([0.0, *(m + e for m, e in zip(means, high))])
+    span = (highest - lowest) or 1.0
+    ax.set_ylim(lowest - 0.2 * span, highest + 0.2 * span)
     ax.axhline(0, color='black', linewidth=0.8)
     ax.set_xticks(np.arange(len(keys)), _PANELS[0][2])
     fig.suptitle(f"{report['model']} on {report['dataset']}: graph vs Keras"

@@ -11,6 +11,7 @@ import dataclasses
 import math
 import os
 import stat
+import warnings
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -58,7 +59,12 @@ def load_digit(path: str, size: Tuple[int, int] = (28, 28)) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
     _regular_file(path)
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings():
+            # PIL warns of a "decompression bomb" above 89 M pixels; our own limit (below)
+            # refuses such an image in one line, so its warning would only come first.
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            image = Image.open(path)
+        with image:
             if image.width * image.height > MAX_PIXELS:
                 raise ImageError(f'{path} is {image.width}x{image.height} pixels, more than '
                                  f'{MAX_PIXELS:,}: not a digit image')
@@ -67,6 +73,8 @@ def load_digit(path: str, size: Tuple[int, int] = (28, 28)) -> np.ndarray:
                 rgba = image.convert('RGBA')
                 white = Image.new('RGBA', rgba.size, (255, 255, 255, 255))
                 gray = Image.alpha_composite(white, rgba).convert('L')
+            elif image.mode.startswith(('I', 'F')):
+                gray = _deep_gray(image, path)
             else:
                 gray = image.convert('L')
     except ImageError:
@@ -79,11 +87,37 @@ def load_digit(path: str, size: Tuple[int, int] = (28, 28)) -> np.ndarray:
     if gray.width < 2 or gray.height < 2:
         raise ImageError(f'{path} is {gray.width}x{gray.height} pixels: too small for a digit')
     height, width = size
-    pixels = np.asarray(gray.resize((width, height), Image.BILINEAR), dtype=np.float32) / 255.0
+    pixels = np.asarray(gray.resize((width, height), Image.BILINEAR), dtype=np.float32)
+    if gray.mode == 'L':
+        pixels = pixels / 255.0
     border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
     if np.median(border) > 0.5:
         pixels = 1.0 - pixels
     return pixels
+
+
+def _deep_gray(image, path: str):
+    """A 16/32-bit integer or float grayscale image as a mode ``F`` image in [0, 1].
+
+    ``convert('L')`` clips such values to 255 (a 16-bit PNG turns white) or truncates them (a
+    float image in [0, 1] turns black): scale by the image's own depth and range instead.
+    """
+    from PIL import Image
+    values = np.asarray(image, dtype=np.float64)
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if image.mode.startswith('F'):
+        # Floats in [0, 1], or in [0, 255] as some tools write them; nothing else is known.
+        scale = 1.0 if high <= 1.0 else 255.0
+        if not (np.isfinite(values).all() and low >= 0.0 and high <= 255.0):
+            raise ImageError(f'{path} holds float values from {low:g} to {high:g}; predict '
+                             'reads float images in 0..1 or 0..255: rescale it or save it as '
+                             'an 8-bit image')
+    else:
+        scale = 65535.0 if high <= 65535 else float(2 ** 32 - 1)  # 16-bit, else 32-bit.
+        if low < 0:
+            raise ImageError(f'{path} holds negative pixel values ({low:g}); save it as an '
+                             '8-bit or 16-bit grayscale image')
+    return Image.fromarray((values / scale).astype(np.float32), mode='F')
 
 
 def image_paths(path: str) -> List[str]:

@@ -162,6 +162,23 @@ class RunConfig:
             kwargs['quantization'] = QuantizationConfig.from_dict(kwargs['quantization'])
         return cls(**kwargs)
 
+    def recorded_data_dir(self, dataset: Optional[str] = None) -> Optional[str]:
+        """Where this run's data came from, for a command that reads the run again.
+
+        Every command that reads a run (eval, export, ``train --resume``) uses it unless told
+        otherwise (``--data-dir``), so an offline machine never tries a download.
+
+        Args:
+          dataset: the dataset the command asks for (None: the run's own).
+
+        Returns:
+          The recorded folder or file, or None when ``dataset`` is another dataset or the
+          source is no longer there (then the usual search applies).
+        """
+        if dataset not in (None, self.dataset) or not self.data_source:
+            return None
+        return self.data_source if os.path.exists(self.data_source) else None
+
     def differences(self, other: 'RunConfig') -> List[str]:
         """Names of the fields (other than `RESUMABLE_CHANGES`) where two configs differ."""
         return [f.name for f in dataclasses.fields(self)

@@ -9,7 +9,7 @@ passes it on.
 
 import dataclasses
 import os
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -84,6 +84,18 @@ def freeze_checkpoint(checkpoint: str, *, batch_size: int = 1, quantized: Option
                        restored.quantized)
 
 
+def _check_batch_size(batch_size: int, example_shape: Sequence[int]) -> None:
+    """Raises `ConfigError` for a batch whose input tensor every command would refuse to read
+    (`freeze.safety.MAX_ELEMENTS`), before anything is built or written."""
+    from freeze.safety import MAX_ELEMENTS
+    per_example = int(np.prod(example_shape))
+    if batch_size * per_example > MAX_ELEMENTS:
+        raise ConfigError(f'--batch-size {batch_size} makes the input '
+                          f'{[batch_size, *example_shape]} ({batch_size * per_example:,} '
+                          f'elements), more than the {MAX_ELEMENTS:,} that eval, export and '
+                          f'predict read; use a batch of at most {MAX_ELEMENTS // per_example:,}')
+
+
 def _run_graph(path: str, *, batch_size: int, quantized: Optional[bool],
                input_arrays: Optional[Sequence[str]], output_arrays: Optional[Sequence[str]],
                input_shapes: Optional[Dict[str, Sequence[int]]],
@@ -104,17 +116,31 @@ def _run_graph(path: str, *, batch_size: int, quantized: Optional[bool],
     unknown = sorted(n for n in set(outputs) - named if not n.endswith(_LOGITS_QUANT))
     if unknown:
         raise unknown_output(unknown[0])
-    run, _ = restore.open_run(path)
-    if input_shapes:
-        shape = sources.named_input_shapes(input_shapes, [graphs.INPUT]).get(graphs.INPUT, [])
-        if not shape or shape[1:] != list(run.model.input_shape):
-            raise ConfigError(f'--input-shapes {shape} does not fit the run\'s input '
-                              f'{[batch_size, *run.model.input_shape]}; only the batch may '
-                              'change')
-        batch_size = shape[0]
-    # Output is kept while freezing: the logits' fake quant lies on its path.
-    frozen = freeze_checkpoint(path, batch_size=batch_size, quantized=quantized,
-                               output_names=sorted((set(outputs) & named) | {graphs.OUTPUT}))
+
+    def freeze_newest(batch_size: int):
+        run, _ = restore.open_run(path)
+        if input_shapes:
+            shape = sources.named_input_shapes(input_shapes, [graphs.INPUT]).get(graphs.INPUT,
+                                                                                 [])
+            if not shape or shape[1:] != list(run.model.input_shape):
+                raise ConfigError(f'--input-shapes {shape} does not fit the run\'s input '
+                                  f'{[batch_size, *run.model.input_shape]}; only the batch '
+                                  'may change')
+            batch_size = shape[0]
+        _check_batch_size(batch_size, run.model.input_shape)
+        # Output is kept while freezing: the logits' fake quant lies on its path.
+        return run, batch_size, freeze_checkpoint(
+            path, batch_size=batch_size, quantized=quantized,
+            output_names=sorted((set(outputs) & named) | {graphs.OUTPUT}))
+
+    try:
+        run, batch_size, frozen = freeze_newest(batch_size)
+    except CheckpointError:
+        if not os.path.isdir(path):
+            raise
+        # A run still training with --keep-checkpoints 1 may have pruned the checkpoint
+        # between finding and reading it: once more, on the newest one.
+        run, batch_size, frozen = freeze_newest(batch_size)
     graph_def, notes = frozen.graph_def, []
     if quantize_outputs and frozen.quantized:
         outputs, notes = sources.quantized_outputs(graph_def, outputs)
@@ -354,10 +380,65 @@ def _beside(source: str, name: str) -> str:
     return os.path.join(folder, name)
 
 
-def _prepare_output(path: str, source: str) -> None:
-    if os.path.abspath(path) == os.path.abspath(source):
-        raise ConfigError(f'the output {path} is the source itself; choose another -o path')
-    ensure_parent(path)
+_CHECKPOINT_STATE = 'checkpoint'
+_SAVED_MODEL_FILES = ('saved_model.pb', 'saved_model.pbtxt', 'fingerprint.pb')
+
+
+def _is_checkpoint_file(name: str) -> bool:
+    return name.endswith(('.index', '.meta')) or '.data-' in name
+
+
+def _source_files(source: str) -> List[str]:
+    """The files a source is read from: what an output must never replace.
+
+    A folder (a run or a SavedModel): its checkpoint files, ``checkpoint`` state,
+    ``run_config.json``, ``saved_model.pb``/``.pbtxt`` and everything under ``variables/`` and
+    ``assets/``. A file or checkpoint prefix: the file, the prefix's ``.index``/``.data-*``/
+    ``.meta`` and the state file and run config beside it.
+    """
+    from graph_models.run_config import RUN_CONFIG_FILE
+    if os.path.isdir(source):
+        folder, stem = source, None
+    else:
+        folder = os.path.dirname(source) or '.'
+        stem = os.path.basename(source)
+        for suffix in ('.meta', '.index'):
+            stem = stem[:-len(suffix)] if stem.endswith(suffix) else stem
+        stem = stem.split('.data-')[0]
+    files = [source]
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return files
+    for name in names:
+        if name in (_CHECKPOINT_STATE, RUN_CONFIG_FILE) or \
+                (stem is None and name in _SAVED_MODEL_FILES) or \
+                (_is_checkpoint_file(name) and (stem is None or name.startswith(stem + '.'))):
+            files.append(os.path.join(folder, name))
+    if stem is None:
+        for sub in ('variables', 'assets'):
+            for parent, _, children in os.walk(os.path.join(folder, sub)):
+                files.extend(os.path.join(parent, child) for child in children)
+    return files
+
+
+def _check_outputs(paths: Sequence[str], source: str) -> None:
+    """Raises `ConfigError` if an output would replace one of the source's files (compared as
+    files, so a link or another spelling of the path is caught too); creates their folders."""
+    for path in paths:
+        if not os.path.lexists(path):
+            continue
+        for own in _source_files(source):
+            try:
+                same = os.path.samefile(path, own)
+            except OSError:
+                same = os.path.realpath(path) == os.path.realpath(own)
+            if same:
+                raise ConfigError(f'the output {path} is a file of the source {source} '
+                                  f'({os.path.basename(own)}); writing it would destroy the '
+                                  'source: choose another -o path')
+    for path in paths:
+        ensure_parent(path)
 
 
 def freeze_model(source: str, output: Optional[str] = None, *, batch_size: int = 1,
@@ -377,12 +458,11 @@ def freeze_model(source: str, output: Optional[str] = None, *, batch_size: int =
     frozen = load_model(source, batch_size=batch_size,
                         quantized=False if float_graph else None, **source_options)
     output = output or _beside(source, FROZEN_GRAPH_FILE)
-    _prepare_output(output, source)
+    text = os.path.splitext(output)[0] + '.pbtxt'
+    _check_outputs([output, text] if pbtxt else [output], source)  # Both before writing one.
     write_graph_def(frozen.graph_def, output)
     written = [output]
     if pbtxt:
-        text = os.path.splitext(output)[0] + '.pbtxt'
-        _prepare_output(text, source)
         write_graph_def(frozen.graph_def, text, as_text=True)
         written.append(text)
     return frozen, written
@@ -407,7 +487,7 @@ def export_to_file(source: str, output: Optional[str], mode: str = 'float', *,
         dataset is known: our runs know theirs, other sources need ``dataset``.
     """
     output = output or _beside(source, f'model_{mode}.tflite')
-    _prepare_output(output, source)
+    _check_outputs([output, output + freeze_export.RECORD_SUFFIX], source)  # And its record.
     record = export_model(source, mode, **options)
     if metadata:
         from freeze.metadata import MetadataError

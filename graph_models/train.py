@@ -32,6 +32,7 @@ from graph_models import data as data_lib
 from graph_models import graphs, restore
 from graph_models import precision as precision_lib
 from graph_models.cpuinfo import read_cpuinfo
+from graph_models import signals as signals_lib
 from graph_models._tf import tf, v1
 from graph_models.errors import ConfigError, GraphModelsError, Terminated, TrainingInterrupted
 from graph_models.evaluator import Evaluator, softmax_cross_entropy
@@ -296,8 +297,12 @@ def _train_locked(run: RunConfig, data: data_lib.Dataset, *, run_name: str, ckpt
                     f'test loss {result.test_loss:.4f} acc {result.test_accuracy:.4f}  '
                     f'{result.examples_per_sec:,.0f} examples/s')
             training.close_writers()
-        except (KeyboardInterrupt, Terminated):
+        except (KeyboardInterrupt, Terminated, SystemError) as e:
+            if signals_lib.interrupt_in(e) is None:
+                raise
             signals.hold()  # A second signal must not interrupt the checkpoint being written.
+            # Nor, once the handlers are put back, the winding up and the line that says so.
+            signals_lib.begin_stopping()
             name = 'SIGTERM' if signals.last == signal.SIGTERM else 'SIGINT'
             status = 143 if signals.last == signal.SIGTERM else 130
             if training is None or not training.started:

@@ -109,3 +109,24 @@ def test_console_script_help():
                  '--run-name', '--log-dir', '--checkpoint-dir', '--keep-checkpoints',
                  '--save-every-steps', '--summary-every-steps', '--resume', '--overwrite'):
         assert flag in proc.stdout
+
+
+def test_installed_dependencies_are_consistent():
+    """Issue 21 item 4: the environment the package runs in satisfies every declared
+    requirement (``make install`` runs the same check)."""
+    proc = subprocess.run([sys.executable, '-m', 'pip', 'check'], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert 'No broken requirements found' in proc.stdout
+
+
+def test_fast_test_target_skips_the_slow_tests():
+    """Issue 21 item 6: ``make test-fast`` is ``pytest -m "not slow"``, and the README says so."""
+    proc = subprocess.run(['make', '-n', 'test-fast'], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=60)  # -n: prints the commands, runs none.
+    assert proc.returncode == 0, proc.stderr
+    assert '-m pytest -m "not slow"' in proc.stdout.splitlines()[-1], proc.stdout
+    with open(os.path.join(REPO_ROOT, 'README.md'), encoding='utf-8') as f:
+        readme = f.read()
+    tests = readme[readme.index('## Tests'):]
+    assert 'make test-fast' in tests and 'pytest -m "not slow"' in tests

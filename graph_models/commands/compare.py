@@ -41,9 +41,23 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from graph_models import compare
+    from graph_models.errors import TrainingInterrupted
+    out = args.out or compare.default_out_dir(args.model, args.dataset)
+    try:
+        return _compare(args, out)
+    except TrainingInterrupted as e:
+        # Training's own line says "run the same command with --resume": compare has no
+        # --resume, it starts its runs afresh.
+        name = 'SIGTERM' if e.exit_code == 143 else 'SIGINT'
+        raise TrainingInterrupted(f'{name} during the comparison: no new report written; run '
+                                  f'compare again to start over (it replaces {out})',
+                                  exit_code=e.exit_code) from None
+
+
+def _compare(args, out: str) -> int:
+    from graph_models import compare
     from graph_models.data import load_dataset
     data = load_dataset(args.dataset, args.data_dir)
-    out = args.out or compare.default_out_dir(args.model, args.dataset)
     common = dict(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                   quick=args.quick, log=print_line)
     if args.quantize:

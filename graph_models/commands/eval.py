@@ -13,6 +13,8 @@ def add_parser(subparsers) -> None:
     p.add_argument('model', metavar='MODEL',
                    help='.tflite, run folder, TF1 checkpoint, SavedModel, or .pb/.pbtxt')
     add_data_flags(p, dataset_help='default: the checkpoint\'s, else mnist')
+    p.add_argument('--force-dataset', action='store_true',
+                   help='score on --dataset even when the model was trained on another one')
     p.add_argument('--limit', type=positive_int, metavar='N', help='first N test examples')
     p.add_argument('--latency', action='store_true',
                    help='.tflite: also the median batch latency (LiteRT, one thread)')
@@ -29,7 +31,8 @@ def run(args) -> int:
     from graph_models.evaluate import evaluate_model
     report = evaluate_model(args.model, dataset=args.dataset, data_dir=args.data_dir,
                             limit=args.limit, latency=args.latency, edgetpu=args.edgetpu,
-                            report_dir=args.report, **source_kwargs(args))
+                            report_dir=args.report, force_dataset=args.force_dataset,
+                            **source_kwargs(args))
     for line in report.lines():
         print(line)
     return 0 if report.ok else 1

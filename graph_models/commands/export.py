@@ -15,9 +15,9 @@ def add_parser(subparsers) -> None:
                     '.pb/.pbtxt to TensorFlow Lite. int8/uint8 models are verified (integer '
                     'compute only, weights with zero point 0, run in LiteRT with and without '
                     'XNNPACK, agree with the TF graph); a model that fails is not written.')
-    add_source_argument(p, 'source', 'a run folder (or prefix) written by train, a TF1 '
-                                     'checkpoint prefix (.meta beside it), a SavedModel folder '
-                                     'or a frozen .pb/.pbtxt')
+    add_source_argument(p, 'source', 'a run folder or checkpoint prefix written by train, a TF1 '
+                                     'checkpoint prefix with its .meta, a SavedModel folder, or '
+                                     'a frozen .pb/.pbtxt')
     p.add_argument('--quantize', choices=['float', 'dynamic', 'int8', 'uint8'], default='float',
                    help='float; dynamic (int8 weights); int8/uint8 fully integer (fake-quant '
                         'ranges of a QAT graph, or post-training from --data-dir for a float '

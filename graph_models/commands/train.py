@@ -1,6 +1,7 @@
 """``graph-models train``: train a model under a Session, alone or as a cluster task."""
 
 import argparse
+import os
 
 from graph_models.architectures import DESCRIPTIONS  # The table: no TensorFlow.
 from graph_models.commands.flags import (add_data_flags, bits, int_list, non_negative_int,
@@ -45,8 +46,11 @@ def add_parser(subparsers) -> None:
     g.add_argument('--quant-delay', type=non_negative_int, default=0, metavar='N',
                    help='training step (TF 1.15\'s fake_quantization_step, one per run of the '
                         'training graph) from which fake quantization is active (default 0)')
-    g.add_argument('--weight-bits', type=bits, default=8, metavar='B', help='default 8')
-    g.add_argument('--activation-bits', type=bits, default=8, metavar='B', help='default 8')
+    g.add_argument('--weight-bits', type=bits, default=8, metavar='B',
+                   help='bits per weight in the fake-quant ops: fewer bits, a coarser grid '
+                        '(8 is what int8 TFLite export and the Edge TPU use)')
+    g.add_argument('--activation-bits', type=bits, default=8, metavar='B',
+                   help='bits per activation in the fake-quant ops (8 for int8 export)')
     g.add_argument('--symmetric', action='store_true', help='symmetric quantization ranges')
     g.add_argument('--freeze-bn-delay', type=non_negative_int, metavar='N',
                    help='CNN with --batch-norm: training step (fake_quantization_step) from which '
@@ -106,7 +110,6 @@ def add_parser(subparsers) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    import os
     from graph_models.distributed import ClusterConfig, run_parameter_server
     cluster = ClusterConfig.from_sources(args.cluster_spec, args.job_name, args.task_index,
                                          os.environ)
@@ -129,6 +132,7 @@ def _run_train(args: argparse.Namespace) -> int:
             raise ConfigError(f'{flag} {value} is for single-process training (cluster workers '
                               'run one float32 step per call); leave it out with --cluster-spec')
     from graph_models.data import load_dataset
+    from graph_models.loop import check_run_name, check_text
     from graph_models.nets_factory import ModelConfig
     from graph_models.quantize import QuantizationConfig
     from graph_models.run_config import RunConfig
@@ -150,9 +154,18 @@ def _run_train(args: argparse.Namespace) -> int:
                  if value]
         if given:
             raise ConfigError(f'{given[0]} only applies with --quantize')
+    # Checked before the data loads (seconds): a bad name or path fails at once.
+    if args.run_name is not None:
+        check_run_name(args.run_name)
+    check_text(args.checkpoint_dir, '--checkpoint-dir')
+    check_text(args.log_dir, '--log-dir')
     model = ModelConfig(name=args.model, hidden_sizes=args.hidden_sizes,
                         dropout_rate=args.dropout, batch_norm=args.batch_norm)
-    data = load_dataset(args.dataset, args.data_dir, download=not args.no_download,
+    data_dir = args.data_dir
+    if args.resume and data_dir is None:
+        data_dir = _recorded_data_dir(os.path.join(args.checkpoint_dir, args.run_name),
+                                      args.dataset)
+    data = load_dataset(args.dataset, data_dir, download=not args.no_download,
                         limit=args.limit)
     run = RunConfig(model=model, dataset=args.dataset, epochs=args.epochs,
                     batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
@@ -180,6 +193,18 @@ def _run_train(args: argparse.Namespace) -> int:
     print(f'checkpoint: {result.checkpoint_path}')
     print(f'TensorBoard: tensorboard --logdir {args.log_dir}')
     return 0
+
+
+def _recorded_data_dir(run_folder: str, dataset: str):
+    """The data folder a run to resume recorded, or None (no such run: training says so)."""
+    from graph_models.errors import CheckpointError
+    from graph_models.run_config import read_run_config, run_config_path
+    if not os.path.isfile(run_config_path(run_folder)):
+        return None
+    try:
+        return read_run_config(run_folder).recorded_data_dir(dataset)
+    except CheckpointError:
+        return None  # Resuming reads the run config again and reports it.
 
 
 def _run_cluster_worker(args, run, data, cluster) -> int:
