@@ -39,6 +39,8 @@ EXAMPLES = {
     'compare': 'graph-models compare --model mlp --quick',
     'summary': 'graph-models summary --model cnn --batch-norm',
     'cluster-local': 'graph-models cluster-local --workers 2 -- --model mlp --epochs 1',
+    'run': 'graph-models run --data-dir DATA mnist_deep.py --max_steps 200\n'
+           'graph-models run --report train.py',
 }
 _EXAMPLES_HEADING = 'example:'
 # "(default 8)", "default 8": written "(default: 8)" like the ones the formatter adds.
