@@ -10,7 +10,8 @@
   variable helpers are contrib's); ``tf.contrib.lite`` converts through the ``freeze`` toolkit
   (`graph_models.tf1.contrib_lite`); ``tf.contrib.rnn`` is ``tf.compat.v1.nn.rnn_cell`` with
   ``static_rnn`` and friends; ``tf.contrib.keras`` is Keras 2;
-* ``tf.examples.tutorials.mnist.input_data`` is `graph_models.tf1.input_data`;
+* ``tf.examples.tutorials.mnist.input_data`` is `graph_models.tf1.input_data`, ``...mnist.mnist``
+  (the tutorials' model) `graph_models.tf1.tutorials_mnist`;
 * what TF 2.21 has no equivalent for raises `graph_models.tf1.module.TF1APIError` naming the
   nearest replacement (`CONTRIB_MISSING`, `TF_MISSING`).
 """
@@ -114,9 +115,15 @@ def _examples_proxy() -> ProxyModule:
                             _module('graph_models.tf1.input_data'),
                             'graph_models.tf1.input_data'),
         'graph_models.tf1.input_data (graph_models.data)')
+    model = Override(
+        lambda: ProxyModule('tensorflow.examples.tutorials.mnist.mnist',
+                            _module('graph_models.tf1.tutorials_mnist'),
+                            'graph_models.tf1.tutorials_mnist'),
+        'graph_models.tf1.tutorials_mnist (the tutorials\' two-hidden-layer model)')
     mnist = Override(lambda: ProxyModule('tensorflow.examples.tutorials.mnist', None,
                                          'tf.examples.tutorials.mnist',
-                                         overrides={'input_data': input_data}),
+                                         overrides={'input_data': input_data,
+                                                    'mnist': model}),
                      'tf.examples.tutorials.mnist')
     tutorials = Override(lambda: ProxyModule('tensorflow.examples.tutorials', None,
                                              'tf.examples.tutorials',
@@ -124,8 +131,8 @@ def _examples_proxy() -> ProxyModule:
                          'tf.examples.tutorials')
     return ProxyModule('tensorflow.examples', None, 'tf.examples',
                        overrides={'tutorials': tutorials},
-                       fallback='only tensorflow.examples.tutorials.mnist.input_data is '
-                                'provided')
+                       fallback='only tensorflow.examples.tutorials.mnist (input_data, mnist) '
+                                'is provided')
 
 
 def tensorflow_proxy() -> ProxyModule:

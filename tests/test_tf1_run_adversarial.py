@@ -1,0 +1,71 @@
+"""Adversarial review of ``graph-models run`` (issue 19): TF 1.x programs as their authors wrote
+them, each check a difference from TF 1.15 that a public program ran into.
+
+The programs here are short ones written for these tests in the style of the public TF 1.x
+tutorials (fully_connected_feed.py, mnist_with_summaries.py, Keras 2 examples) that showed each
+finding; every run is a subprocess (TF 1.x mode is process-wide).
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import REPO_ROOT
+
+BIN = os.path.join(os.path.dirname(sys.executable), 'graph-models')
+
+
+def _run(*argv, cwd=None, timeout=300):
+    env = {k: v for k, v in os.environ.items() if k != 'TF_USE_LEGACY_KERAS'}
+    env['PYTHONPATH'] = REPO_ROOT
+    return subprocess.run([BIN, *argv], capture_output=True, text=True, cwd=cwd, env=env,
+                          timeout=timeout)
+
+
+def _script(folder, name, body):
+    path = os.path.join(str(folder), name)
+    with open(path, 'w') as f:
+        f.write(textwrap.dedent(body))
+    return path
+
+
+def test_tutorials_mnist_model_module(tmp_path, tiny_data_dir):
+    # fully_connected_feed.py: `from tensorflow.examples.tutorials.mnist import mnist`, the
+    # tutorials' model, which TF 1.15's pip package shipped beside input_data.
+    script = _script(tmp_path, 'feed.py', '''\
+        import tensorflow as tf
+        from tensorflow.examples.tutorials.mnist import input_data
+        from tensorflow.examples.tutorials.mnist import mnist
+
+        data = input_data.read_data_sets('unused', validation_size=100)
+        with tf.Graph().as_default():
+            images = tf.placeholder(tf.float32, shape=(100, mnist.IMAGE_PIXELS))
+            labels = tf.placeholder(tf.int32, shape=(100,))
+            logits = mnist.inference(images, 128, 32)
+            loss = mnist.loss(logits, labels)
+            train_op = mnist.training(loss, 0.1)
+            correct = mnist.evaluation(logits, labels)
+            print(mnist.NUM_CLASSES, mnist.IMAGE_SIZE, logits.shape.as_list(),
+                  correct.dtype.name, sorted(v.op.name for v in tf.global_variables()))
+            print(tf.get_collection(tf.GraphKeys.SUMMARIES)[0].op.name)
+            with tf.Session() as sess:
+                sess.run(tf.global_variables_initializer())
+                for _ in range(30):
+                    x, y = data.train.next_batch(100)
+                    sess.run(train_op, {images: x, labels: y})
+                x, y = data.test.next_batch(100)
+                print('correct', sess.run(correct, {images: x, labels: y}) > 20,
+                      sess.run(tf.train.get_global_step()))
+        ''')
+    proc = _run('run', '--data-dir', tiny_data_dir, '--report', script, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.splitlines()
+    assert out[0] == ("10 28 [100, 10] int32 ['global_step', 'hidden1/biases', "
+                      "'hidden1/weights', 'hidden2/biases', 'hidden2/weights', "
+                      "'softmax_linear/biases', 'softmax_linear/weights']")
+    assert out[1] == 'loss'
+    assert out[2] == 'correct True 30'
+    assert 'tf.examples.tutorials.mnist.mnist.inference' in proc.stderr
