@@ -69,3 +69,44 @@ def test_tutorials_mnist_model_module(tmp_path, tiny_data_dir):
     assert out[1] == 'loss'
     assert out[2] == 'correct True 30'
     assert 'tf.examples.tutorials.mnist.mnist.inference' in proc.stderr
+
+
+def test_standalone_keras2_modules_defaults_and_quiet_stderr(tmp_path, tiny_data_dir):
+    # mnist_mlp.py (Keras 2.0): `from keras.utils import np_utils`; mnist_cnn.py:
+    # `keras.optimizers.Adadelta()`, whose default learning rate was 1.0 in standalone Keras 2
+    # (tf.keras' is 0.001: the example then learns nothing, silently).
+    script = _script(tmp_path, 'k2.py', '''\
+        import numpy as np
+        import keras
+        from keras.datasets import mnist
+        from keras.models import Sequential
+        from keras.layers.core import Dense, Dropout, Activation, Flatten
+        from keras.layers.convolutional import Conv2D
+        from keras.layers.pooling import MaxPooling2D
+        from keras.optimizers import RMSprop, Adadelta, Adagrad, SGD
+        from keras.utils import np_utils
+        import tensorflow as tf
+
+        (x_train, y_train), (x_test, y_test) = mnist.load_data()
+        y = np_utils.to_categorical(y_train, 10)
+        print(y.shape, Dense.__name__, Conv2D.__name__, MaxPooling2D.__name__)
+        lr = keras.backend.get_value
+        print([round(float(lr(o.lr)), 6) for o in (Adadelta(), Adagrad(), RMSprop(), SGD(),
+                                         Adadelta(lr=0.5), keras.optimizers.Adadelta(0.25))])
+        print(round(float(lr(tf.keras.optimizers.Adadelta().lr)), 6),
+              isinstance(Adadelta(), tf.keras.optimizers.Adadelta),
+              Adadelta().get_config()['name'])
+        model = Sequential([Flatten(input_shape=(28, 28)), Dense(16, activation='relu'),
+                            Dropout(0.1), Dense(10, activation='softmax')])
+        model.compile(loss='categorical_crossentropy', optimizer=Adadelta(), metrics=['acc'])
+        model.fit(x_train / 255.0, y, batch_size=100, epochs=1, verbose=0)
+        print('fit')
+        ''')
+    proc = _run('run', '--data-dir', tiny_data_dir, script, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.splitlines()
+    assert out[0] == '(400, 10) Dense Conv2D MaxPooling2D'
+    assert out[1] == '[1.0, 0.01, 0.001, 0.01, 0.5, 0.25]'
+    assert out[2] == '0.001 True Adadelta'  # tf.keras keeps TF 1.15's defaults.
+    assert out[3] == 'fit'
+    assert 'Warning' not in proc.stderr, proc.stderr

@@ -2,7 +2,10 @@
 
 The target is tf-keras' v1 API (``tf_keras.api._v1.keras``), which is what TF 1.15's ``tf.keras``
 was: ``keras.backend.get_session``, and the legacy optimizers (``keras.optimizers.RMSprop`` is
-``tf_keras.optimizers.legacy.RMSprop``, the kind that works in graph mode). ``load_data`` of
+``tf_keras.optimizers.legacy.RMSprop``, the kind that works in graph mode). Standalone ``keras``
+also has Keras 2's submodules (``keras.layers.core``, ``keras.utils.np_utils``, ...: the whole
+public module) and Keras 2's defaults where tf.keras' differ (``Adadelta`` learning rate 1.0,
+``Adagrad`` 0.01); ``tf.keras`` keeps TF 1.15's. ``load_data`` of
 ``keras.datasets.mnist`` and ``fashion_mnist`` reads through `graph_models.data` (the
 ``--data-dir`` folder of ``graph-models run`` when given, never the network then) and returns
 Keras' classic ``(x_train, y_train), (x_test, y_test)`` uint8 arrays.
@@ -59,5 +62,48 @@ def keras_proxy(import_name: str) -> ProxyModule:
         return ProxyModule(f'{import_name}.datasets', keras.datasets, 'tf_keras.datasets',
                            overrides=sets)
 
-    return ProxyModule(import_name, keras, 'tf_keras',
-                       overrides={'datasets': Override(datasets, 'tf_keras.datasets')})
+    overrides = {'datasets': Override(datasets, 'tf_keras.datasets')}
+    if import_name == 'keras':
+        overrides.update(_standalone_overrides(keras))
+    return ProxyModule(import_name, keras, 'tf_keras', overrides=overrides)
+
+
+# Standalone Keras 2's submodules that programs import from (``from keras.layers.core import
+# Dense, Dropout``, ``from keras.utils import np_utils``): each is the whole public module.
+_LAYER_MODULES = ('core', 'convolutional', 'pooling', 'normalization', 'recurrent',
+                  'advanced_activations', 'merge', 'embeddings', 'noise', 'wrappers', 'local')
+_UTILS_MODULES = ('np_utils', 'generic_utils', 'data_utils', 'vis_utils', 'layer_utils')
+
+# Standalone Keras 2's optimizer defaults where tf.keras' differ (tf-keras' legacy optimizers
+# have TF's): Keras 2.0-2.3 had Adadelta(lr=1.0) and Adagrad(lr=0.01).
+_KERAS2_LEARNING_RATES = {'Adadelta': 1.0, 'Adagrad': 0.01}
+
+
+def _keras2_optimizer(base, default_learning_rate: float):
+    """``base`` (a tf-keras legacy optimizer) with standalone Keras 2's default learning rate."""
+    def __init__(self, learning_rate=default_learning_rate, *args, **kwargs):
+        base.__init__(self, learning_rate, *args, **kwargs)
+
+    return type(base.__name__, (base,), {'__init__': __init__, '__module__': base.__module__,
+                                         '__doc__': base.__doc__})
+
+
+def _standalone_overrides(keras):
+    def alias(name, target, mapped_to):
+        return Override(lambda: ProxyModule(name, target, mapped_to), mapped_to)
+
+    layers = Override(lambda: ProxyModule(
+        'keras.layers', keras.layers, 'tf_keras.layers',
+        overrides={m: alias(f'keras.layers.{m}', keras.layers, 'tf_keras.layers')
+                   for m in _LAYER_MODULES}), 'tf_keras.layers')
+    utils = Override(lambda: ProxyModule(
+        'keras.utils', keras.utils, 'tf_keras.utils',
+        overrides={m: alias(f'keras.utils.{m}', keras.utils, 'tf_keras.utils')
+                   for m in _UTILS_MODULES}), 'tf_keras.utils')
+    optimizers = Override(lambda: ProxyModule(
+        'keras.optimizers', keras.optimizers, 'tf_keras.optimizers',
+        overrides={name: Override(
+            lambda name=name, lr=lr: _keras2_optimizer(getattr(keras.optimizers, name), lr),
+            f'tf_keras.optimizers.legacy.{name} (Keras 2 default learning_rate={lr})')
+            for name, lr in _KERAS2_LEARNING_RATES.items()}), 'tf_keras.optimizers')
+    return {'layers': layers, 'utils': utils, 'optimizers': optimizers}

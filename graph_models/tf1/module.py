@@ -23,6 +23,7 @@ import os
 import sys
 import sysconfig
 import types
+import warnings
 from typing import Callable, Dict, Optional, Tuple
 
 from graph_models.tf1 import report
@@ -317,6 +318,10 @@ def install(data_dir: Optional[str] = None) -> Dict[str, ProxyModule]:
     if not hasattr(control_flow_ops, 'cond'):
         control_flow_ops.cond = cond.cond
     v1.disable_v2_behavior()
+    # tf-keras' warnings about what TF 1.15 and Keras 2 took silently (Keras 2 programs pass
+    # `lr=`; graph-mode fit reads Model.state_updates itself): noise in a TF 1.x program's stderr.
+    for message in (r'The `lr` argument is deprecated', r'`Model\.state_updates` will be removed'):
+        warnings.filterwarnings('ignore', message=message, category=UserWarning)
     # TF 1.x showed warnings (freeze._tf lowered the logger to errors for the toolkit).
     tf.get_logger().setLevel('WARNING')
 
