@@ -110,3 +110,24 @@ def test_standalone_keras2_modules_defaults_and_quiet_stderr(tmp_path, tiny_data
     assert out[2] == '0.001 True Adadelta'  # tf.keras keeps TF 1.15's defaults.
     assert out[3] == 'fit'
     assert 'Warning' not in proc.stderr, proc.stderr
+
+
+def test_freeze_session_imports_graph_util_from_tensorflow_python(tmp_path):
+    # The blog-style Keras freeze_session():
+    # `from tensorflow.python.framework.graph_util import convert_variables_to_constants`.
+    script = _script(tmp_path, 'freeze.py', '''\
+        import tensorflow as tf
+        from tensorflow.python.framework.graph_util import convert_variables_to_constants
+        from tensorflow.python.framework import graph_util_impl
+        x = tf.placeholder(tf.float32, [None, 2], name='x')
+        y = tf.identity(tf.layers.dense(x, 1), name='y')
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            frozen = convert_variables_to_constants(sess, sess.graph.as_graph_def(), ['y'])
+        print(sorted({n.op for n in frozen.node}),
+              graph_util_impl.convert_variables_to_constants is convert_variables_to_constants)
+        ''')
+    proc = _run('run', script, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "['BiasAdd', 'Const', 'Identity', 'MatMul', 'Placeholder'] True"]

@@ -317,6 +317,13 @@ def install(data_dir: Optional[str] = None) -> Dict[str, ProxyModule]:
         ops.Tensor = tensor.Tensor
     if not hasattr(control_flow_ops, 'cond'):
         control_flow_ops.cond = cond.cond
+    # Keras freeze_session scripts import convert_variables_to_constants from
+    # tensorflow.python.framework.graph_util (TF 1.15 had it there and in graph_util_impl).
+    from tensorflow.python.framework import convert_to_constants, graph_util, graph_util_impl
+    for module in (graph_util, graph_util_impl):
+        if not hasattr(module, 'convert_variables_to_constants'):
+            module.convert_variables_to_constants = \
+                convert_to_constants.convert_variables_to_constants
     v1.disable_v2_behavior()
     # tf-keras' warnings about what TF 1.15 and Keras 2 took silently (Keras 2 programs pass
     # `lr=`; graph-mode fit reads Model.state_updates itself): noise in a TF 1.x program's stderr.
