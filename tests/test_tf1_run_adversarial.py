@@ -131,3 +131,41 @@ def test_freeze_session_imports_graph_util_from_tensorflow_python(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [
         "['BiasAdd', 'Const', 'Identity', 'MatMul', 'Placeholder'] True"]
+
+
+def test_contrib_lite_from_keras_model_file(tmp_path):
+    # TF 1.12-1.15's Keras route: model.save('m.h5'), then
+    # tf.contrib.lite.TFLiteConverter.from_keras_model_file('m.h5').
+    script = _script(tmp_path, 'h5.py', '''\
+        import numpy as np
+        import tensorflow as tf
+        model = tf.keras.Sequential([tf.keras.layers.Dense(4, activation='relu',
+                                                           input_shape=(3,)),
+                                     tf.keras.layers.Dropout(0.5),
+                                     tf.keras.layers.Dense(2)])
+        model.compile('sgd', 'mse')
+        x = np.random.RandomState(0).rand(5, 3).astype(np.float32)
+        expected = model.predict(x)
+        model.save('m.h5')
+        converter = tf.contrib.lite.TFLiteConverter.from_keras_model_file('m.h5')
+        tflite_model = converter.convert()
+        interpreter = tf.contrib.lite.Interpreter(model_content=tflite_model)
+        interpreter.allocate_tensors()
+        inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        got = []
+        for row in x:
+            interpreter.set_tensor(inp['index'], row[None])
+            interpreter.invoke()
+            got.append(interpreter.get_tensor(out['index'])[0])
+        print('agree', np.allclose(np.array(got), expected, atol=1e-5))
+        try:
+            tf.contrib.lite.TFLiteConverter.from_saved_model('sm')
+        except AttributeError as e:
+            print(e)
+        ''')
+    proc = _run('run', script, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.splitlines()
+    assert out[0] == 'agree True'
+    assert out[1].startswith('tf.contrib.lite.TFLiteConverter.from_saved_model is not provided')
+    assert 'graph-models export sm' in out[1]

@@ -1,7 +1,8 @@
 """``tf.contrib.lite`` of TF 1.x programs, converting through the ``freeze`` toolkit.
 
 ``toco_convert(graph_def, inputs, outputs, inference_type=..., quantized_input_stats=...)`` and
-``TFLiteConverter`` / ``TocoConverter`` (``from_session``, ``from_frozen_graph``, the attributes
+``TFLiteConverter`` / ``TocoConverter`` (``from_session``, ``from_frozen_graph``,
+``from_keras_model_file``, the attributes
 ``inference_type``, ``quantized_input_stats``, ``post_training_quantize``, ``optimizations``,
 ``representative_dataset``; ``convert()``) pick a mode of `freeze.tflite` (float, dynamic, int8,
 uint8) and call its converters. Integer models are verified like ``graph-models export`` does
@@ -153,6 +154,34 @@ class TFLiteConverter:
                 dims = node.attr['shape'].shape.dim if node is not None else []
                 shapes[name] = [d.size if d.size >= 0 else None for d in dims]
         return cls(graph_def, input_arrays, output_arrays, shapes, path=graph_def_file)
+
+    @classmethod
+    def from_keras_model_file(cls, model_file, input_arrays=None, input_shapes=None,
+                              output_arrays=None, custom_objects=None) -> 'TFLiteConverter':
+        """Converter of a Keras 2 ``.h5`` model, as TF 1.15 made it: a fresh Keras session
+        (``clear_session``, inference learning phase) holding the loaded model."""
+        from tf_keras.api._v1 import keras
+        keras.backend.clear_session()
+        keras.backend.set_learning_phase(False)
+        model = keras.models.load_model(model_file, custom_objects)
+        inputs, outputs = list(model.inputs), list(model.outputs)
+        if input_arrays:
+            inputs = [t for name in input_arrays for t in inputs if _op(t) == name]
+        if output_arrays:
+            outputs = [t for name in output_arrays for t in outputs if _op(t) == name]
+        converter = cls.from_session(keras.backend.get_session(), inputs, outputs)
+        converter._input_shapes.update(input_shapes or {})  # pylint: disable=protected-access
+        return converter
+
+    @classmethod
+    def from_saved_model(cls, saved_model_dir, *args, **kwargs):
+        """Not provided: raises `TF1APIError` naming ``graph-models export``."""
+        del args, kwargs
+        from graph_models.tf1.module import TF1APIError
+        raise TF1APIError('tf.contrib.lite.TFLiteConverter.from_saved_model',
+                          f'run graph-models export {saved_model_dir} (--quantize ...) on the '
+                          'SavedModel, or freeze the graph and use from_frozen_graph',
+                          'is not provided by graph-models run')
 
     def _representative(self):
         data = self.representative_dataset
