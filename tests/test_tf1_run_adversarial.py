@@ -169,3 +169,34 @@ def test_contrib_lite_from_keras_model_file(tmp_path):
     assert out[0] == 'agree True'
     assert out[1].startswith('tf.contrib.lite.TFLiteConverter.from_saved_model is not provided')
     assert 'graph-models export sm' in out[1]
+
+
+def test_contrib_lite_convert_prints_no_converter_chatter(tmp_path):
+    # The QAT eval script's TFLiteConverter.convert() under tf.app.run: TF 1.15's converter
+    # printed nothing; ours must not leak LiteRT's / the MLIR converter's INFO lines.
+    script = _script(tmp_path, 'lite.py', '''\
+        import sys
+        import numpy as np
+        import tensorflow as tf
+
+        def main(_):
+            x = tf.placeholder(tf.float32, [1, 4], name='x')
+            y = tf.identity(tf.layers.dense(x, 3), name='y')
+            with tf.Session() as sess:
+                sess.run(tf.global_variables_initializer())
+                converter = tf.contrib.lite.TFLiteConverter.from_session(sess, [x], [y])
+                print('float', len(converter.convert()) > 0)
+                converter.representative_dataset = lambda: (
+                    [np.random.rand(1, 4).astype(np.float32)] for _ in range(8))
+                converter.optimizations = [tf.contrib.lite.Optimize.DEFAULT]
+                print('int8', len(converter.convert()) > 0)
+            sys.stderr.write('own line\\n')
+
+        tf.app.run(main=main)
+        ''')
+    proc = _run('run', script, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ['float True', 'int8 True']
+    assert proc.stderr.splitlines()[-1:] == ['own line']
+    for chatter in ('Using experimental converter', 'XNNPACK', 'fully_quantize'):
+        assert chatter not in proc.stderr, proc.stderr

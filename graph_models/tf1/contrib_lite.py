@@ -11,6 +11,12 @@ LiteRT, agrees with the frozen graph on sample inputs in the real input range th
 ``quantized_input_stats`` define); a model that fails raises instead of being returned.
 """
 
+import contextlib
+import functools
+import logging
+import os
+import sys
+import tempfile
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
@@ -66,10 +72,55 @@ def _verified(model: bytes, mode: str, graph_def, input_name: str, output_name: 
     return model
 
 
+@contextlib.contextmanager
+def _quiet():
+    """Keeps the converter's and LiteRT's chatter out of the program's stderr.
+
+    TF 1.15's ``convert()`` printed nothing at the default log level; the MLIR converter and
+    the verification log INFO lines (absl), deprecation warnings of the TF internals it calls,
+    and C++ lines on file descriptor 2 ("fully_quantize: 0", "Created TensorFlow Lite XNNPACK
+    delegate", grappler's "Init node ... doesn't exist"). TensorFlow's and absl's loggers are
+    raised to ERROR meanwhile, and what reaches fd 2 is written back without the lines
+    `graph_models.noise` knows as chatter.
+    """
+    from absl import logging as absl_logging
+    from graph_models import noise
+    tf_logger, absl_level = logging.getLogger('tensorflow'), absl_logging.get_verbosity()
+    tf_level = tf_logger.level
+    tf_logger.setLevel(logging.ERROR)
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tf_logger.setLevel(tf_level)
+            absl_logging.set_verbosity(absl_level)
+            captured.seek(0)
+            kept = [line for line in captured.read().splitlines(keepends=True)
+                    if not noise.is_noise(line.rstrip(b'\n'))]
+            if kept:
+                os.write(2, b''.join(kept))
+
+
+def _quietly(function):
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with _quiet():
+            return function(*args, **kwargs)
+    return wrapper
+
+
 def _op(tensor) -> str:
     return tensor.op.name
 
 
+@_quietly
 def toco_convert(input_data, input_tensors, output_tensors, *args, **kwargs) -> bytes:
     """TF 1.x's ``tf.contrib.lite.toco_convert``: a frozen GraphDef -> ``.tflite`` bytes.
 
@@ -187,6 +238,7 @@ class TFLiteConverter:
         data = self.representative_dataset
         return getattr(data, 'input_gen', data)  # TF 1.15 wrapped it in RepresentativeDataset.
 
+    @_quietly
     def convert(self) -> bytes:
         """The ``.tflite`` flatbuffer (integer models verified; see the module docstring)."""
         representative = self._representative()
