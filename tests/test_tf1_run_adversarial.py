@@ -200,3 +200,53 @@ def test_contrib_lite_convert_prints_no_converter_chatter(tmp_path):
     assert proc.stderr.splitlines()[-1:] == ['own line']
     for chatter in ('Using experimental converter', 'XNNPACK', 'fully_quantize'):
         assert chatter not in proc.stderr, proc.stderr
+
+
+def test_keras2_engine_backend_modules_and_import_errors(tmp_path):
+    # Keras 2.0-2.2 custom layers: `from keras.engine.topology import Layer`; multi-GPU checks:
+    # `K.tensorflow_backend._get_available_gpus()`; and the `try: import ... except
+    # ImportError:` fallbacks of TF 1.x programs for modules that are gone.
+    script = _script(tmp_path, 'eng.py', '''\
+        from keras import backend as K
+        from keras.engine.topology import Layer, InputSpec
+        from keras.engine import Layer as Layer2, Model
+        from keras.engine.training import Model as Model2
+        import keras
+        print(Layer is keras.layers.Layer, Layer2 is Layer, InputSpec.__name__,
+              Model is keras.models.Model, Model2 is Model,
+              K.tensorflow_backend._get_available_gpus())
+        try:
+            from tensorflow.contrib.learn.python.learn.datasets import mnist
+        except ImportError as e:
+            print('fallback', type(e).__name__, 'tf.contrib.learn' in str(e))
+        try:
+            import tensorflow.contrib.learn
+        except ImportError as e:
+            print('fallback', e.name)
+        try:
+            from keras.utils import multi_gpu_model
+        except ImportError as e:
+            print('fallback', type(e).__name__)
+        ''')
+    proc = _run('run', script, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ['True True InputSpec True True []',
+                                        'fallback TF1ImportError True',
+                                        'fallback tensorflow.contrib.learn',
+                                        'fallback TF1ImportError']
+
+
+def test_data_dir_keras_datasets_it_cannot_serve_do_not_download(tmp_path, tiny_data_dir):
+    script = _script(tmp_path, 'cifar.py', '''\
+        import keras
+        import tensorflow as tf
+        for load in (keras.datasets.cifar10.load_data, tf.keras.datasets.imdb.load_data):
+            try:
+                load()
+            except Exception as e:
+                print(type(e).__name__, 'nothing is downloaded' in str(e))
+        ''')
+    proc = _run('run', '--data-dir', tiny_data_dir, script, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ['DataError True', 'DataError True']
+    assert 'URL fetch' not in proc.stderr and 'Downloading' not in proc.stdout

@@ -4,11 +4,12 @@ The target is tf-keras' v1 API (``tf_keras.api._v1.keras``), which is what TF 1.
 was: ``keras.backend.get_session``, and the legacy optimizers (``keras.optimizers.RMSprop`` is
 ``tf_keras.optimizers.legacy.RMSprop``, the kind that works in graph mode). Standalone ``keras``
 also has Keras 2's submodules (``keras.layers.core``, ``keras.utils.np_utils``, ...: the whole
-public module) and Keras 2's defaults where tf.keras' differ (``Adadelta`` learning rate 1.0,
+public module; ``keras.engine`` and ``keras.backend.tensorflow_backend``) and Keras 2's defaults where tf.keras' differ (``Adadelta`` learning rate 1.0,
 ``Adagrad`` 0.01); ``tf.keras`` keeps TF 1.15's. ``load_data`` of
 ``keras.datasets.mnist`` and ``fashion_mnist`` reads through `graph_models.data` (the
 ``--data-dir`` folder of ``graph-models run`` when given, never the network then) and returns
-Keras' classic ``(x_train, y_train), (x_test, y_test)`` uint8 arrays.
+Keras' classic ``(x_train, y_train), (x_test, y_test)`` uint8 arrays; under ``--data-dir`` the
+other loaders (``cifar10``, ``imdb``, ...) raise instead of downloading.
 """
 
 import importlib
@@ -50,6 +51,28 @@ def _dataset_proxy(import_name: str, dataset: str, target) -> ProxyModule:
                            lambda: loader, f'graph_models.tf1.keras2.load_data({dataset!r})')})
 
 
+# Keras' other datasets, which load_data downloads: under --data-dir (offline) they refuse.
+_DOWNLOADED_DATASETS = ('cifar10', 'cifar100', 'imdb', 'reuters', 'boston_housing')
+
+
+def _offline_dataset_proxy(import_name: str, dataset: str, target) -> ProxyModule:
+    def loader(*args, **kwargs):
+        if data_dir() is not None:
+            from graph_models.errors import DataError
+            raise DataError(f'{import_name}.load_data() downloads {dataset}, and graph-models '
+                            f'run --data-dir {data_dir()} reads MNIST / Fashion-MNIST IDX files '
+                            'only (nothing is downloaded); run without --data-dir to let Keras '
+                            'download it')
+        return target.load_data(*args, **kwargs)
+
+    loader.__name__ = 'load_data'
+    loader.__doc__ = getattr(target.load_data, '__doc__', None)
+    return ProxyModule(import_name, target, f'tf_keras.datasets.{dataset}',
+                       overrides={'load_data': Override(lambda: loader,
+                                                        f'tf_keras.datasets.{dataset}.load_data '
+                                                        '(offline under --data-dir: refused)')})
+
+
 def keras_proxy(import_name: str) -> ProxyModule:
     """The Keras 2 module a TF 1.x program sees as ``import_name`` (``keras``, ``tf.keras``)."""
     keras = importlib.import_module(KERAS_V1)
@@ -59,6 +82,10 @@ def keras_proxy(import_name: str) -> ProxyModule:
                     f'{import_name}.datasets.{name}', name, getattr(keras.datasets, name)),
                     f'tf_keras.datasets.{name} (graph_models.data)')
                 for name in ('mnist', 'fashion_mnist')}
+        sets.update({name: Override(lambda name=name: _offline_dataset_proxy(
+                         f'{import_name}.datasets.{name}', name, getattr(keras.datasets, name)),
+                         f'tf_keras.datasets.{name}')
+                     for name in _DOWNLOADED_DATASETS})
         return ProxyModule(f'{import_name}.datasets', keras.datasets, 'tf_keras.datasets',
                            overrides=sets)
 
@@ -106,4 +133,35 @@ def _standalone_overrides(keras):
             lambda name=name, lr=lr: _keras2_optimizer(getattr(keras.optimizers, name), lr),
             f'tf_keras.optimizers.legacy.{name} (Keras 2 default learning_rate={lr})')
             for name, lr in _KERAS2_LEARNING_RATES.items()}), 'tf_keras.optimizers')
-    return {'layers': layers, 'utils': utils, 'optimizers': optimizers}
+    # keras.backend.tensorflow_backend (K.tensorflow_backend._get_available_gpus()) and
+    # keras.engine (Layer, InputSpec; .topology, .training) of Keras 2.0-2.2.
+    backend = Override(lambda: ProxyModule(
+        'keras.backend', keras.backend, 'tf_keras.backend',
+        overrides={'tensorflow_backend': Override(lambda: ProxyModule(
+            'keras.backend.tensorflow_backend', keras.backend, 'tf_keras.backend',
+            overrides={'_get_available_gpus': Override(lambda: _available_gpus,
+                                                       'tf.config.list_logical_devices')}),
+            'tf_keras.backend')}), 'tf_keras.backend')
+    engine_names = {'Model': Override(lambda: keras.models.Model, 'tf_keras.models.Model'),
+                    'get_source_inputs': Override(lambda: keras.utils.get_source_inputs,
+                                                  'tf_keras.utils.get_source_inputs')}
+
+    def engine_module(name):
+        return ProxyModule(name, keras.layers, 'tf_keras.layers', overrides=engine_names)
+
+    engine = Override(lambda: ProxyModule(
+        'keras.engine', keras.layers, 'tf_keras.layers',
+        overrides={**engine_names,
+                   **{m: Override(lambda m=m: engine_module(f'keras.engine.{m}'),
+                                  'tf_keras.layers, tf_keras.models.Model')
+                      for m in ('topology', 'training', 'base_layer', 'network',
+                                'input_layer', 'sequential')}}),
+        'tf_keras.layers, tf_keras.models.Model')
+    return {'layers': layers, 'utils': utils, 'optimizers': optimizers, 'backend': backend,
+            'engine': engine}
+
+
+def _available_gpus():
+    """Keras 2's ``K.tensorflow_backend._get_available_gpus()``: ``/device:GPU:N`` names."""
+    from freeze._tf import tf
+    return [d.name for d in tf.config.list_logical_devices('GPU')]

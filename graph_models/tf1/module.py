@@ -10,7 +10,8 @@ packages of TensorFlow (``tensorflow.python.*``, ``tensorflow.core.*``, ...) sta
 
 Every attribute a program reads from a proxy is recorded (`graph_models.tf1.report`). A name
 with no TF 2.21 equivalent raises `TF1APIError` naming the nearest replacement; it is an
-``AttributeError``, so ``hasattr`` keeps working.
+``AttributeError``, so ``hasattr`` keeps working (an import of it raises `TF1ImportError`, an
+``ImportError`` with the same message).
 
 Our own modules and the libraries we map to (tf-keras, tf-slim, the freeze toolkit) are imported
 before the proxies go in, so their ``import tensorflow as tf`` is the real TensorFlow 2.21.
@@ -52,6 +53,21 @@ class TF1APIError(AttributeError):
         super().__init__(f'{api} {problem}: {replacement}')
         self.api = api
         self.replacement = replacement
+
+
+class TF1ImportError(ImportError):
+    """`TF1APIError` of an import (``import tensorflow.contrib.learn``, ``from keras.engine
+    import topology``): an ``ImportError``, so ``try: import ... except ImportError:`` fallbacks
+    run as they did when the module was missing; the message names the replacement.
+
+    Attributes:
+      api: the TF 1.x name; replacement: what to use instead.
+    """
+
+    def __init__(self, error: TF1APIError, module_name: str):
+        super().__init__(str(error), name=module_name)
+        self.api = error.api
+        self.replacement = error.replacement
 
 
 class Override:
@@ -149,6 +165,8 @@ class ProxyModule(types.ModuleType):
         state = self.__dict__['_tf1']
         public = f'{display_name(self.__name__)}.{attr}'
         target = state['target']
+        if attr.startswith('_') and attr in state['overrides']:
+            return state['overrides'][attr].factory()  # e.g. Keras 2's _get_available_gpus.
         if attr.startswith('_'):
             # Python's and libraries' probes (__path__, __wrapped__, _tf_api_names): no record.
             if attr in _VERSION_NAMES:
@@ -238,8 +256,8 @@ class ProxyFinder(importlib.abc.MetaPathFinder):
             return None
         try:
             value = resolve(self.roots[top], rest)
-        except TF1APIError:
-            raise
+        except TF1APIError as e:
+            raise TF1ImportError(e, fullname) from None
         except AttributeError:
             return None
         if not isinstance(value, types.ModuleType):
