@@ -250,3 +250,19 @@ def test_data_dir_keras_datasets_it_cannot_serve_do_not_download(tmp_path, tiny_
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ['DataError True', 'DataError True']
     assert 'URL fetch' not in proc.stderr and 'Downloading' not in proc.stdout
+
+
+def test_contrib_framework_and_util_names_that_moved_into_tensorflow(tmp_path):
+    script = _script(tmp_path, 'moved.py', '''\
+        import tensorflow as tf
+        from tensorflow.contrib.framework import nest
+        print(nest.flatten([1, [2, (3,)]]), tf.contrib.framework.is_tensor(tf.constant(1)))
+        c = tf.contrib.util.make_tensor_proto([1.0, 2.0])
+        print(tf.contrib.util.constant_value(tf.constant(3)),
+              tf.contrib.util.make_ndarray(c).tolist())
+        with tf.Session() as sess:
+            print(sess.run(tf.contrib.framework.sort(tf.constant([3, 1, 2]))).tolist())
+        ''')
+    proc = _run('run', script, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ['[1, 2, 3] True', '3 [1.0, 2.0]', '[1, 2, 3]']
