@@ -266,3 +266,20 @@ def test_contrib_framework_and_util_names_that_moved_into_tensorflow(tmp_path):
     proc = _run('run', script, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ['[1, 2, 3] True', '3 [1.0, 2.0]', '[1, 2, 3]']
+
+
+def test_deprecation_warnings_name_the_programs_line(tmp_path):
+    # mnist_deep.py / mnist_with_summaries.py: TF 1.15 printed "From mnist_deep.py:97: calling
+    # dropout ... with keep_prob is deprecated", not TF 2's dispatch.py:1264.
+    script = _script(tmp_path, 'dep.py', '''\
+        import tensorflow as tf
+        x = tf.placeholder(tf.float32, [None, 4])
+        y = tf.nn.dropout(x, 0.5)
+        z = tf.nn.softmax_cross_entropy_with_logits(labels=x, logits=x)
+        ''')
+    proc = _run('run', script, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f'WARNING:tensorflow:From {script}:3: calling dropout' in proc.stderr, proc.stderr
+    assert f'WARNING:tensorflow:From {script}:4: softmax_cross_entropy_with_logits' \
+        in proc.stderr, proc.stderr
+    assert 'dispatch.py' not in proc.stderr

@@ -297,6 +297,28 @@ def require_keras2(api: str) -> None:
                            'before TensorFlow is imported', problem)
 
 
+_DISPATCH_FILES = tuple(os.path.join('tensorflow', 'python', 'util', name)
+                        for name in ('dispatch.py', 'traceback_utils.py'))
+
+
+def _deprecations_name_the_caller() -> None:
+    """TF 1.15's deprecation warnings named the program's line ("From mnist_deep.py:97: calling
+    dropout ..."); TF 2.21's name its dispatch wrapper (dispatch.py:1264): skip its frames."""
+    import inspect
+    from tensorflow.python.util import deprecation
+
+    def call_location(outer=False):
+        frame = inspect.currentframe().f_back.f_back
+        if outer and frame is not None and frame.f_back is not None:
+            frame = frame.f_back
+        while frame is not None and frame.f_back is not None and \
+                frame.f_code.co_filename.endswith(_DISPATCH_FILES):
+            frame = frame.f_back
+        return f'{frame.f_code.co_filename}:{frame.f_lineno}'
+
+    deprecation._call_location = call_location  # pylint: disable=protected-access
+
+
 def install(data_dir: Optional[str] = None) -> Dict[str, ProxyModule]:
     """Switches this process into TF 1.x mode (idempotent); returns the root proxies.
 
@@ -343,6 +365,7 @@ def install(data_dir: Optional[str] = None) -> Dict[str, ProxyModule]:
             module.convert_variables_to_constants = \
                 convert_to_constants.convert_variables_to_constants
     v1.disable_v2_behavior()
+    _deprecations_name_the_caller()
     # tf-keras' warnings about what TF 1.15 and Keras 2 took silently (Keras 2 programs pass
     # `lr=`; graph-mode fit reads Model.state_updates itself): noise in a TF 1.x program's stderr.
     for message in (r'The `lr` argument is deprecated', r'`Model\.state_updates` will be removed'):
