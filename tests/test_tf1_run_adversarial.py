@@ -32,6 +32,7 @@ def _script(folder, name, body):
     return path
 
 
+@pytest.mark.slow
 def test_tutorials_mnist_model_module(tmp_path, tiny_data_dir):
     # fully_connected_feed.py: `from tensorflow.examples.tutorials.mnist import mnist`, the
     # tutorials' model, which TF 1.15's pip package shipped beside input_data.
@@ -71,6 +72,7 @@ def test_tutorials_mnist_model_module(tmp_path, tiny_data_dir):
     assert 'tf.examples.tutorials.mnist.mnist.inference' in proc.stderr
 
 
+@pytest.mark.slow
 def test_standalone_keras2_modules_defaults_and_quiet_stderr(tmp_path, tiny_data_dir):
     # mnist_mlp.py (Keras 2.0): `from keras.utils import np_utils`; mnist_cnn.py:
     # `keras.optimizers.Adadelta()`, whose default learning rate was 1.0 in standalone Keras 2
@@ -110,27 +112,6 @@ def test_standalone_keras2_modules_defaults_and_quiet_stderr(tmp_path, tiny_data
     assert out[2] == '0.001 True Adadelta'  # tf.keras keeps TF 1.15's defaults.
     assert out[3] == 'fit'
     assert 'Warning' not in proc.stderr, proc.stderr
-
-
-def test_freeze_session_imports_graph_util_from_tensorflow_python(tmp_path):
-    # The blog-style Keras freeze_session():
-    # `from tensorflow.python.framework.graph_util import convert_variables_to_constants`.
-    script = _script(tmp_path, 'freeze.py', '''\
-        import tensorflow as tf
-        from tensorflow.python.framework.graph_util import convert_variables_to_constants
-        from tensorflow.python.framework import graph_util_impl
-        x = tf.placeholder(tf.float32, [None, 2], name='x')
-        y = tf.identity(tf.layers.dense(x, 1), name='y')
-        with tf.Session() as sess:
-            sess.run(tf.global_variables_initializer())
-            frozen = convert_variables_to_constants(sess, sess.graph.as_graph_def(), ['y'])
-        print(sorted({n.op for n in frozen.node}),
-              graph_util_impl.convert_variables_to_constants is convert_variables_to_constants)
-        ''')
-    proc = _run('run', script, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == [
-        "['BiasAdd', 'Const', 'Identity', 'MatMul', 'Placeholder'] True"]
 
 
 def test_contrib_lite_from_keras_model_file(tmp_path):
@@ -202,40 +183,6 @@ def test_contrib_lite_convert_prints_no_converter_chatter(tmp_path):
         assert chatter not in proc.stderr, proc.stderr
 
 
-def test_keras2_engine_backend_modules_and_import_errors(tmp_path):
-    # Keras 2.0-2.2 custom layers: `from keras.engine.topology import Layer`; multi-GPU checks:
-    # `K.tensorflow_backend._get_available_gpus()`; and the `try: import ... except
-    # ImportError:` fallbacks of TF 1.x programs for modules that are gone.
-    script = _script(tmp_path, 'eng.py', '''\
-        from keras import backend as K
-        from keras.engine.topology import Layer, InputSpec
-        from keras.engine import Layer as Layer2, Model
-        from keras.engine.training import Model as Model2
-        import keras
-        print(Layer is keras.layers.Layer, Layer2 is Layer, InputSpec.__name__,
-              Model is keras.models.Model, Model2 is Model,
-              K.tensorflow_backend._get_available_gpus())
-        try:
-            from tensorflow.contrib.learn.python.learn.datasets import mnist
-        except ImportError as e:
-            print('fallback', type(e).__name__, 'tf.contrib.learn' in str(e))
-        try:
-            import tensorflow.contrib.learn
-        except ImportError as e:
-            print('fallback', e.name)
-        try:
-            from keras.utils import multi_gpu_model
-        except ImportError as e:
-            print('fallback', type(e).__name__)
-        ''')
-    proc = _run('run', script, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == ['True True InputSpec True True []',
-                                        'fallback TF1ImportError True',
-                                        'fallback tensorflow.contrib.learn',
-                                        'fallback TF1ImportError']
-
-
 def test_data_dir_keras_datasets_it_cannot_serve_do_not_download(tmp_path, tiny_data_dir):
     script = _script(tmp_path, 'cifar.py', '''\
         import keras
@@ -252,39 +199,6 @@ def test_data_dir_keras_datasets_it_cannot_serve_do_not_download(tmp_path, tiny_
     assert 'URL fetch' not in proc.stderr and 'Downloading' not in proc.stdout
 
 
-def test_contrib_framework_and_util_names_that_moved_into_tensorflow(tmp_path):
-    script = _script(tmp_path, 'moved.py', '''\
-        import tensorflow as tf
-        from tensorflow.contrib.framework import nest
-        print(nest.flatten([1, [2, (3,)]]), tf.contrib.framework.is_tensor(tf.constant(1)))
-        c = tf.contrib.util.make_tensor_proto([1.0, 2.0])
-        print(tf.contrib.util.constant_value(tf.constant(3)),
-              tf.contrib.util.make_ndarray(c).tolist())
-        with tf.Session() as sess:
-            print(sess.run(tf.contrib.framework.sort(tf.constant([3, 1, 2]))).tolist())
-        ''')
-    proc = _run('run', script, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == ['[1, 2, 3] True', '3 [1.0, 2.0]', '[1, 2, 3]']
-
-
-def test_deprecation_warnings_name_the_programs_line(tmp_path):
-    # mnist_deep.py / mnist_with_summaries.py: TF 1.15 printed "From mnist_deep.py:97: calling
-    # dropout ... with keep_prob is deprecated", not TF 2's dispatch.py:1264.
-    script = _script(tmp_path, 'dep.py', '''\
-        import tensorflow as tf
-        x = tf.placeholder(tf.float32, [None, 4])
-        y = tf.nn.dropout(x, 0.5)
-        z = tf.nn.softmax_cross_entropy_with_logits(labels=x, logits=x)
-        ''')
-    proc = _run('run', script, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert f'WARNING:tensorflow:From {script}:3: calling dropout' in proc.stderr, proc.stderr
-    assert f'WARNING:tensorflow:From {script}:4: softmax_cross_entropy_with_logits' \
-        in proc.stderr, proc.stderr
-    assert 'dispatch.py' not in proc.stderr
-
-
 @pytest.mark.xfail(strict=True, reason='compile(optimizer="adadelta") resolves the name inside '
                    'tf-keras (tf_keras.optimizers.get), shared by standalone keras and tf.keras, '
                    'whose defaults differ (Keras 2: lr 1.0, TF 1.15 tf.keras: 0.001); the proxy '
@@ -299,3 +213,69 @@ def test_standalone_keras2_optimizer_by_name_has_keras2_default(tmp_path):
     proc = _run('run', script, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ['1.0']
+
+
+def test_tf1_names_programs_import_one_process(tmp_path):
+    """One subprocess, five findings: names TF 1.x programs import that 2.21 moved or dropped."""
+    script = _script(tmp_path, 'names.py', '''\
+        import tensorflow as tf
+        x = tf.placeholder(tf.float32, [None, 4])
+        y = tf.nn.dropout(x, 0.5)
+        z = tf.nn.softmax_cross_entropy_with_logits(labels=x, logits=x)
+        # 1. The blog-style Keras freeze_session() imports it from graph_util.
+        from tensorflow.python.framework.graph_util import convert_variables_to_constants
+        from tensorflow.python.framework import graph_util_impl
+        with tf.Graph().as_default():
+            a = tf.placeholder(tf.float32, [None, 2], name='a')
+            b = tf.identity(tf.layers.dense(a, 1), name='b')
+            with tf.Session() as sess:
+                sess.run(tf.global_variables_initializer())
+                frozen = convert_variables_to_constants(sess, sess.graph.as_graph_def(), ['b'])
+        print(sorted({n.op for n in frozen.node}),
+              graph_util_impl.convert_variables_to_constants is convert_variables_to_constants)
+        # 2. tf.contrib names that moved into TensorFlow proper.
+        from tensorflow.contrib.framework import nest
+        print(nest.flatten([1, [2, (3,)]]), tf.contrib.framework.is_tensor(tf.constant(1)))
+        c = tf.contrib.util.make_tensor_proto([1.0, 2.0])
+        print(tf.contrib.util.constant_value(tf.constant(3)),
+              tf.contrib.util.make_ndarray(c).tolist())
+        with tf.Session() as sess:
+            print(sess.run(tf.contrib.framework.sort(tf.constant([3, 1, 2]))).tolist())
+        # 3. Keras 2.0-2.2: `from keras.engine.topology import Layer` (custom layers),
+        # K.tensorflow_backend._get_available_gpus() (multi-GPU checks).
+        from keras import backend as K
+        from keras.engine.topology import Layer, InputSpec
+        from keras.engine import Layer as Layer2, Model
+        from keras.engine.training import Model as Model2
+        import keras
+        print(Layer is keras.layers.Layer, Layer2 is Layer, InputSpec.__name__,
+              Model is keras.models.Model, Model2 is Model,
+              K.tensorflow_backend._get_available_gpus())
+        # 4. `try: import ... except ImportError:` fallbacks for modules that are gone.
+        try:
+            from tensorflow.contrib.learn.python.learn.datasets import mnist
+        except ImportError as e:
+            print('fallback', type(e).__name__, 'tf.contrib.learn' in str(e))
+        try:
+            import tensorflow.contrib.learn
+        except ImportError as e:
+            print('fallback', e.name)
+        try:
+            from keras.utils import multi_gpu_model
+        except ImportError as e:
+            print('fallback', type(e).__name__)
+        ''')
+    proc = _run('run', script, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "['BiasAdd', 'Const', 'Identity', 'MatMul', 'Placeholder'] True",
+        '[1, 2, 3] True', '3 [1.0, 2.0]', '[1, 2, 3]',
+        'True True InputSpec True True []',
+        'fallback TF1ImportError True', 'fallback tensorflow.contrib.learn',
+        'fallback TF1ImportError']
+    # 5. mnist_deep.py: TF 1.15 printed "From mnist_deep.py:97: calling dropout ...", not TF 2's
+    # dispatch.py:1264.
+    assert f'WARNING:tensorflow:From {script}:3: calling dropout' in proc.stderr, proc.stderr
+    assert f'WARNING:tensorflow:From {script}:4: softmax_cross_entropy_with_logits' \
+        in proc.stderr, proc.stderr
+    assert 'dispatch.py' not in proc.stderr
