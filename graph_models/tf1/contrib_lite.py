@@ -90,7 +90,15 @@ def _quiet():
     tf_logger.setLevel(logging.ERROR)
     absl_logging.set_verbosity(absl_logging.ERROR)
     sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # No fd 2 (a closed stderr): nothing to keep clean.
+        try:
+            yield
+        finally:
+            tf_logger.setLevel(tf_level)
+            absl_logging.set_verbosity(absl_level)
+        return
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
