@@ -279,3 +279,17 @@ def test_tf1_names_programs_import_one_process(tmp_path):
     assert f'WARNING:tensorflow:From {script}:4: softmax_cross_entropy_with_logits' \
         in proc.stderr, proc.stderr
     assert 'dispatch.py' not in proc.stderr
+
+
+@pytest.mark.xfail(strict=True, reason='imports from tensorflow.python.* are the real TensorFlow '
+                   'modules (already in sys.modules, so no finder sees them): --report cannot '
+                   'list them')
+def test_report_lists_tensorflow_python_imports(tmp_path):
+    # freeze_session scripts: `from tensorflow.python.framework.graph_util import
+    # convert_variables_to_constants` is a TF 1.x API the program used.
+    script = _script(tmp_path, 'internal.py', '''\
+        from tensorflow.python.framework.graph_util import convert_variables_to_constants
+        ''')
+    proc = _run('run', '--report', script, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert 'convert_variables_to_constants' in proc.stderr
