@@ -293,3 +293,28 @@ def test_report_lists_tensorflow_python_imports(tmp_path):
     proc = _run('run', '--report', script, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert 'convert_variables_to_constants' in proc.stderr
+
+
+def test_keras_load_data_reads_what_keras_had_downloaded(tmp_path):
+    # Without --data-dir, Keras 2's mnist.load_data() read ~/.keras/datasets/mnist.npz when it
+    # was there (an offline machine that ran Keras before): no download.
+    import numpy as np
+    cache = tmp_path / 'home' / '.keras' / 'datasets'
+    cache.mkdir(parents=True)
+    rng = np.random.RandomState(0)
+    np.savez(cache / 'mnist.npz', x_train=rng.randint(0, 255, (30, 28, 28), dtype=np.uint8),
+             y_train=rng.randint(0, 10, 30).astype(np.uint8),
+             x_test=rng.randint(0, 255, (20, 28, 28), dtype=np.uint8),
+             y_test=rng.randint(0, 10, 20).astype(np.uint8))
+    script = _script(tmp_path, 'cached.py', '''\
+        import keras
+        (x, y), (xt, yt) = keras.datasets.mnist.load_data()
+        print(x.shape, xt.shape, x.dtype)
+        ''')
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('TF_USE_LEGACY_KERAS', 'GRAPH_MODELS_DATA', 'KERAS_HOME')}
+    env.update(PYTHONPATH=REPO_ROOT, HOME=str(tmp_path / 'home'))
+    proc = subprocess.run([BIN, 'run', script], capture_output=True, text=True, cwd=tmp_path,
+                          env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ['(30, 28, 28) (20, 28, 28) uint8']

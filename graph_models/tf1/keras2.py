@@ -13,7 +13,8 @@ other loaders (``cifar10``, ``imdb``, ...) raise instead of downloading.
 """
 
 import importlib
-from typing import Tuple
+import os
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -22,18 +23,41 @@ from graph_models.tf1.module import Override, ProxyModule, data_dir
 KERAS_V1 = 'tf_keras.api._v1.keras'
 
 
-def load_data(dataset: str = 'mnist') -> Tuple[Tuple[np.ndarray, np.ndarray],
-                                               Tuple[np.ndarray, np.ndarray]]:
+def keras_cache(dataset: str, path: Optional[str] = None) -> Optional[str]:
+    """What Keras 2's ``load_data`` had downloaded before: ``$KERAS_HOME/datasets/mnist.npz``
+    (or ``path`` there) or the ``fashion-mnist`` folder (``KERAS_HOME`` defaults to ``~/.keras``);
+    None when it is not there."""
+    home = os.environ.get('KERAS_HOME') or os.path.join(os.path.expanduser('~'), '.keras')
+    cache = os.path.join(home, 'datasets')
+    if dataset == 'mnist':
+        candidate = os.path.join(cache, path or 'mnist.npz')
+        return candidate if os.path.isfile(candidate) else None
+    candidate = os.path.join(cache, 'fashion-mnist')
+    names = ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz',
+             't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz')
+    if all(os.path.isfile(os.path.join(candidate, n)) for n in names):
+        return candidate
+    return None
+
+
+def load_data(dataset: str = 'mnist', path: Optional[str] = None) -> Tuple[
+        Tuple[np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray]]:
     """``keras.datasets.<dataset>.load_data()``: uint8 images ``[N, 28, 28]``, uint8 labels.
+
+    Reads the ``--data-dir`` folder under ``graph-models run --data-dir``; otherwise what Keras
+    had downloaded into its cache (`keras_cache`), else `graph_models.data`'s cache or download.
 
     Args:
       dataset: ``mnist`` or ``fashion_mnist``.
+      path: Keras' ``path`` argument (``mnist.npz`` in the Keras cache, or an absolute path).
 
     Returns:
       ``(x_train, y_train), (x_test, y_test)``.
     """
     from graph_models import data as data_lib
     folder = data_dir()
+    if folder is None:
+        folder = keras_cache(dataset, path)
     loaded = data_lib.load_dataset(dataset, folder, download=folder is None)
     return ((loaded.train_images, loaded.train_labels.astype(np.uint8)),
             (loaded.test_images, loaded.test_labels.astype(np.uint8)))
@@ -41,8 +65,8 @@ def load_data(dataset: str = 'mnist') -> Tuple[Tuple[np.ndarray, np.ndarray],
 
 def _dataset_proxy(import_name: str, dataset: str, target) -> ProxyModule:
     def loader(path=None, cache_dir=None):  # Keras' signature; the files come from data_lib.
-        del path, cache_dir
-        return load_data(dataset)
+        del cache_dir
+        return load_data(dataset, path if dataset == 'mnist' else None)
 
     loader.__name__ = 'load_data'
     loader.__doc__ = load_data.__doc__
