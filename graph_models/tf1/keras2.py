@@ -4,10 +4,11 @@ The target is tf-keras' v1 API (``tf_keras.api._v1.keras``), which is what TF 1.
 was: ``keras.backend.get_session``, and the legacy optimizers (``keras.optimizers.RMSprop`` is
 ``tf_keras.optimizers.legacy.RMSprop``, the kind that works in graph mode). Standalone ``keras``
 also has Keras 2's submodules (``keras.layers.core``, ``keras.utils.np_utils``, ...: the whole
-public module; ``keras.engine`` and ``keras.backend.tensorflow_backend``) and Keras 2's defaults where tf.keras' differ (``Adadelta`` learning rate 1.0,
-``Adagrad`` 0.01); ``tf.keras`` keeps TF 1.15's. ``load_data`` of
-``keras.datasets.mnist`` and ``fashion_mnist`` reads through `graph_models.data` (the
-``--data-dir`` folder of ``graph-models run`` when given, never the network then) and returns
+public module; ``keras.engine`` and ``keras.backend.tensorflow_backend``) and Keras 2's defaults
+where tf.keras' differ (``Adadelta`` learning rate 1.0, ``Adagrad`` 0.01); ``tf.keras`` keeps
+TF 1.15's. ``load_data`` of ``keras.datasets.mnist`` and ``fashion_mnist`` reads through
+`graph_models.data` (the ``--data-dir`` folder of ``graph-models run`` when given, never the
+network then; otherwise what Keras had downloaded into ``~/.keras/datasets`` first) and returns
 Keras' classic ``(x_train, y_train), (x_test, y_test)`` uint8 arrays; under ``--data-dir`` the
 other loaders (``cifar10``, ``imdb``, ...) raise instead of downloading.
 """
