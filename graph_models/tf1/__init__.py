@@ -17,6 +17,7 @@ Modules:
   contrib_api: the ``tensorflow`` proxy tree, ``tf.contrib`` and what has no equivalent.
   keras2: ``import keras`` / ``tf.keras`` as tf-keras' v1 API, ``keras.datasets`` loaders.
   input_data: ``tensorflow.examples.tutorials.mnist.input_data`` on `graph_models.data`.
+  tutorials_mnist: ``tensorflow.examples.tutorials.mnist.mnist``, the tutorials' model.
   contrib_lite: ``tf.contrib.lite`` through the ``freeze`` toolkit (integer models verified).
   report: which TF 1.x names a program used and what they were mapped to (``run --report``).
   runner: `run_script`, the ``python SCRIPT.py`` semantics.
@@ -25,8 +26,8 @@ Modules:
 from graph_models.tf1 import module as _module
 
 _TF = _module.install()['tensorflow']
-_SUBMODULES = ('module', 'contrib_api', 'keras2', 'input_data', 'contrib_lite', 'report',
-               'runner')
+_SUBMODULES = ('module', 'contrib_api', 'keras2', 'input_data', 'tutorials_mnist',
+               'contrib_lite', 'report', 'runner')
 
 
 def __getattr__(name):

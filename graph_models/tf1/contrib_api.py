@@ -7,10 +7,12 @@
   ``tf`` itself, ``tf.compat.v2`` the real one; ``tf.keras`` is Keras 2 (`graph_models.tf1.keras2`);
 * ``tf.contrib.quantize`` is `graph_models.quantize`; ``tf.contrib.slim``, ``.layers`` and
   ``.framework`` are ``tf_slim`` (its initializers, regularizers, layers, arg scopes and
-  variable helpers are contrib's); ``tf.contrib.lite`` converts through the ``freeze`` toolkit
+  variable helpers are contrib's; ``nest``, ``sort``, ``argsort``, ``is_tensor`` are TF's own, as
+  is ``tf.contrib.util``); ``tf.contrib.lite`` converts through the ``freeze`` toolkit
   (`graph_models.tf1.contrib_lite`); ``tf.contrib.rnn`` is ``tf.compat.v1.nn.rnn_cell`` with
   ``static_rnn`` and friends; ``tf.contrib.keras`` is Keras 2;
-* ``tf.examples.tutorials.mnist.input_data`` is `graph_models.tf1.input_data`;
+* ``tf.examples.tutorials.mnist.input_data`` is `graph_models.tf1.input_data`, ``...mnist.mnist``
+  (the tutorials' model) `graph_models.tf1.tutorials_mnist`;
 * what TF 2.21 has no equivalent for raises `graph_models.tf1.module.TF1APIError` naming the
   nearest replacement (`CONTRIB_MISSING`, `TF_MISSING`).
 """
@@ -66,6 +68,19 @@ TF_MISSING: Dict[str, str] = {
 }
 
 
+# tf.contrib.framework / tf.contrib.util names that TF 1.x moved into TensorFlow proper.
+_FRAMEWORK_CORE = {'nest': 'nest', 'sort': 'sort', 'argsort': 'argsort',
+                   'is_tensor': 'is_tensor'}
+_UTIL_CORE = {'constant_value': 'get_static_value', 'make_tensor_proto': 'make_tensor_proto',
+              'make_ndarray': 'make_ndarray'}
+
+
+def resolve_path(module, dotted: str):
+    for part in dotted.split('.'):
+        module = getattr(module, part)
+    return module
+
+
 def _module(name: str):
     return importlib.import_module(name)
 
@@ -77,8 +92,20 @@ def _contrib_proxy() -> ProxyModule:
     layers = Override(lambda: ProxyModule('tensorflow.contrib.layers', _module('tf_slim'),
                                           'tf_slim'), 'tf_slim (tf_slim.layers, initializers, '
                                                       'regularizers)')
+    v1 = _module('freeze._tf').v1
+
+    def core(names):  # tf.contrib names that moved into TensorFlow proper.
+        return {name: Override(lambda target=target: resolve_path(v1, target),
+                               f'tf.compat.v1.{target}') for name, target in names.items()}
+
     framework = Override(lambda: ProxyModule('tensorflow.contrib.framework', _module('tf_slim'),
-                                             'tf_slim'), 'tf_slim (variables, arg_scope)')
+                                             'tf_slim', overrides=core(_FRAMEWORK_CORE)),
+                         'tf_slim (variables, arg_scope)')
+    util = Override(lambda: ProxyModule('tensorflow.contrib.util', None, 'tf.compat.v1',
+                                        overrides=core(_UTIL_CORE),
+                                        fallback='tf.contrib.util had constant_value, '
+                                                 'make_tensor_proto, make_ndarray'),
+                    'tf.compat.v1 (get_static_value, make_tensor_proto, make_ndarray)')
     quantize = Override(lambda: ProxyModule('tensorflow.contrib.quantize',
                                             _module('graph_models.quantize'),
                                             'graph_models.quantize'), 'graph_models.quantize')
@@ -101,11 +128,11 @@ def _contrib_proxy() -> ProxyModule:
     return ProxyModule(
         'tensorflow.contrib', None, 'tf.contrib',
         overrides={'slim': slim, 'layers': layers, 'framework': framework,
-                   'quantize': quantize, 'lite': lite, 'keras': keras,
+                   'quantize': quantize, 'lite': lite, 'keras': keras, 'util': util,
                    'rnn': Override(rnn, 'tf.compat.v1.nn.rnn_cell')},
         missing=CONTRIB_MISSING,
         fallback='this tf.contrib module is gone; graph-models run maps slim, layers, '
-                 'framework, quantize, lite, rnn and keras')
+                 'framework, quantize, lite, rnn, keras and util')
 
 
 def _examples_proxy() -> ProxyModule:
@@ -114,9 +141,15 @@ def _examples_proxy() -> ProxyModule:
                             _module('graph_models.tf1.input_data'),
                             'graph_models.tf1.input_data'),
         'graph_models.tf1.input_data (graph_models.data)')
+    model = Override(
+        lambda: ProxyModule('tensorflow.examples.tutorials.mnist.mnist',
+                            _module('graph_models.tf1.tutorials_mnist'),
+                            'graph_models.tf1.tutorials_mnist'),
+        'graph_models.tf1.tutorials_mnist (the tutorials\' two-hidden-layer model)')
     mnist = Override(lambda: ProxyModule('tensorflow.examples.tutorials.mnist', None,
                                          'tf.examples.tutorials.mnist',
-                                         overrides={'input_data': input_data}),
+                                         overrides={'input_data': input_data,
+                                                    'mnist': model}),
                      'tf.examples.tutorials.mnist')
     tutorials = Override(lambda: ProxyModule('tensorflow.examples.tutorials', None,
                                              'tf.examples.tutorials',
@@ -124,8 +157,8 @@ def _examples_proxy() -> ProxyModule:
                          'tf.examples.tutorials')
     return ProxyModule('tensorflow.examples', None, 'tf.examples',
                        overrides={'tutorials': tutorials},
-                       fallback='only tensorflow.examples.tutorials.mnist.input_data is '
-                                'provided')
+                       fallback='only tensorflow.examples.tutorials.mnist (input_data, mnist) '
+                                'is provided')
 
 
 def tensorflow_proxy() -> ProxyModule:

@@ -1,7 +1,8 @@
 """``tf.contrib.lite`` of TF 1.x programs, converting through the ``freeze`` toolkit.
 
 ``toco_convert(graph_def, inputs, outputs, inference_type=..., quantized_input_stats=...)`` and
-``TFLiteConverter`` / ``TocoConverter`` (``from_session``, ``from_frozen_graph``, the attributes
+``TFLiteConverter`` / ``TocoConverter`` (``from_session``, ``from_frozen_graph``,
+``from_keras_model_file``, the attributes
 ``inference_type``, ``quantized_input_stats``, ``post_training_quantize``, ``optimizations``,
 ``representative_dataset``; ``convert()``) pick a mode of `freeze.tflite` (float, dynamic, int8,
 uint8) and call its converters. Integer models are verified like ``graph-models export`` does
@@ -10,6 +11,12 @@ LiteRT, agrees with the frozen graph on sample inputs in the real input range th
 ``quantized_input_stats`` define); a model that fails raises instead of being returned.
 """
 
+import contextlib
+import functools
+import logging
+import os
+import sys
+import tempfile
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
@@ -65,10 +72,63 @@ def _verified(model: bytes, mode: str, graph_def, input_name: str, output_name: 
     return model
 
 
+@contextlib.contextmanager
+def _quiet():
+    """Keeps the converter's and LiteRT's chatter out of the program's stderr.
+
+    TF 1.15's ``convert()`` printed nothing at the default log level; the MLIR converter and
+    the verification log INFO lines (absl), deprecation warnings of the TF internals it calls,
+    and C++ lines on file descriptor 2 ("fully_quantize: 0", "Created TensorFlow Lite XNNPACK
+    delegate", grappler's "Init node ... doesn't exist"). TensorFlow's and absl's loggers are
+    raised to ERROR meanwhile, and what reaches fd 2 is written back without the lines
+    `graph_models.noise` knows as chatter.
+    """
+    from absl import logging as absl_logging
+    from graph_models import noise
+    tf_logger, absl_level = logging.getLogger('tensorflow'), absl_logging.get_verbosity()
+    tf_level = tf_logger.level
+    tf_logger.setLevel(logging.ERROR)
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # No fd 2 (a closed stderr): nothing to keep clean.
+        try:
+            yield
+        finally:
+            tf_logger.setLevel(tf_level)
+            absl_logging.set_verbosity(absl_level)
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tf_logger.setLevel(tf_level)
+            absl_logging.set_verbosity(absl_level)
+            captured.seek(0)
+            kept = [line for line in captured.read().splitlines(keepends=True)
+                    if not noise.is_noise(line.rstrip(b'\n'))]
+            if kept:
+                os.write(2, b''.join(kept))
+
+
+def _quietly(function):
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with _quiet():
+            return function(*args, **kwargs)
+    return wrapper
+
+
 def _op(tensor) -> str:
     return tensor.op.name
 
 
+@_quietly
 def toco_convert(input_data, input_tensors, output_tensors, *args, **kwargs) -> bytes:
     """TF 1.x's ``tf.contrib.lite.toco_convert``: a frozen GraphDef -> ``.tflite`` bytes.
 
@@ -154,10 +214,39 @@ class TFLiteConverter:
                 shapes[name] = [d.size if d.size >= 0 else None for d in dims]
         return cls(graph_def, input_arrays, output_arrays, shapes, path=graph_def_file)
 
+    @classmethod
+    def from_keras_model_file(cls, model_file, input_arrays=None, input_shapes=None,
+                              output_arrays=None, custom_objects=None) -> 'TFLiteConverter':
+        """Converter of a Keras 2 ``.h5`` model, as TF 1.15 made it: a fresh Keras session
+        (``clear_session``, inference learning phase) holding the loaded model."""
+        from tf_keras.api._v1 import keras
+        keras.backend.clear_session()
+        keras.backend.set_learning_phase(False)
+        model = keras.models.load_model(model_file, custom_objects)
+        inputs, outputs = list(model.inputs), list(model.outputs)
+        if input_arrays:
+            inputs = [t for name in input_arrays for t in inputs if _op(t) == name]
+        if output_arrays:
+            outputs = [t for name in output_arrays for t in outputs if _op(t) == name]
+        converter = cls.from_session(keras.backend.get_session(), inputs, outputs)
+        converter._input_shapes.update(input_shapes or {})  # pylint: disable=protected-access
+        return converter
+
+    @classmethod
+    def from_saved_model(cls, saved_model_dir, *args, **kwargs):
+        """Not provided: raises `TF1APIError` naming ``graph-models export``."""
+        del args, kwargs
+        from graph_models.tf1.module import TF1APIError
+        raise TF1APIError('tf.contrib.lite.TFLiteConverter.from_saved_model',
+                          f'run graph-models export {saved_model_dir} (--quantize ...) on the '
+                          'SavedModel, or freeze the graph and use from_frozen_graph',
+                          'is not provided by graph-models run')
+
     def _representative(self):
         data = self.representative_dataset
         return getattr(data, 'input_gen', data)  # TF 1.15 wrapped it in RepresentativeDataset.
 
+    @_quietly
     def convert(self) -> bytes:
         """The ``.tflite`` flatbuffer (integer models verified; see the module docstring)."""
         representative = self._representative()

@@ -10,7 +10,8 @@ packages of TensorFlow (``tensorflow.python.*``, ``tensorflow.core.*``, ...) sta
 
 Every attribute a program reads from a proxy is recorded (`graph_models.tf1.report`). A name
 with no TF 2.21 equivalent raises `TF1APIError` naming the nearest replacement; it is an
-``AttributeError``, so ``hasattr`` keeps working.
+``AttributeError``, so ``hasattr`` keeps working (an import of it raises `TF1ImportError`, an
+``ImportError`` with the same message).
 
 Our own modules and the libraries we map to (tf-keras, tf-slim, the freeze toolkit) are imported
 before the proxies go in, so their ``import tensorflow as tf`` is the real TensorFlow 2.21.
@@ -23,6 +24,7 @@ import os
 import sys
 import sysconfig
 import types
+import warnings
 from typing import Callable, Dict, Optional, Tuple
 
 from graph_models.tf1 import report
@@ -51,6 +53,21 @@ class TF1APIError(AttributeError):
         super().__init__(f'{api} {problem}: {replacement}')
         self.api = api
         self.replacement = replacement
+
+
+class TF1ImportError(ImportError):
+    """`TF1APIError` of an import (``import tensorflow.contrib.learn``, ``from keras.engine
+    import topology``): an ``ImportError``, so ``try: import ... except ImportError:`` fallbacks
+    run as they did when the module was missing; the message names the replacement.
+
+    Attributes:
+      api: the TF 1.x name; replacement: what to use instead.
+    """
+
+    def __init__(self, error: TF1APIError, module_name: str):
+        super().__init__(str(error), name=module_name)
+        self.api = error.api
+        self.replacement = error.replacement
 
 
 class Override:
@@ -148,6 +165,8 @@ class ProxyModule(types.ModuleType):
         state = self.__dict__['_tf1']
         public = f'{display_name(self.__name__)}.{attr}'
         target = state['target']
+        if attr.startswith('_') and attr in state['overrides']:
+            return state['overrides'][attr].factory()  # e.g. Keras 2's _get_available_gpus.
         if attr.startswith('_'):
             # Python's and libraries' probes (__path__, __wrapped__, _tf_api_names): no record.
             if attr in _VERSION_NAMES:
@@ -237,8 +256,8 @@ class ProxyFinder(importlib.abc.MetaPathFinder):
             return None
         try:
             value = resolve(self.roots[top], rest)
-        except TF1APIError:
-            raise
+        except TF1APIError as e:
+            raise TF1ImportError(e, fullname) from None
         except AttributeError:
             return None
         if not isinstance(value, types.ModuleType):
@@ -276,6 +295,28 @@ def require_keras2(api: str) -> None:
                                'environment', problem)
     raise TF1APIError(api, f'TF_USE_LEGACY_KERAS is set to {setting!r}; unset it or set it to 1 '
                            'before TensorFlow is imported', problem)
+
+
+_DISPATCH_FILES = tuple(os.path.join('tensorflow', 'python', 'util', name)
+                        for name in ('dispatch.py', 'traceback_utils.py'))
+
+
+def _deprecations_name_the_caller() -> None:
+    """TF 1.15's deprecation warnings named the program's line ("From mnist_deep.py:97: calling
+    dropout ..."); TF 2.21's name its dispatch wrapper (dispatch.py:1264): skip its frames."""
+    import inspect
+    from tensorflow.python.util import deprecation
+
+    def call_location(outer=False):
+        frame = inspect.currentframe().f_back.f_back
+        if outer and frame is not None and frame.f_back is not None:
+            frame = frame.f_back
+        while frame is not None and frame.f_back is not None and \
+                frame.f_code.co_filename.endswith(_DISPATCH_FILES):
+            frame = frame.f_back
+        return f'{frame.f_code.co_filename}:{frame.f_lineno}'
+
+    deprecation._call_location = call_location  # pylint: disable=protected-access
 
 
 def install(data_dir: Optional[str] = None) -> Dict[str, ProxyModule]:
@@ -316,7 +357,19 @@ def install(data_dir: Optional[str] = None) -> Dict[str, ProxyModule]:
         ops.Tensor = tensor.Tensor
     if not hasattr(control_flow_ops, 'cond'):
         control_flow_ops.cond = cond.cond
+    # Keras freeze_session scripts import convert_variables_to_constants from
+    # tensorflow.python.framework.graph_util (TF 1.15 had it there and in graph_util_impl).
+    from tensorflow.python.framework import convert_to_constants, graph_util, graph_util_impl
+    for module in (graph_util, graph_util_impl):
+        if not hasattr(module, 'convert_variables_to_constants'):
+            module.convert_variables_to_constants = \
+                convert_to_constants.convert_variables_to_constants
     v1.disable_v2_behavior()
+    _deprecations_name_the_caller()
+    # tf-keras' warnings about what TF 1.15 and Keras 2 took silently (Keras 2 programs pass
+    # `lr=`; graph-mode fit reads Model.state_updates itself): noise in a TF 1.x program's stderr.
+    for message in (r'The `lr` argument is deprecated', r'`Model\.state_updates` will be removed'):
+        warnings.filterwarnings('ignore', message=message, category=UserWarning)
     # TF 1.x showed warnings (freeze._tf lowered the logger to errors for the toolkit).
     tf.get_logger().setLevel('WARNING')
 
