@@ -843,8 +843,17 @@ def _help(*argv):
     return out.getvalue()
 
 
+def test_export_without_a_source_is_one_line_naming_source(capsys):
+    # SOURCE is optional to argparse (tflite_convert's --graph_def_file and its kin give it
+    # too): the command itself refuses its absence, exit 2.
+    assert cli.main(['export']) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'usage:' not in err, err
+    assert err.startswith('graph-models export: error: no model source: give SOURCE')
+
+
 @pytest.mark.parametrize('argv', [['train', '--epochs', '0'], ['train', '--nope'],
-                                  ['export'], ['nope']])
+                                  ['export', '--nope'], ['nope']])
 def test_a_usage_error_is_one_line_pointing_at_the_help(capsys, argv):
     with pytest.raises(SystemExit) as stop:
         cli.main(argv)
