@@ -122,8 +122,10 @@ def test_installed_dependencies_are_consistent():
 
 def test_fast_test_target_skips_the_slow_tests():
     """Issue 21 item 6: ``make test-fast`` is ``pytest -m "not slow"``, and the README says so."""
-    proc = subprocess.run(['make', '-n', 'test-fast'], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=60)  # -n: prints the commands, runs none.
+    # -n: prints the commands, runs none. Under `make test` the inherited MAKEFLAGS add
+    # "Entering directory" lines: --no-print-directory.
+    proc = subprocess.run(['make', '-n', '--no-print-directory', 'test-fast'], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert '-m pytest -m "not slow"' in proc.stdout.splitlines()[-1], proc.stdout
     with open(os.path.join(REPO_ROOT, 'README.md'), encoding='utf-8') as f:
