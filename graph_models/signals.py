@@ -9,12 +9,26 @@ reported.
 """
 
 import signal
+import sys
 import threading
 from typing import Dict, Optional
 
 from graph_models.errors import Terminated
 
 _stopping = False
+# Whether a handler raised: a signal's exception can interrupt TensorFlow while it builds an
+# object (an eager context's cache deleter during start-up), whose __del__ then fails at
+# garbage collection with an "Exception ignored in ..." traceback after our one line.
+_signalled = False
+_previous_unraisable_hook = None
+
+
+def _unraisable_hook(unraisable) -> None:
+    """Drops the unraisable exceptions that follow a signal (half-built objects' __del__);
+    passes every other one to the previous hook."""
+    if _signalled:
+        return
+    (_previous_unraisable_hook or sys.__unraisablehook__)(unraisable)
 
 
 def begin_stopping() -> None:
@@ -25,8 +39,10 @@ def begin_stopping() -> None:
 
 def handler(signum, frame) -> None:
     """SIGTERM raises `Terminated`, SIGINT `KeyboardInterrupt`, unless the command stops."""
+    global _signalled
     if _stopping:
         return
+    _signalled = True
     if signum == signal.SIGTERM:
         raise Terminated()
     raise KeyboardInterrupt()
@@ -35,20 +51,24 @@ def handler(signum, frame) -> None:
 def install() -> Dict[int, object]:
     """Installs `handler` for SIGINT and SIGTERM (main thread only); returns the previous
     handlers."""
-    global _stopping
+    global _stopping, _signalled, _previous_unraisable_hook
     if threading.current_thread() is not threading.main_thread():
         return {}
-    _stopping = False
+    _stopping = _signalled = False
+    _previous_unraisable_hook = sys.unraisablehook
+    sys.unraisablehook = _unraisable_hook
     return {signum: signal.signal(signum, handler) for signum in (signal.SIGTERM, signal.SIGINT)}
 
 
 def restore(previous: Dict[int, object]) -> None:
     """Puts back the handlers `install` returned (an in-process call of the command line)."""
-    global _stopping
+    global _stopping, _signalled
     for signum, previous_handler in previous.items():
         signal.signal(signum, previous_handler if previous_handler is not None
                       else signal.SIG_DFL)
-    _stopping = False
+    if previous and sys.unraisablehook is _unraisable_hook:
+        sys.unraisablehook = _previous_unraisable_hook or sys.__unraisablehook__
+    _stopping = _signalled = False
 
 
 def interrupt_in(error: BaseException) -> Optional[BaseException]:

@@ -884,3 +884,33 @@ def test_export_source_help_lists_every_kind_of_source():
     text = ' '.join(_help('export').split())
     for kind in ('run folder', 'checkpoint prefix', '.meta', 'SavedModel', '.pb', '.pbtxt'):
         assert kind in text.split('options:')[0], kind
+
+
+UNRAISABLE_SCRIPT = '''
+import gc, os, signal, sys
+from graph_models import signals
+
+class HalfBuilt:
+    def __init__(self):
+        os.kill(os.getpid(), signal.SIGTERM)  # The handler raises inside __init__.
+        self.ready = True
+
+    def __del__(self):
+        self.ready  # AttributeError: __init__ never got this far.
+
+signals.install()
+try:
+    HalfBuilt()
+except BaseException as e:
+    print(type(e).__name__, flush=True)
+gc.collect()
+'''
+
+
+def test_a_signal_inside_an_objects_init_leaves_no_exception_ignored_lines():
+    """CI saw "Exception ignored in _TensorCacheDeleter.__del__" after train's one SIGTERM
+    line: the signal's exception had interrupted TensorFlow building that object."""
+    proc = subprocess.run([sys.executable, '-c', UNRAISABLE_SCRIPT], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.stdout.strip() == 'Terminated'
+    assert 'Exception ignored' not in proc.stderr and proc.stderr == '', proc.stderr
