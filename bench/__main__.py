@@ -235,7 +235,8 @@ def main(argv=None) -> int:
         print('python -m bench: error: --steps-per-run must be at least 1, got '
               f'{args.steps_per_run}', file=sys.stderr)
         return 2
-    has_bf16 = cpu_info(read_cpuinfo() or '')['bf16']
+    # The bfloat16 floor and Keras peer only where the graph side's rewrite can run (oneDNN on).
+    has_bf16 = cpu_info(read_cpuinfo() or '')['bf16'] and precision_lib.onednn_enabled()
     out = common.results_folder(args.out, args.quick)
     try:  # A full or unwritable --out fails now, not after minutes of measuring.
         common.check_writable(out)

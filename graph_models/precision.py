@@ -31,7 +31,14 @@ def check_precision(precision: str) -> None:
                           f'{precision!r}')
 
 
-def check_supported(precision: str, cpuinfo_text: Optional[str]) -> None:
+def onednn_enabled() -> bool:
+    """Whether TensorFlow's oneDNN optimizations are on (``TF_ENABLE_ONEDNN_OPTS`` not 0)."""
+    import os
+    return os.environ.get('TF_ENABLE_ONEDNN_OPTS', '1').strip().lower() not in ('0', 'false')
+
+
+def check_supported(precision: str, cpuinfo_text: Optional[str],
+                    onednn: Optional[bool] = None) -> None:
     """Refuses ``mixed_bfloat16`` on a CPU without native bfloat16 products.
 
     Args:
@@ -39,6 +46,8 @@ def check_supported(precision: str, cpuinfo_text: Optional[str]) -> None:
       cpuinfo_text: the text of ``/proc/cpuinfo`` (`graph_models.cpuinfo.read_cpuinfo`); None
         where there is none, which is refused for ``mixed_bfloat16`` too (nothing shows the
         feature).
+      onednn: whether oneDNN is on (None: `onednn_enabled`). The bfloat16 rewrite is oneDNN's:
+        without it the run would silently compute in float32.
 
     Raises:
       ConfigError: ``precision`` is unknown, or ``mixed_bfloat16`` on a CPU without
@@ -53,7 +62,13 @@ def check_supported(precision: str, cpuinfo_text: Optional[str]) -> None:
     else:
         info = cpu_info(cpuinfo_text)
         if info['bf16']:
-            return
+            if onednn_enabled() if onednn is None else onednn:
+                return
+            problem = ('mixed_bfloat16 is oneDNN\'s bfloat16 rewrite, which '
+                       'TF_ENABLE_ONEDNN_OPTS=0 turns off (the run would compute in float32); '
+                       'unset it, or use ')
+            raise ConfigError(problem + "precision='float32'",
+                              cli_message=problem + '--precision float32')
         problem = (f'mixed_bfloat16 needs avx512_bf16 or amx_bf16, which this CPU '
                    f'({info["cpu"]}) lacks (bfloat16 would be emulated, slower than float32); '
                    'use ')

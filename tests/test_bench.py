@@ -13,10 +13,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import common, flops, profile  # noqa: E402
 from bench.__main__ import TARGETS, main  # noqa: E402
-from graph_models import cpuinfo, graphs  # noqa: E402
+from graph_models import cpuinfo, graphs, precision  # noqa: E402
 from graph_models.nets_factory import ModelConfig  # noqa: E402
 
-HAS_BF16 = cpuinfo.cpu_info(cpuinfo.read_cpuinfo() or '')['bf16']
+HAS_BF16 = (cpuinfo.cpu_info(cpuinfo.read_cpuinfo() or '')['bf16']
+            and precision.onednn_enabled())  # The rewrite is oneDNN's.
 
 
 def test_bench_quick_writes_every_figure_apart_from_full_results(tmp_path):

@@ -5,6 +5,9 @@ import os
 
 import numpy as np
 import pytest
+
+from graph_models.cpuinfo import cpu_info, read_cpuinfo
+from graph_models.precision import onednn_enabled
 from tensorboard.backend.event_processing import event_accumulator
 
 from conftest import synthetic_dataset
@@ -106,6 +109,8 @@ def test_cli_refuses_steps_per_run_with_quantize_in_one_line(capsys, tiny_data_d
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not (cpu_info(read_cpuinfo() or '')['bf16'] and onednn_enabled()),
+                    reason='mixed_bfloat16 needs avx512_bf16/amx_bf16 and oneDNN on')
 def test_cli_records_steps_per_run_and_precision(tmp_path, tiny_data_dir, capsys):
     from graph_models import cli
     from graph_models.cpuinfo import cpu_info, read_cpuinfo

@@ -22,24 +22,33 @@ SAPPHIRE = ('model name\t: Intel(R) Xeon(R) Platinum 8480+\n'
             'flags\t\t: fpu avx2 avx512f amx_tile amx_int8 amx_bf16\n')
 SKYLAKE = ('model name\t: Intel(R) Xeon(R) Gold 6148\n'
            'flags\t\t: fpu sse2 avx2 fma avx512f avx512bw\n')
-HAS_BF16 = cpu_info(read_cpuinfo() or '')['bf16']
+HAS_BF16 = cpu_info(read_cpuinfo() or '')['bf16'] and precision.onednn_enabled()
 needs_bf16 = pytest.mark.skipif(not HAS_BF16, reason='this CPU has neither avx512_bf16 nor '
-                                                     'amx_bf16')
+                                                     'amx_bf16, or TF_ENABLE_ONEDNN_OPTS=0')
+
+
+def test_mixed_bfloat16_without_onednn_is_refused_in_one_line():
+    # TF_ENABLE_ONEDNN_OPTS=0 turns the rewrite off: the run would silently stay float32.
+    with pytest.raises(ConfigError) as e:
+        precision.check_supported('mixed_bfloat16', EPYC, onednn=False)
+    assert 'TF_ENABLE_ONEDNN_OPTS=0' in str(e.value) and '\n' not in str(e.value)
+    assert '--precision float32' in e.value.for_cli()
+    precision.check_supported('float32', EPYC, onednn=False)
 
 
 def test_cpu_check_accepts_native_bfloat16_and_refuses_emulated():
     for text in (EPYC, SAPPHIRE):
-        precision.check_supported('mixed_bfloat16', text)
+        precision.check_supported('mixed_bfloat16', text, onednn=True)
     for text in (EPYC, SKYLAKE, None):
         precision.check_supported('float32', text)
     with pytest.raises(ConfigError) as e:
-        precision.check_supported('mixed_bfloat16', SKYLAKE)
+        precision.check_supported('mixed_bfloat16', SKYLAKE, onednn=True)
     message = str(e.value)
     assert 'avx512_bf16 or amx_bf16' in message and 'Gold 6148' in message
     assert "precision='float32'" in message and '\n' not in message
     assert '--precision float32' in e.value.for_cli()
     with pytest.raises(ConfigError, match='no /proc/cpuinfo'):
-        precision.check_supported('mixed_bfloat16', None)
+        precision.check_supported('mixed_bfloat16', None, onednn=True)
 
 
 def test_train_and_eval_refuses_before_touching_folders(tmp_path, tiny_data):
