@@ -4,7 +4,8 @@
   label; mistakes get a red frame and title (``predict --grid``, ``eval --report``).
 - `confusion_matrix_png`: counts with per-cell numbers (``eval --report``).
 - `compare_report_png`: the ``compare`` report: bars from zero with their values, error bars
-  (sample std over seeds) and the paired graph - Keras differences with 95% intervals.
+  (sample std over seeds) and the paired graph - Keras differences with 95% intervals
+  (`compare_report_figure` gives the Figure, for measuring its layout).
 - `png_size`: a PNG's width and height from its header (TensorBoard image summaries).
 
 Functions return bytes so callers write them atomically; no TensorFlow import.
@@ -190,7 +191,12 @@ _PANELS = [('accuracy', ['test_accuracy', 'tflite_float_accuracy', 'tflite_int8_
 
 
 def compare_report_png(report: Dict) -> bytes:
-    """The ``compare`` report picture.
+    """The ``compare`` report picture (`compare_report_figure`) as PNG bytes."""
+    return _png(compare_report_figure(report))
+
+
+def compare_report_figure(report: Dict):
+    """The ``compare`` report as a matplotlib Figure (the caller saves or closes it).
 
     Four panels (accuracy, training throughput, latency, size) of graph and Keras bars: every
     value axis starts at zero, bars carry their values, error bars show the sample std over the
@@ -242,4 +248,4 @@ def compare_report_png(report: Dict) -> bytes:
     fig.suptitle(f"{report['model']} on {report['dataset']}: graph vs Keras"
                  + (f' ({seeds} seeds, mean ± std)' if seeds > 1 else ''))
     fig.tight_layout()
-    return _png(fig)
+    return fig
