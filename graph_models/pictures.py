@@ -56,13 +56,17 @@ def confidence_text(probability: float) -> str:
     """A probability as a percentage that never reads "100%" unless it is 1.
 
     Whole percents, rounded (0.985 -> "98%", at most "99%"); from 99% up, and below 1%, one
-    decimal, cut rather than rounded (0.996 -> "99.6%", 0.9999 -> "99.9%", 0.004 -> "0.4%").
+    decimal, rounded but at most "99.9%" (0.996 -> "99.6%", 0.9999 -> "99.9%", 0.004 -> "0.4%").
+    Rounded, not cut: a float32 softmax output of 0.996 is 0.99599999, which must not read
+    "99.5%". A NaN (a model whose outputs are not numbers) reads "nan".
     """
     percent = 100.0 * float(probability)
+    if math.isnan(percent):
+        return 'nan'
     if percent >= 100.0:
         return '100%'
     if percent >= 99.0 or percent < 1.0:
-        return f'{math.floor(percent * 10) / 10:.1f}%'
+        return f'{min(round(percent, 1), 99.9):.1f}%'
     return f'{min(round(percent), 99)}%'
 
 

@@ -21,7 +21,7 @@ from graph_models.nets_factory import ModelConfig
 from graph_models.run_config import RunConfig
 from graph_models.train import train_and_eval
 
-from conftest import synthetic_dataset, write_idx_folder
+from conftest import synthetic_dataset, synthetic_digits, write_idx_folder
 
 
 @pytest.fixture(scope='module')
@@ -644,10 +644,31 @@ def test_a_huge_image_is_our_one_line_without_pils_warning(tmp_path):
 # Item 8 ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('p,text', [(0.996, '99.6%'), (0.9999, '99.9%'), (1.0, '100%'),
-                                    (0.985, '98%'), (0.5, '50%'), (0.004, '0.4%')])
+                                    (0.985, '98%'), (0.5, '50%'), (0.004, '0.4%'),
+                                    (np.float32(0.996), '99.6%'), (np.float32(0.993), '99.3%'),
+                                    (np.float32(0.99999994), '99.9%'), (np.float32(1.0), '100%'),
+                                    (np.float32(0.004), '0.4%'), (float('nan'), 'nan')])
 def test_a_confidence_is_never_rounded_up_to_certainty(p, text):
+    """Softmax outputs are float32: 0.996 is stored as 0.99599999, which must still read 99.6%."""
     from graph_models.pictures import confidence_text
     assert confidence_text(p) == text
+
+
+def test_the_prediction_grid_never_shows_100_percent_below_1(monkeypatch):
+    from graph_models import pictures
+    titles = []
+    real_png = pictures._png
+
+    def capture(fig, *args, **kwargs):
+        titles.extend(ax.title.get_text() for ax in fig.axes if ax.title.get_text())
+        return real_png(fig, *args, **kwargs)
+    monkeypatch.setattr(pictures, '_png', capture)
+    probabilities = np.full((3, 10), 0.0, np.float32)
+    probabilities[0, 3], probabilities[0, 5] = 0.996, 0.004
+    probabilities[1, 7], probabilities[1, 1] = 0.99999994, 0.00000006
+    probabilities[2, 2] = 1.0
+    pictures.prediction_grid(synthetic_digits(3)[0], probabilities, columns=3)
+    assert titles == ['3 99.6%', '7 99.9%', '2 100%']
 
 
 def test_compare_picture_keeps_labels_off_the_titles_and_the_legend_off_the_bars(monkeypatch):
@@ -829,6 +850,7 @@ def test_the_cli_drops_tensorflows_object_never_used_block():
     finally:
         logger.removeHandler(handler)
     assert records == ['a real error', 'Object was never used, outside a command']
+
 
 
 # Item 7 ---------------------------------------------------------------------------------------
