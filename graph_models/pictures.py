@@ -230,16 +230,18 @@ def compare_report_figure(report: Dict):
     keys = _PANELS[0][1]
     diffs = [report['difference'][k] for k in keys]
     means = [100 * d['mean'] for d in diffs]
-    bars = ax.bar(np.arange(len(keys)), means, width=0.5, color='tab:gray')
     low = high = [0.0] * len(means)
-    if all(d.get('ci95_low') is not None for d in diffs):
+    intervals = all(d.get('ci95_low') is not None for d in diffs)
+    if intervals:
         low = [m - 100 * d['ci95_low'] for m, d in zip(means, diffs)]
         high = [100 * d['ci95_high'] - m for m, d in zip(means, diffs)]
-        ax.errorbar(np.arange(len(keys)), means, yerr=[low, high], fmt='none', ecolor='black',
-                    capsize=5)
-        ax.set_title('accuracy graph - Keras (pp, 95% CI)')
-    else:
-        ax.set_title('accuracy graph - Keras (pp, 1 seed)')
+    # The intervals belong to the bars, so that bar_label puts each value beyond the end of its
+    # interval (drawn apart, the interval's line ran through the value).
+    bars = ax.bar(np.arange(len(keys)), means, width=0.5, color='tab:gray',
+                  yerr=[low, high] if intervals else None, capsize=5,
+                  error_kw={'ecolor': 'black'})
+    ax.set_title('accuracy graph - Keras (pp, 95% CI)' if intervals
+                 else 'accuracy graph - Keras (pp, 1 seed)')
     ax.bar_label(bars, [f'{m:+.3f}' for m in means], fontsize=7, padding=2)
     # Room above and below for the value labels, so they stay inside the panel (not over its
     # title).
