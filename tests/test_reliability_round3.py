@@ -6,6 +6,7 @@ the folder it owns, and ``export``/``freeze`` never overwrite the files of their
 
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -911,6 +912,64 @@ def test_a_checkpoint_pruned_while_read_is_retried_on_the_newest(tmp_path, base,
 
 # Item 31 --------------------------------------------------------------------------------------
 
+_TASK_STOPPED = re.compile(r'\[(ps|worker)\d+\] graph-models train: '
+                           r'(terminated \(SIGTERM\)|interrupted \(SIGINT\))$')
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('level', [None, '0', '3'])  # TF_CPP_MIN_LOG_LEVEL of the user.
+def test_sigint_to_cluster_local_says_what_happened_and_nothing_else(tmp_path, mnist_10k_dir,
+                                                                      level):
+    """SIGINT to a training cluster-local: 130, its one line, one line per stopped task, and
+    no "Object was never used" block (the tasks' output is cluster-local's stdout)."""
+    import threading
+    import uuid
+    run_name = 'sigint-' + uuid.uuid4().hex[:8]
+    proc = subprocess.Popen(
+        [BIN, 'cluster-local', '--workers', '2', '--ps', '1', '--timeout', '240', '--',
+         'train', '--model', 'mlp_small', '--data-dir', mnist_10k_dir, '--limit', '2000',
+         '--epochs', '50', '--batch-size', '10', '--save-every-steps', '20', '--run-name',
+         run_name, '--checkpoint-dir', str(tmp_path / 'ckpt'), '--log-dir',
+         str(tmp_path / 'logs')],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(level))
+    lines = []
+    training = threading.Event()
+    epochs_done = set()
+
+    def read():
+        for line in proc.stdout:
+            lines.append(line)
+            found = re.match(r'\[(worker\d)\] \1.*: shard epoch \d+ done', line)
+            if found:
+                epochs_done.add(found.group(1))
+                if epochs_done == {'worker0', 'worker1'}:
+                    training.set()
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert training.wait(timeout=180), ''.join(lines)[-3000:]
+        folder = tmp_path / 'ckpt' / run_name
+        assert any(f.endswith('.index') for f in os.listdir(folder))  # A checkpoint, too.
+        seen = len(lines)
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=90)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=30)
+    out = ''.join(lines)
+    after = [line.rstrip('\n') for line in lines[seen:]
+             if not re.search(r'shard epoch \d+ done|global step \d+', line)]
+    assert proc.returncode == 130, err + out[-3000:]
+    assert err == 'graph-models cluster-local: interrupted (SIGINT)\n', err
+    for text in (out, err):
+        assert 'Object was never used' not in text, text[-3000:]
+        assert 'Traceback' not in text and 'ERROR:tensorflow' not in text, text[-3000:]
+    # After the signal: at most one line per task, each saying that it was stopped.
+    assert len(after) <= 3 and all(_TASK_STOPPED.match(line) for line in after), after
+
+
 def test_the_cli_drops_tensorflows_object_never_used_block():
     # An interrupted cluster worker garbage-collects ops it built but never ran; TensorFlow
     # logs a 12-line "Object was never used" block at ERROR for each.
@@ -934,6 +993,31 @@ def test_the_cli_drops_tensorflows_object_never_used_block():
     assert records == ['a real error', 'Object was never used, outside a command']
 
 
+
+def test_a_cli_process_drops_the_block_until_it_exits(monkeypatch):
+    """The console script's quiet outlasts the command: an interrupted cluster worker's graph
+    is collected at interpreter exit, and its blocks were logged then (item 31)."""
+    monkeypatch.setenv('TF_CPP_MIN_LOG_LEVEL', '3')
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+    logger = logging.getLogger('tensorflow')
+    level, filters = logger.level, list(logger.filters)
+    handler = Keep()
+    logger.addHandler(handler)
+    try:
+        cli._quiet_tensorflow(process=True)()  # Quieted, then "restored" at the command's end.
+        logger.error('==================================\nObject was never used (type <class '
+                     "'tensorflow.python.framework.ops.SymbolicTensor'>):\n<tf.Tensor ...>")
+        logger.warning('a warning at exit')
+        logger.error('a real error')
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.filters[:] = filters
+    assert records == ['a real error']
 
 # Item 7 ---------------------------------------------------------------------------------------
 
