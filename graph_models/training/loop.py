@@ -22,7 +22,7 @@ import os
 import shutil
 import sys
 import time
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 
@@ -766,7 +766,7 @@ class TrainingLoop:
         return max(count, 1)
 
     def run_epoch(self, examples: int, *, began: float, last_step: Optional[int] = None,
-                  bar=None) -> EpochStats:
+                  bar=None, between_steps: Optional[Callable[[], None]] = None) -> EpochStats:
         """Runs the steps over ``examples`` examples (fewer if the session says stop).
 
         Args:
@@ -774,6 +774,8 @@ class TrainingLoop:
           began: ``time.perf_counter()`` when the epoch started (its input set-up included).
           last_step: the epoch's last step, where the histograms are written.
           bar: a ``tqdm`` bar to update per step, or None.
+          between_steps: called before each step (or chunk of steps), or None; training's
+            signal latch raises a signal's exception there.
 
         Returns:
           `EpochStats`; ``seconds`` runs from ``began`` to the end of the last step, without
@@ -795,6 +797,8 @@ class TrainingLoop:
         steps = -(-examples // batch_size)
         done = 0
         while done < steps:
+            if between_steps is not None:
+                between_steps()
             if stoppable and session.should_stop():
                 break
             step = self.step + 1

@@ -223,19 +223,32 @@ class _SignalLatch:
 
     SIGINT and SIGTERM raise `KeyboardInterrupt` / `Terminated` in the main thread, whatever
     disposition the process inherited (a background job ``cmd &`` starts with SIGINT
-    ignored). While the interrupt checkpoint is written, `hold` makes a second signal only
-    noted, so SIGINT then SIGTERM still saves and exits with the later signal's status.
+    ignored). While training steps run (`deferred`), a signal is only noted and raised by
+    `raise_pending` between two steps: an exception raised at an arbitrary bytecode could land
+    inside the summary writer's ``queue.put`` after the event is queued but before its consumer
+    is notified, and the writer's flush would then wait forever. While the interrupt checkpoint
+    is written, `hold` makes a second signal only noted, so SIGINT then SIGTERM still saves and
+    exits with the later signal's status.
     """
 
     def __init__(self):
         self.last: Optional[int] = None
+        self.pending: Optional[int] = None
         self._previous = {}
         self._holding = False
+        self._deferring = False
 
     def _handler(self, signum, frame):
         self.last = signum
         if self._holding:
             return
+        if self._deferring:
+            self.pending = signum
+            return
+        self._raise(signum)
+
+    @staticmethod
+    def _raise(signum: int) -> None:
         if signum == signal.SIGTERM:
             raise Terminated()
         raise KeyboardInterrupt()
@@ -245,6 +258,23 @@ class _SignalLatch:
             return  # Signal handlers can only be set from the main thread.
         for signum in (signal.SIGINT, signal.SIGTERM):
             self._previous[signum] = signal.signal(signum, self._handler)
+
+    def raise_pending(self) -> None:
+        """Raises the exception of a signal noted while `deferred`, if any."""
+        signum, self.pending = self.pending, None
+        if signum is not None and not self._holding:
+            self._deferring = False
+            self._raise(signum)
+
+    @contextlib.contextmanager
+    def deferred(self):
+        """Signals are noted, not raised, inside; a noted one is raised on leaving."""
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+        self.raise_pending()
 
     def hold(self) -> None:
         self._holding = True
@@ -283,8 +313,10 @@ def _train_locked(run: RunConfig, data: data_lib.Dataset, *, run_name: str, ckpt
                                     save_every_steps=save_every_steps)
             training.start(restore_from, run_log_dir, log)
             for epoch in range(training.step // spe, run.epochs):
-                result = training.train_epoch(epoch, train_x, train_y, spe=spe,
-                                              progress=progress)
+                with signals.deferred():
+                    result = training.train_epoch(epoch, train_x, train_y, spe=spe,
+                                                  progress=progress,
+                                                  between_steps=signals.raise_pending)
                 eval_began = time.perf_counter()
                 last = epoch + 1 == run.epochs
                 pictures = last or bool(pictures_every_epochs
@@ -447,7 +479,8 @@ class _TrainingRun:
         return self.loop.save()
 
     def train_epoch(self, epoch: int, train_x: np.ndarray, train_y: np.ndarray, *, spe: int,
-                    progress: bool) -> EpochResult:
+                    progress: bool,
+                    between_steps: Optional[Callable[[], None]] = None) -> EpochResult:
         """Trains the rest of one epoch (from the current step) and checkpoints at its end.
 
         ``train_x`` is the training split as stored (uint8, see `EpochPipeline.load`);
@@ -456,6 +489,7 @@ class _TrainingRun:
         The epoch's ``seconds`` run from the input pipeline's set-up to the end of the last
         step (per-step fetches and summaries included), without checkpoint saves.
         Histograms are written at the epoch's last step and every ``histogram_every_steps``.
+        ``between_steps`` is called before each step (it raises a signal's exception).
         """
         run = self.run
         start_step = self.step - epoch * spe
@@ -469,7 +503,7 @@ class _TrainingRun:
                   unit='batch', disable=not show_progress(progress), file=sys.stderr,
                   leave=False) as bar:
             stats = self.loop.run_epoch(len(order), began=began, last_step=(epoch + 1) * spe,
-                                        bar=bar)
+                                        bar=bar, between_steps=between_steps)
         seen = stats.examples
         return EpochResult(epoch=epoch + 1, global_step=self.step,
                            train_loss=stats.loss_sum / max(seen, 1),
