@@ -80,8 +80,8 @@ def test_tfjob_manifest_starts_the_right_task_on_every_replica():
 
 
 def test_several_hosts_one_process_per_task():
-    """The README's recipe for plain machines: the same TF_CONFIG cluster on each host, with
-    its own task; a chief job is accepted too."""
+    """The recipe for plain machines (docs/distributed.md): the same TF_CONFIG cluster on each
+    host, with its own task; a chief job is accepted too."""
     cluster = {'ps': ['10.0.0.1:2222'], 'worker': ['10.0.0.2:2222', '10.0.0.3:2222']}
     names = [ClusterConfig.from_sources(None, None, None, {'TF_CONFIG': json.dumps(
         {'cluster': cluster, 'task': {'type': job, 'index': i}})}).name
