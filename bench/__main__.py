@@ -4,7 +4,7 @@ Writes ``bench/results/<UTC date-time>.{json,md}`` (``--quick``: ``bench/results
 smoke run never replaces a full run's results). Every comparison is a ratio within the run:
 the two sides run in alternating rounds and figures are medians, with the per-round spread.
 
-Sections: real-path training (``graph_models.train.train_and_eval`` vs Keras ``fit`` with
+Sections: real-path training (``graph_models.training.train.train_and_eval`` vs Keras ``fit`` with
 per-epoch validation, same definitions, see `bench.realpath`); QAT vs float on the real path;
 the training FLOP rate (FLOPs counted from the training graph, see `bench.flops`) against a
 matmul micro-benchmark of the same shapes; where the step time goes (`bench.profile`) and the
@@ -223,8 +223,8 @@ def main(argv=None) -> int:
                         help='training steps per Session call on the real-path graph side '
                              '(default 1)')
     args = parser.parse_args(argv)
-    from graph_models import precision as precision_lib
-    from graph_models.cpuinfo import cpu_info, read_cpuinfo
+    from graph_models.nets import precision as precision_lib
+    from graph_models.system.cpu import cpu_info, read_cpuinfo
     from graph_models.errors import ConfigError
     try:
         precision_lib.check_supported(args.precision, read_cpuinfo())

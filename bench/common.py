@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional
 
-from graph_models.cpuinfo import cpu_info, read_cpuinfo
+from graph_models.system.cpu import cpu_info, read_cpuinfo
 from graph_models.fileio import atomic_write
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')

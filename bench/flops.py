@@ -110,8 +110,8 @@ def step_flops(graph: tf.Graph, train_op: tf.Operation, batch: int) -> Dict:
 
 def model_step_flops(name: str, batch: int = 100) -> Dict:
     """`step_flops` of the training graph `graph-models train` builds for model ``name``."""
-    from graph_models import graphs
-    from graph_models.nets_factory import ModelConfig
+    from graph_models.nets import graphs
+    from graph_models.nets.factory import ModelConfig
     graph, t = graphs.build_training_graph(ModelConfig(name), learning_rate=1e-3, seed=0)
     return step_flops(graph, t.train_op, batch)
 
@@ -197,7 +197,7 @@ def products_only_seconds(train_op: tf.Operation, batch: int, repeats: int = 100
     ``mixed_bfloat16`` the products take bfloat16 operands (on bfloat16 variables, so no cast
     is timed): the floor of a step whose products the bfloat16 rewrite moved to bfloat16.
     """
-    from graph_models.precision import MIXED_BFLOAT16, check_precision
+    from graph_models.nets.precision import MIXED_BFLOAT16, check_precision
     check_precision(precision)
     dtype = tf.bfloat16 if precision == MIXED_BFLOAT16 else tf.float32
     rng = np.random.default_rng(0)
@@ -209,7 +209,7 @@ def products_only_seconds(train_op: tf.Operation, batch: int, repeats: int = 100
 def model_products_only_seconds(name: str, batch: int = 100, repeats: int = 100,
                                 precision: str = 'float32') -> float:
     """`products_only_seconds` of the training graph `graph-models train` builds for ``name``."""
-    from graph_models import graphs
-    from graph_models.nets_factory import ModelConfig
+    from graph_models.nets import graphs
+    from graph_models.nets.factory import ModelConfig
     _, t = graphs.build_training_graph(ModelConfig(name), learning_rate=1e-3, seed=0)
     return products_only_seconds(t.train_op, batch, repeats, precision)

@@ -15,15 +15,16 @@ from typing import Dict
 
 import numpy as np
 
-from graph_models import evaluate, keras_reference
+from graph_models.litert import evaluate
+from graph_models.nets import keras_twins
 from graph_models._tf import tf
-from graph_models.run_export import export_checkpoint
-from graph_models.checkpoints import resolve_checkpoint
-from graph_models.nets_factory import ModelConfig
+from graph_models.export import export_checkpoint
+from graph_models.training.checkpoints import resolve_checkpoint
+from graph_models.nets.factory import ModelConfig
 from graph_models.quantize import QuantizationConfig
-from graph_models.run_config import RunConfig
-from graph_models.evaluator import Evaluator
-from graph_models.train import train_and_eval
+from graph_models.training.run_config import RunConfig
+from graph_models.training.scoring import Evaluator
+from graph_models.training.train import train_and_eval
 
 
 def _checkpoint(folder: str, name: str) -> str:
@@ -56,9 +57,9 @@ def keras_v2_int8(checkpoint: str, name: str, images: np.ndarray) -> bytes:
     import keras
     reader = tf.train.load_checkpoint(resolve_checkpoint(checkpoint))
     values = {key: reader.get_tensor(key) for key in reader.get_variable_to_shape_map()}
-    model = keras_reference.build_keras_model(name, dropout_rate=0.0)
-    keras_reference.copy_graph_weights(model, values, scope=name)
-    model_bytes = keras_reference.to_tflite(model, 'int8', representative_from_images(images))
+    model = keras_twins.build_keras_model(name, dropout_rate=0.0)
+    keras_twins.copy_graph_weights(model, values, scope=name)
+    model_bytes = keras_twins.to_tflite(model, 'int8', representative_from_images(images))
     keras.backend.clear_session()
     return model_bytes
 

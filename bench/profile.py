@@ -1,7 +1,8 @@
 """Where a real training step spends its time: per-op times from TensorFlow's step trace.
 
 ``python -m bench.profile --model cnn`` builds the training graph ``graph-models train`` builds
-(`graph_models.train` with its in-graph pipeline), runs warm-up steps, then traces steps with
+(`graph_models.training.train` with its in-graph pipeline), runs warm-up steps, then traces steps
+with
 ``RunOptions.FULL_TRACE`` and reports each op's mean time and the step's time by kind:
 
 - ``products``: matrix products and convolutions, forward and backward (``MatMul``,
@@ -28,8 +29,8 @@ import numpy as np
 from bench import common
 from graph_models import data as data_lib
 from graph_models._tf import v1
-from graph_models.nets_factory import ModelConfig
-from graph_models.run_config import RunConfig
+from graph_models.nets.factory import ModelConfig
+from graph_models.training.run_config import RunConfig
 
 # The op type is in the trace's timeline label: "<name> = <type>(<inputs>)".
 _LABEL = re.compile(r'^[^=]+= (?P<type>[\w]+)\(')
@@ -54,7 +55,7 @@ def op_profile(data: data_lib.Dataset, name: str, *, batch_size: int = 100, warm
       ``{'step_us': mean untraced step time, 'kinds_us': kind -> summed op time per step,
       'top': [(op name, op type, mean us per step)] of the ``top`` slowest ops}``.
     """
-    from graph_models.train import _TrainingRun
+    from graph_models.training.train import _TrainingRun
     run = RunConfig(model=ModelConfig(name), dataset=data.name, epochs=1,
                     batch_size=batch_size, data_source=data.source)
     with tempfile.TemporaryDirectory() as folder:

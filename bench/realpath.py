@@ -1,4 +1,5 @@
-"""The real path: `graph_models.train.train_and_eval` against Keras ``fit`` doing the same work.
+"""The real path: `graph_models.training.train.train_and_eval` against Keras ``fit`` doing the same
+work.
 
 One definition on both sides:
 
@@ -10,7 +11,8 @@ One definition on both sides:
   evaluation on the test set, checkpoints).
 
 Same work per epoch: the graph evaluates the test set after every epoch (batches of
-`graph_models.evaluator.EVAL_BATCH`), so Keras gets ``validation_data`` with the same batch size.
+`graph_models.training.scoring.EVAL_BATCH`), so Keras gets ``validation_data`` with the same batch
+size.
 Keras shuffles with ``shuffle=True`` as users run it. Runs of the two sides alternate (their
 order flips every round) and each figure is the median over rounds; the per-round ratios'
 spread is reported to show the noise.
@@ -23,12 +25,12 @@ import time
 from typing import Callable, Dict, List
 
 from graph_models import data as data_lib
-from graph_models import keras_reference
-from graph_models.nets_factory import ModelConfig
+from graph_models.nets import keras_twins
+from graph_models.nets.factory import ModelConfig
 from graph_models.quantize import QuantizationConfig
-from graph_models.run_config import RunConfig
-from graph_models.evaluator import EVAL_BATCH
-from graph_models.train import train_and_eval
+from graph_models.training.run_config import RunConfig
+from graph_models.training.scoring import EVAL_BATCH
+from graph_models.training.train import train_and_eval
 
 
 def graph_run(data: data_lib.Dataset, run: RunConfig) -> Dict:
@@ -53,17 +55,17 @@ def keras_run(data: data_lib.Dataset, name: str, epochs: int, batch_size: int,
     """Builds, compiles and fits the Keras twin with per-epoch validation; returns its figures.
 
     ``mixed_bfloat16`` builds the twin under Keras' ``mixed_bfloat16`` policy with a float32
-    softmax (`graph_models.keras_reference.build_keras_model`; the global policy is restored).
+    softmax (`graph_models.nets.keras_twins.build_keras_model`; the global policy is restored).
     """
     import keras
     shape = ModelConfig(name).input_shape
     train_x = data_lib.to_float(data.train_images, shape)
     test_x = data_lib.to_float(data.test_images, shape)
     began = time.perf_counter()
-    model = keras_reference.build_keras_model(name, seed=seed, dropout_rate=0.0,
+    model = keras_twins.build_keras_model(name, seed=seed, dropout_rate=0.0,
                                               precision=precision)
-    keras_reference.compile_like_graph(model)
-    timer = keras_reference.fit_timer()
+    keras_twins.compile_like_graph(model)
+    timer = keras_twins.fit_timer()
     history = model.fit(train_x, data.train_labels, batch_size=batch_size, epochs=epochs,
                         shuffle=True, verbose=0, callbacks=[timer],
                         validation_data=(test_x, data.test_labels),

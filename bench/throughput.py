@@ -10,9 +10,10 @@ from typing import Dict
 import numpy as np
 
 from bench.common import interleaved_medians
-from graph_models import graphs, keras_reference
+from graph_models.nets import graphs
+from graph_models.nets import keras_twins
 from graph_models._tf import tf, v1
-from graph_models.nets_factory import ModelConfig
+from graph_models.nets.factory import ModelConfig
 
 EXAMPLES = 2000
 
@@ -57,8 +58,8 @@ def measure(quick: bool = False, batch_size: int = 100) -> Dict:
             for _ in range(steps_per_round):
                 pre_session.run(pt.train_op)
 
-        model = keras_reference.build_keras_model(name, dropout_rate=0.0)
-        keras_reference.compile_like_graph(model)
+        model = keras_twins.build_keras_model(name, dropout_rate=0.0)
+        keras_twins.compile_like_graph(model)
 
         def keras_fit():
             model.fit(images, labels, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)

@@ -15,7 +15,7 @@ sys.path.insert(0, REPO)
 
 from graph_models.data import load_idx_folder  # noqa: E402
 from graph_models.quantize import create_eval_graph  # noqa: E402
-from graph_models.run_export import symmetrize_weight_ranges  # noqa: E402
+from graph_models.export import symmetrize_weight_ranges  # noqa: E402
 from graph_models._tf import tf, v1  # noqa: E402
 
 DEFAULT_DATA = os.path.join(os.path.dirname(REPO), 'shared', 'data', 'mnist-10k')

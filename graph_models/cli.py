@@ -19,9 +19,10 @@ import threading
 import traceback
 from typing import Callable, List, Optional, Tuple
 
-from graph_models import __version__, signals
+from graph_models import __version__
+from graph_models.system import signals
 from graph_models.commands import COMMANDS
-from graph_models.errors import USER_ERRORS, GraphModelsError, Terminated, abridged
+from graph_models.errors import GraphModelsError, Terminated, abridged, user_errors
 
 PROG = 'graph-models'
 
@@ -113,8 +114,8 @@ def _error_line(e: Exception) -> Tuple[str, int]:
     """The one-line message and the exit status of an error the user can fix."""
     if isinstance(e, GraphModelsError):
         return e.for_cli(), e.exit_code  # Worded in flags when it carries such a wording.
-    if isinstance(e, USER_ERRORS):
-        return str(e), e.exit_code  # The freeze toolkit's.
+    if isinstance(e, user_errors()):
+        return str(e), e.exit_code  # The freeze and quantize toolkits'.
     if isinstance(e, UnicodeDecodeError):
         return (f'a file that should be text is not UTF-8 ({e.reason} at byte {e.start}); '
                 'restore the file or pass another'), 1
@@ -171,7 +172,8 @@ def _quiet_tensorflow(process: bool) -> Callable[[], None]:
 
     In a process of its own (``process``), ``TF_CPP_MIN_LOG_LEVEL`` is set to 2 before
     TensorFlow loads unless the user set it (an empty value counts as unset); what the C++ code
-    prints at a lower level is left to `graph_models.noise`. TensorFlow's Python logger is held
+    prints at a lower level is left to `graph_models.system.stderr_filter`. TensorFlow's Python
+    logger is held
     at ERROR, without its "Object was never used" blocks, while the command runs. Importing
     the library changes neither.
     """
@@ -204,7 +206,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Runs the command line; returns the exit status.
 
     Without ``--verbose``, a command run as a process (``argv`` None) prints only its own lines:
-    stderr passes through `graph_models.noise.StderrFilter`, set up before TensorFlow loads
+    stderr passes through `graph_models.system.stderr_filter.StderrFilter`, set up before
+    TensorFlow loads
     (``run`` stops it once TensorFlow has started, before the user's program runs).
     """
     if argv is None:
@@ -217,7 +220,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not verbose:
         restore_logger = _quiet_tensorflow(process=argv is None)
     if argv is None and not verbose:
-        from graph_models.noise import StderrFilter
+        from graph_models.system.stderr_filter import StderrFilter
         noise_filter = StderrFilter().start()
     # From the very start, whatever the inherited disposition (a background job starts with
     # SIGINT ignored): a signal during TensorFlow's import still ends in one line.
@@ -226,7 +229,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     threading.excepthook = _thread_excepthook
     if argv is None and os.environ.get('GRAPH_MODELS_CLUSTER_PARENT', '').isdigit():
         # A task of "cluster-local": die with it, even while TensorFlow is still importing.
-        from graph_models.cluster_local import watch_parent
+        from graph_models.training.cluster_local import watch_parent
         watch_parent(int(os.environ['GRAPH_MODELS_CLUSTER_PARENT']))
     command = _command_name(options)
     args = None
@@ -249,7 +252,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             sys.stderr.flush()
             os._exit(status)
         return status
-    except (*USER_ERRORS, OSError, OverflowError, UnicodeError) as e:
+    except (*user_errors(), OSError, OverflowError, UnicodeError) as e:  # Evaluated when raised.
         signals.begin_stopping()
         if args is not None and args.debug:
             traceback.print_exc()

@@ -5,6 +5,8 @@ The command line turns them into that line on stderr and the exit status below; 
 is a bug and keeps its traceback.
 """
 
+import sys
+
 from freeze.errors import ToolkitError, tf_error_reason  # noqa: F401  (one implementation)
 
 
@@ -75,5 +77,14 @@ class Terminated(BaseException):
     """Raised in the main thread by the SIGTERM handler that training installs."""
 
 
-# Every error type with a one-line user message: ours and the freeze toolkit's.
-USER_ERRORS = (GraphModelsError, ToolkitError)
+def user_errors() -> tuple:
+    """Every error type with a one-line user message and an ``exit_code``.
+
+    Ours, the freeze toolkit's and, once it is loaded, the quantize toolkit's: both toolkits
+    stand alone with their own error types, and importing ``graph_models.quantize`` loads
+    TensorFlow, which the command line must not do before it needs to. A quantize error can
+    only have been raised once its module was loaded.
+    """
+    quantize_errors = sys.modules.get('graph_models.quantize.errors')
+    extra = (quantize_errors.QuantizeError,) if quantize_errors is not None else ()
+    return (GraphModelsError, ToolkitError) + extra

@@ -243,3 +243,31 @@ def compare_report_png(report: Dict) -> bytes:
                  + (f' ({seeds} seeds, mean ± std)' if seeds > 1 else ''))
     fig.tight_layout()
     return _png(fig)
+
+
+MISTAKES = 16
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of float ``[N, C]`` logits."""
+    z = np.exp(logits - logits.max(1, keepdims=True))
+    return z / z.sum(1, keepdims=True)
+
+
+def report_pictures(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
+                    class_names: Optional[Sequence[str]] = None, *,
+                    title: str = '') -> Dict[str, bytes]:
+    """The PNGs of an evaluation: ``confusion_matrix`` and ``mistakes`` (None-free dict).
+
+    ``mistakes`` is left out when every prediction is right.
+    """
+    num_classes = probabilities.shape[1]
+    matrix = confusion_matrix(labels, probabilities.argmax(1), num_classes)
+    out = {'confusion_matrix': confusion_matrix_png(
+        matrix, class_names, title=f'confusion matrix {title}'.strip())}
+    worst = worst_mistakes(probabilities, labels, MISTAKES)
+    if len(worst):
+        out['mistakes'] = prediction_grid(
+            images[worst], probabilities[worst], labels[worst], class_names,
+            title=f'most confident mistakes {title}'.strip())
+    return out

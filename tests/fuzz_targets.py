@@ -14,8 +14,9 @@ from freeze.errors import FreezeError
 from freeze.freeze_graph import read_graph_def
 from graph_models import data as data_lib
 from graph_models.errors import GraphModelsError
-from graph_models.evaluate import read_tflite
-from graph_models.inspect_tflite import edgetpu_blockers, format_info, inspect_file
+from graph_models.litert.model_file import read_tflite
+from graph_models.litert.model_file import edgetpu_blockers
+from graph_models.litert.inspect import format_info, inspect_file
 
 
 def _in_file(content: bytes, suffix: str, reader):

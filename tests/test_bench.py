@@ -13,10 +13,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import common, flops, profile  # noqa: E402
 from bench.__main__ import TARGETS, main  # noqa: E402
-from graph_models import cpuinfo, graphs, precision  # noqa: E402
-from graph_models.nets_factory import ModelConfig  # noqa: E402
+from graph_models.system import cpu
+from graph_models.nets import graphs
+from graph_models.nets import precision  # noqa: E402
+from graph_models.nets.factory import ModelConfig  # noqa: E402
 
-HAS_BF16 = (cpuinfo.cpu_info(cpuinfo.read_cpuinfo() or '')['bf16']
+HAS_BF16 = (cpu.cpu_info(cpu.read_cpuinfo() or '')['bf16']
             and precision.onednn_enabled())  # The rewrite is oneDNN's.
 
 
@@ -85,19 +87,19 @@ def test_cpu_info_reads_model_and_isa_features():
     text = ('processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\n'
             'flags\t\t: fpu sse2 avx2 fma avx512f avx512bw avx512_vnni amx_tile amx_int8\n'
             'processor\t: 1\nmodel name\t: other\nflags\t\t: fpu\n')
-    info = cpuinfo.cpu_info(text)
+    info = cpu.cpu_info(text)
     assert info['cpu'] == 'Intel(R) Xeon(R) Platinum 8480+'
     assert info['isa']['avx2'] and info['isa']['avx512_vnni'] and info['isa']['amx_int8']
     assert not info['isa']['avx_vnni'] and not info['isa']['amx_bf16']
     assert info['vnni'] and info['amx']
-    plain = cpuinfo.cpu_info('model name\t: Old\nflags\t\t: fpu sse2 avx2\n')
+    plain = cpu.cpu_info('model name\t: Old\nflags\t\t: fpu sse2 avx2\n')
     assert plain['isa']['avx2'] and not plain['vnni'] and not plain['amx']
 
 
 def test_machine_info_fields():
     m = common.machine_info()
     assert m['cpu'] and m['cores'] >= m['usable_cores'] >= 1
-    assert set(m['isa']) == set(cpuinfo.ISA_FLAGS)
+    assert set(m['isa']) == set(cpu.ISA_FLAGS)
     for key in ('tf_intra_op_threads', 'tf_inter_op_threads', 'litert_threads', 'tensorflow'):
         assert key in m
     assert m['cpu'] in common.machine_line(m)

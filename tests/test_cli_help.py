@@ -8,7 +8,9 @@ import sys
 
 import pytest
 
-from graph_models import cli, loop, train
+from graph_models import cli
+from graph_models.training import loop
+from graph_models.training import train
 
 
 def _subparsers():
@@ -84,8 +86,8 @@ def test_progress_only_on_a_terminal():
 
 def test_library_training_draws_no_bar_into_a_pipe(tmp_path, capsys):
     from conftest import synthetic_dataset
-    from graph_models.nets_factory import ModelConfig
-    from graph_models.run_config import RunConfig
+    from graph_models.nets.factory import ModelConfig
+    from graph_models.training.run_config import RunConfig
     run = RunConfig(model=ModelConfig('mlp_small'), epochs=1, batch_size=50)
     train.train_and_eval(run, synthetic_dataset(100, 20), log_dir=str(tmp_path / 'logs'),
                          checkpoint_dir=str(tmp_path / 'ckpt'), progress=True,
@@ -112,8 +114,8 @@ def test_library_errors_speak_arguments_cli_speaks_flags(tmp_path, capsys, tiny_
     from conftest import synthetic_dataset
     from graph_models import data as data_lib
     from graph_models.errors import ConfigError, DataError
-    from graph_models.nets_factory import ModelConfig
-    from graph_models.run_config import RunConfig
+    from graph_models.nets.factory import ModelConfig
+    from graph_models.training.run_config import RunConfig
     run = RunConfig(model=ModelConfig('mlp_small'), epochs=1, batch_size=50)
     kwargs = dict(log_dir=str(tmp_path / 'logs'), checkpoint_dir=str(tmp_path / 'ckpt'),
                   run_name='r', progress=False, log=lambda line: None)

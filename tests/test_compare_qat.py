@@ -5,13 +5,14 @@ import json
 
 import pytest
 
-from graph_models import cli, compare_qat
+from graph_models import cli
+from graph_models.research import keras_qat
 
 from conftest import synthetic_dataset, write_idx_folder
 
 
 def test_batch_schedule_is_the_graph_epoch_order():
-    batches = compare_qat.batch_schedule(250, 100, seed=3, epochs=2)
+    batches = keras_qat.batch_schedule(250, 100, seed=3, epochs=2)
     assert [len(b) for b in batches] == [100, 100, 50, 100, 100, 50]
     assert sorted(int(i) for b in batches[:3] for i in b) == list(range(250))
 
@@ -50,6 +51,6 @@ def test_compare_quantize_quick(tmp_path, capsys):
         assert r['float_accuracy'] > 0.9 and r['int8_accuracy'] > 0.9, (side, r)
         assert 0.9 <= r['int8_agreement_with_float'] <= 1.0
         assert 50_000 < r['int8_bytes'] < 140_000  # ~102k int8 weights, not 400k float.
-        compare_qat.check_integer_compute((out / f'{side}_qat_int8.tflite').read_bytes())
+        keras_qat.check_integer_compute((out / f'{side}_qat_int8.tflite').read_bytes())
     assert '| int8 .tflite test accuracy |' in printed
     assert (out / 'report.md').read_text().startswith('## mlp_small on mnist: QAT')

@@ -5,34 +5,35 @@ import re
 
 import pytest
 
-from graph_models import cli, stats
+from graph_models import cli
+from graph_models.research import statistics
 
 from conftest import synthetic_dataset, write_idx_folder
 
 
 def test_mean_std_known_input():
-    s = stats.mean_std([2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0])
+    s = statistics.mean_std([2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0])
     assert s['mean'] == 5.0 and s['n'] == 8
     assert s['std'] == pytest.approx(2.138089935, abs=1e-9)  # sqrt(32 / 7)
-    assert stats.mean_std([0.5])['std'] == 0.0
+    assert statistics.mean_std([0.5])['std'] == 0.0
 
 
 def test_paired_interval_known_input():
     # Differences 1, 2, 3, 4, 5: mean 3, sd sqrt(2.5), t(0.975, 4) = 2.776.
-    d = stats.paired_difference([2, 4, 6, 8, 10], [1, 2, 3, 4, 5])
+    d = statistics.paired_difference([2, 4, 6, 8, 10], [1, 2, 3, 4, 5])
     half = 2.776445 * 2.5 ** 0.5 / 5 ** 0.5
     assert d['mean'] == 3.0
     assert d['ci95_low'] == pytest.approx(3 - half, abs=2e-3)
     assert d['ci95_high'] == pytest.approx(3 + half, abs=2e-3)
-    single = stats.paired_difference([0.9], [0.8])
+    single = statistics.paired_difference([0.9], [0.8])
     assert single['ci95_low'] is None and single['mean'] == pytest.approx(0.1)
     with pytest.raises(ValueError):
-        stats.paired_difference([1, 2], [1])
+        statistics.paired_difference([1, 2], [1])
 
 
 def test_t_table_matches_scipy_and_fallback(monkeypatch):
-    assert stats.t_critical_95(1) == pytest.approx(12.706, abs=1e-3)
-    assert stats.t_critical_95(4) == pytest.approx(2.776, abs=1e-3)
+    assert statistics.t_critical_95(1) == pytest.approx(12.706, abs=1e-3)
+    assert statistics.t_critical_95(4) == pytest.approx(2.776, abs=1e-3)
     import builtins
     real_import = builtins.__import__
 
@@ -42,10 +43,10 @@ def test_t_table_matches_scipy_and_fallback(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, '__import__', no_scipy)
-    assert stats.t_critical_95(4) == 2.776
-    assert stats.t_critical_95(60) == pytest.approx(2.000, abs=3e-3)
+    assert statistics.t_critical_95(4) == 2.776
+    assert statistics.t_critical_95(60) == pytest.approx(2.000, abs=3e-3)
     with pytest.raises(ValueError):
-        stats.t_critical_95(0)
+        statistics.t_critical_95(0)
 
 
 def test_compare_two_seeds_one_accuracy_everywhere(tmp_path, capsys):
@@ -73,7 +74,7 @@ def test_compare_two_seeds_one_accuracy_everywhere(tmp_path, capsys):
     accs = [r['graph']['test_accuracy'] for r in report['per_seed']]
     assert report['graph']['test_accuracy'] == pytest.approx(sum(accs) / 2)
     assert report['spread']['graph']['test_accuracy'] == pytest.approx(
-        stats.mean_std(accs)['std'])
+        statistics.mean_std(accs)['std'])
     diff = report['difference']['test_accuracy']
     assert diff['ci95_low'] <= diff['mean'] <= diff['ci95_high']
     md = (out / 'report.md').read_text()
@@ -86,7 +87,7 @@ def test_compare_two_seeds_one_accuracy_everywhere(tmp_path, capsys):
 
 
 def test_compare_subclassed_keras_style(tmp_path):
-    from graph_models import compare
+    from graph_models.research import compare
     data = synthetic_dataset(600, 100)
     data.source = write_idx_folder(tmp_path / 'data', data)
     report = compare.compare('mlp_small', data, str(tmp_path / 'cmp'), quick=True,

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from graph_models.distributed import ClusterConfig, local_cluster
+from graph_models.training.distributed import ClusterConfig, local_cluster
 from graph_models.errors import ConfigError
 
 from conftest import synthetic_dataset, write_idx_folder

@@ -6,17 +6,19 @@ import numpy as np
 import pytest
 
 from freeze import tflite
-from graph_models import run_export as export
-from graph_models import run_export as freeze_graph
-from graph_models import cli, evaluate, graphs
+from graph_models import export as export
+from graph_models import export as freeze_graph
+from graph_models import cli
+from graph_models.litert import evaluate
+from graph_models.nets import graphs
 from graph_models import data as data_lib
 from graph_models._tf import tf, v1
 from graph_models.errors import CheckpointError, ConfigError
-from graph_models.inspect_tflite import edgetpu_blockers, read_model_info
-from graph_models.nets_factory import ModelConfig
+from graph_models.litert.model_file import edgetpu_blockers, read_model_info
+from graph_models.nets.factory import ModelConfig
 from graph_models.quantize import QuantizationConfig
-from graph_models.run_config import RunConfig, read_run_config
-from graph_models.train import train_and_eval
+from graph_models.training.run_config import RunConfig, read_run_config
+from graph_models.training.train import train_and_eval
 
 from conftest import synthetic_dataset, write_idx_folder
 

@@ -290,7 +290,7 @@ def test_agreement_on_logits_is_not_called_a_probability_difference():
     """Finding 9 (wrong label): fully_connected_feed's output is its logits
     (``softmax_linear/add``); ``eval`` printed their mean difference as 'mean |prob diff|
     0.03738'."""
-    from graph_models import evaluate
+    from graph_models.litert import evaluate
     logits = np.array([[2.0, -1.0, 0.5], [0.1, 3.0, -2.0]], np.float32)
     result = evaluate.score(logits + 0.01, np.array([0, 1]), logits)
     line = evaluate.EvalReport('m.tflite', 'tflite', 'mnist', result, []).lines()[1]

@@ -286,13 +286,13 @@ def test_eval_agreement_is_with_the_graph_as_trained(tmp_path, capsys, tiny_data
     """Our QAT run's int8 export symmetrizes its weight ranges; ``eval`` compares the .tflite
     with the QAT eval graph as trained (learned ranges), and says so."""
     from graph_models import data as data_lib
-    from graph_models import evaluate
+    from graph_models.litert import evaluate
     from graph_models.quantize import QuantizationConfig
-    from graph_models.restore import restore_run
-    from graph_models.run_config import RunConfig
-    from graph_models.nets_factory import ModelConfig
-    from graph_models.run_export import freeze_session
-    from graph_models.train import train_and_eval
+    from graph_models.training.restore import restore_run
+    from graph_models.training.run_config import RunConfig
+    from graph_models.nets.factory import ModelConfig
+    from graph_models.export import freeze_session
+    from graph_models.training.train import train_and_eval
     data = data_lib.load_dataset('mnist', tiny_data_dir)
     run = RunConfig(model=ModelConfig('mlp_small'), epochs=2, batch_size=50,
                     quantization=QuantizationConfig(), data_source=tiny_data_dir)
@@ -340,7 +340,7 @@ def test_eval_agreement_is_with_the_graph_as_trained(tmp_path, capsys, tiny_data
 @pytest.mark.slow
 def test_float_export_leaves_out_the_unread_range(tmp_path, capsys, delayed_checkpoint):
     """A float model computes what training computed: the logits are not clipped to [0, 6]."""
-    from graph_models import evaluate
+    from graph_models.litert import evaluate
     model = tmp_path / 'float.tflite'
     status = cli.main(['export', delayed_checkpoint, '-o', str(model)])
     out = capsys.readouterr().out

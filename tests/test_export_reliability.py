@@ -15,10 +15,10 @@ from freeze.errors import ExportError
 from graph_models import cli
 from graph_models._tf import tf, v1
 from graph_models.errors import CheckpointError
-from graph_models.nets_factory import ModelConfig
-from graph_models.run_config import RunConfig
-from graph_models.evaluator import Evaluator
-from graph_models.train import train_and_eval
+from graph_models.nets.factory import ModelConfig
+from graph_models.training.run_config import RunConfig
+from graph_models.training.scoring import Evaluator
+from graph_models.training.train import train_and_eval
 
 from conftest import synthetic_dataset, write_idx_folder
 
@@ -225,7 +225,7 @@ def test_fifo_named_png_does_not_hang_predict(runs, tmp_path, capsys):
 
 def test_predict_flattens_transparency_onto_white(tmp_path):
     from PIL import Image
-    from graph_models.predict import load_digit
+    from graph_models.litert.predict import load_digit
     # A black digit drawn on a transparent background whose hidden color is black.
     rgba = np.zeros((28, 28, 4), np.uint8)
     rgba[8:20, 12:16, 3] = 255

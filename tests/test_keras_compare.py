@@ -6,12 +6,15 @@ import os
 import numpy as np
 import pytest
 
-from graph_models import cli, compare, keras_reference, summary
+from graph_models import cli
+from graph_models.research import compare
+from graph_models.nets import keras_twins
+from graph_models.nets import summary_table
 from graph_models import data as data_lib
-from graph_models import graphs
+from graph_models.nets import graphs
 from graph_models._tf import v1
-from graph_models.nets_factory import ModelConfig
-from graph_models.evaluator import softmax_cross_entropy
+from graph_models.nets.factory import ModelConfig
+from graph_models.training.scoring import softmax_cross_entropy
 
 from conftest import synthetic_dataset, write_idx_folder
 
@@ -20,9 +23,9 @@ TWINS = ['mlp_small', 'mlp', 'mlp_deep', 'cnn']
 
 @pytest.mark.parametrize('name', TWINS)
 def test_twin_has_the_graph_parameter_count_and_summary_totals(name, capsys):
-    model = keras_reference.build_keras_model(name)
-    _, trainable, non_trainable = summary.layer_table(ModelConfig(name))
-    assert keras_reference.count_parameters(model) == trainable
+    model = keras_twins.build_keras_model(name)
+    _, trainable, non_trainable = summary_table.layer_table(ModelConfig(name))
+    assert keras_twins.count_parameters(model) == trainable
     assert non_trainable == 0
     model.summary()
     keras_text = capsys.readouterr().out
@@ -33,7 +36,7 @@ def test_twin_has_the_graph_parameter_count_and_summary_totals(name, capsys):
 
 
 def test_summary_rows_and_batch_norm_counts():
-    rows, trainable, non_trainable = summary.layer_table(ModelConfig('cnn', batch_norm=True))
+    rows, trainable, non_trainable = summary_table.layer_table(ModelConfig('cnn', batch_norm=True))
     assert [r[0] for r in rows] == ['Input', 'conv1', 'pool1', 'conv2', 'pool2', 'conv3',
                                     'flatten', 'fc1', 'logits']
     assert rows[1] == ('conv1', '(None, 26, 26, 32)', 288 + 4 * 32)
@@ -45,8 +48,8 @@ def test_summary_rows_and_batch_norm_counts():
 def test_twin_starts_from_the_graph_initial_weights(name):
     config = ModelConfig(name)
     values = compare.initial_values(config, seed=3, learning_rate=1e-3)
-    model = keras_reference.build_keras_model(name, dropout_rate=0.0)
-    assert keras_reference.copy_graph_weights(model, values, scope=name) == (
+    model = keras_twins.build_keras_model(name, dropout_rate=0.0)
+    assert keras_twins.copy_graph_weights(model, values, scope=name) == (
         2 if name == 'mlp_small' else 5)
     images = data_lib.to_float(synthetic_dataset(8, 2).train_images, config.input_shape)
     graph, tensors = graphs.build_inference_graph(config, batch_size=None)
@@ -83,8 +86,8 @@ def test_compare_quick_writes_complete_reports(tmp_path, capsys):
 @pytest.mark.slow
 def test_resnet50v2_reference_smoke():
     import keras
-    model = keras_reference.build_keras_model('resnet50v2')
-    keras_reference.compile_like_graph(model)
+    model = keras_twins.build_keras_model('resnet50v2')
+    keras_twins.compile_like_graph(model)
     data = synthetic_dataset(8, 2)
     images = data_lib.to_float(data.train_images, (28, 28, 1))
     history = model.fit(images, data.train_labels, batch_size=8, epochs=1, verbose=0)
@@ -103,17 +106,17 @@ def test_softmax_cross_entropy_matches_definition():
 
 def test_fit_timer_times_training_and_validation_apart():
     import keras
-    model = keras_reference.build_keras_model('mlp_small', dropout_rate=0.0)
-    keras_reference.compile_like_graph(model)
+    model = keras_twins.build_keras_model('mlp_small', dropout_rate=0.0)
+    keras_twins.compile_like_graph(model)
     data = synthetic_dataset(60, 40)
     x = data_lib.to_float(data.train_images, (784,))
     test_x = data_lib.to_float(data.test_images, (784,))
-    timer = keras_reference.fit_timer()
+    timer = keras_twins.fit_timer()
     model.fit(x, data.train_labels, batch_size=20, epochs=2, verbose=0, callbacks=[timer],
               validation_data=(test_x, data.test_labels))
     assert len(timer.epoch_seconds) == 2 and all(s > 0 for s in timer.epoch_seconds)
     assert timer.eval_seconds > 0
-    plain = keras_reference.fit_timer()
+    plain = keras_twins.fit_timer()
     model.fit(x, data.train_labels, batch_size=20, epochs=3, verbose=0, callbacks=[plain])
     assert len(plain.epoch_seconds) == 3 and plain.eval_seconds == 0.0
     keras.backend.clear_session()

@@ -3,11 +3,14 @@
 import numpy as np
 import pytest
 
-from graph_models import architectures, compare, keras_reference, summary
+from graph_models.nets import architectures
+from graph_models.research import compare
+from graph_models.nets import keras_twins
+from graph_models.nets import summary_table
 from graph_models import data as data_lib
-from graph_models import graphs
+from graph_models.nets import graphs
 from graph_models._tf import v1
-from graph_models.nets_factory import MODELS, ModelConfig
+from graph_models.nets.factory import MODELS, ModelConfig
 
 from conftest import synthetic_dataset
 
@@ -17,7 +20,7 @@ SEEDS = ['mlp_small', 'mlp', 'mlp_deep', 'cnn']
 @pytest.mark.parametrize('name', SEEDS)
 def test_table_drives_graph_layers_and_counts(name):
     config = ModelConfig(name)
-    rows, trainable, _ = summary.layer_table(config)
+    rows, trainable, _ = summary_table.layer_table(config)
     specs = architectures.layer_specs(name)
     assert [r[0] for r in rows[1:]] == [s.name for s in specs]
     assert trainable == architectures.parameter_count(name)
@@ -35,11 +38,11 @@ def test_table_pins_the_published_counts():
 
 def test_changing_the_table_changes_graph_and_keras(monkeypatch):
     monkeypatch.setitem(architectures.MLP_HIDDEN, 'mlp_small', (64,))
-    model = keras_reference.build_keras_model('mlp_small', style='sequential')
-    assert keras_reference.count_parameters(model) == 784 * 64 + 64 + 64 * 10 + 10
+    model = keras_twins.build_keras_model('mlp_small', style='sequential')
+    assert keras_twins.count_parameters(model) == 784 * 64 + 64 + 64 * 10 + 10
     # nets_factory read the preset at import time; the builder itself reads the table.
     config = ModelConfig('mlp_small', hidden_sizes=(64,))
-    assert summary.layer_table(config)[1] == keras_reference.count_parameters(model)
+    assert summary_table.layer_table(config)[1] == keras_twins.count_parameters(model)
 
 
 @pytest.mark.parametrize('name', SEEDS)
@@ -48,12 +51,12 @@ def test_three_styles_same_parameters_and_outputs(name):
     values = compare.initial_values(config, seed=5, learning_rate=1e-3)
     images = data_lib.to_float(synthetic_dataset(16, 2).train_images, config.input_shape)
     outputs = {}
-    for style in keras_reference.KERAS_STYLES:
-        model = keras_reference.build_keras_model(name, style=style, dropout_rate=0.3)
-        assert keras_reference.count_parameters(model) == architectures.parameter_count(name)
+    for style in keras_twins.KERAS_STYLES:
+        model = keras_twins.build_keras_model(name, style=style, dropout_rate=0.3)
+        assert keras_twins.count_parameters(model) == architectures.parameter_count(name)
         assert [l.name for l in model.layers if l.weights] == [
             s.name for s in architectures.layer_specs(name) if s.kind in ('conv', 'dense')]
-        keras_reference.copy_graph_weights(model, values, scope=name)
+        keras_twins.copy_graph_weights(model, values, scope=name)
         outputs[style] = np.asarray(model(images, training=False))
     graph, tensors = graphs.build_inference_graph(config, batch_size=None)
     with graph.as_default(), v1.Session(graph=graph) as session:
@@ -72,4 +75,4 @@ def test_three_styles_same_parameters_and_outputs(name):
 def test_unknown_style_is_a_config_error():
     from graph_models.errors import ConfigError
     with pytest.raises(ConfigError, match='unknown Keras style'):
-        keras_reference.build_keras_model('mlp', style='lambda')
+        keras_twins.build_keras_model('mlp', style='lambda')

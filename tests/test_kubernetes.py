@@ -11,7 +11,7 @@ import os
 import pytest
 
 from graph_models.cli import build_parser
-from graph_models.distributed import ClusterConfig
+from graph_models.training.distributed import ClusterConfig
 from graph_models.errors import ConfigError
 
 from conftest import REPO_ROOT

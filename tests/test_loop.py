@@ -9,13 +9,13 @@ import textwrap
 
 import pytest
 
-from graph_models import loop
-from graph_models.distributed import ClusterConfig, local_cluster, train_worker
+from graph_models.training import loop
+from graph_models.training.distributed import ClusterConfig, local_cluster, train_worker
 from graph_models.errors import ConfigError, TrainingError
-from graph_models.nets_factory import ModelConfig
+from graph_models.nets.factory import ModelConfig
 from graph_models.quantize import QuantizationConfig
-from graph_models.run_config import RunConfig
-from graph_models.train import train_and_eval
+from graph_models.training.run_config import RunConfig
+from graph_models.training.train import train_and_eval
 
 from conftest import synthetic_dataset
 
@@ -164,7 +164,7 @@ def test_epoch_pipeline_yields_the_batches_of_iterate_batches():
 def test_cluster_pipeline_stays_on_its_worker():
     """Under replica_device_setter the shard's variables would land on a ps task, shared by
     every worker; the pipeline pins itself to the worker while the model's go to the ps."""
-    from graph_models import graphs
+    from graph_models.nets import graphs
     from graph_models._tf import v1
     spec = v1.train.ClusterSpec({'ps': ['127.0.0.1:1'], 'worker': ['127.0.0.1:2', '127.0.0.1:3']})
     device = v1.train.replica_device_setter(cluster=spec, worker_device='/job:worker/task:1')
@@ -244,10 +244,11 @@ CLUSTER_SCRIPT = textwrap.dedent('''
     import json, os, sys, threading
     sys.path.insert(0, {tests!r})
     from conftest import synthetic_dataset
-    from graph_models import distributed, loop
+    from graph_models.training import distributed
+    from graph_models.training import loop
     from graph_models.errors import TrainingError
-    from graph_models.nets_factory import ModelConfig
-    from graph_models.run_config import RunConfig
+    from graph_models.nets.factory import ModelConfig
+    from graph_models.training.run_config import RunConfig
 
     seen = []
     run_epoch = loop.TrainingLoop.run_epoch

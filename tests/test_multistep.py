@@ -6,18 +6,18 @@ import os
 import numpy as np
 import pytest
 
-from graph_models.cpuinfo import cpu_info, read_cpuinfo
-from graph_models.precision import onednn_enabled
+from graph_models.system.cpu import cpu_info, read_cpuinfo
+from graph_models.nets.precision import onednn_enabled
 from tensorboard.backend.event_processing import event_accumulator
 
 from conftest import synthetic_dataset
 from graph_models._tf import tf
 from graph_models.errors import ConfigError
-from graph_models.loop import TrainingLoop
-from graph_models.nets_factory import ModelConfig
+from graph_models.training.loop import TrainingLoop
+from graph_models.nets.factory import ModelConfig
 from graph_models.quantize import QuantizationConfig
-from graph_models.run_config import RunConfig, read_run_config, write_run_config
-from graph_models.train import train_and_eval
+from graph_models.training.run_config import RunConfig, read_run_config, write_run_config
+from graph_models.training.train import train_and_eval
 
 
 class _Session:
@@ -113,7 +113,7 @@ def test_cli_refuses_steps_per_run_with_quantize_in_one_line(capsys, tiny_data_d
                     reason='mixed_bfloat16 needs avx512_bf16/amx_bf16 and oneDNN on')
 def test_cli_records_steps_per_run_and_precision(tmp_path, tiny_data_dir, capsys):
     from graph_models import cli
-    from graph_models.cpuinfo import cpu_info, read_cpuinfo
+    from graph_models.system.cpu import cpu_info, read_cpuinfo
     precision = 'mixed_bfloat16' if cpu_info(read_cpuinfo() or '')['bf16'] else 'float32'
     assert cli.main(['train', '--model', 'mlp_small', '--epochs', '1', '--steps-per-run', '4',
                      '--precision', precision, '--data-dir', tiny_data_dir, '--no-progress',

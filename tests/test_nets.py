@@ -6,10 +6,11 @@ process-wide eager setting (the Keras side of the project needs eager left on).
 
 import pytest
 
-from graph_models import graphs, nets_factory
+from graph_models.nets import graphs
+from graph_models.nets import factory
 from graph_models._tf import tf, v1
 from graph_models.errors import ConfigError
-from graph_models.nets_factory import MODELS, ModelConfig
+from graph_models.nets.factory import MODELS, ModelConfig
 
 # The full set of variable names and shapes of each model: these are public (checkpoints).
 EXPECTED_VARIABLES = {
@@ -63,7 +64,7 @@ def test_model_names_shapes_and_parameters(name):
         variables = {v.op.name: v.shape.as_list() for v in v1.global_variables()}
         assert variables == EXPECTED_VARIABLES[name]
         assert {v.op.name for v in v1.trainable_variables()} == set(variables)
-        assert nets_factory.count_parameters(v1.trainable_variables()) == \
+        assert factory.count_parameters(v1.trainable_variables()) == \
             EXPECTED_PARAMETERS[name]
         assert {k: t.shape.as_list() for k, t in model.end_points.items()} == \
             EXPECTED_END_POINTS[name]
@@ -121,7 +122,7 @@ def test_custom_hidden_sizes():
     config = ModelConfig('mlp', hidden_sizes=[256, 64])
     with tf.Graph().as_default():
         graphs.build_model(config, is_training=False)
-        assert nets_factory.count_parameters(v1.trainable_variables()) == \
+        assert factory.count_parameters(v1.trainable_variables()) == \
             784 * 256 + 256 + 256 * 64 + 64 + 64 * 10 + 10
 
 

@@ -7,14 +7,16 @@ import os
 import numpy as np
 import pytest
 
-from graph_models import graphs, precision, run_export
+from graph_models.nets import graphs
+from graph_models.nets import precision
+from graph_models import export
 from graph_models._tf import tf, v1
-from graph_models.cpuinfo import cpu_info, read_cpuinfo
+from graph_models.system.cpu import cpu_info, read_cpuinfo
 from graph_models.errors import ConfigError
-from graph_models.nets_factory import ModelConfig
+from graph_models.nets.factory import ModelConfig
 from graph_models.quantize import QuantizationConfig
-from graph_models.run_config import RunConfig, read_run_config, write_run_config
-from graph_models.train import session_config, train_and_eval
+from graph_models.training.run_config import RunConfig, read_run_config, write_run_config
+from graph_models.training.train import session_config, train_and_eval
 
 EPYC = ('processor\t: 0\nmodel name\t: AMD EPYC 9R14\n'
         'flags\t\t: fpu sse2 avx2 fma avx512f avx512bw avx512_vnni avx512_bf16\n')
@@ -150,7 +152,7 @@ def test_mixed_bfloat16_run_keeps_float32_checkpoint_and_exports(tmp_path, tiny_
     dtypes = reader.get_variable_to_dtype_map()
     assert 'cnn/conv1/weights' in dtypes
     assert set(dtypes.values()) <= {tf.float32, tf.int64}  # global_step is the int64.
-    record = run_export.export_checkpoint(result.checkpoint_dir, 'float')
+    record = export.export_checkpoint(result.checkpoint_dir, 'float')
     assert record.graph == 'float' and len(record.model) > 0
 
 
@@ -167,7 +169,7 @@ def test_quantize_with_mixed_bfloat16_exports_verified_int8(tmp_path, tiny_data)
         accuracy[name] = result.history[-1].test_accuracy
         reader = tf.train.load_checkpoint(result.checkpoint_path)
         assert reader.get_variable_to_dtype_map()['cnn/conv1/act_quant/max'] == tf.float32
-        record = run_export.export_checkpoint(result.checkpoint_dir, 'int8')
+        record = export.export_checkpoint(result.checkpoint_dir, 'int8')
         assert record.quantization == 'qat' and record.verified
     assert accuracy['mixed_bfloat16'] >= 0.9
     assert abs(accuracy['mixed_bfloat16'] - accuracy['float32']) <= 0.05
@@ -176,9 +178,9 @@ def test_quantize_with_mixed_bfloat16_exports_verified_int8(tmp_path, tiny_data)
 @pytest.mark.parametrize('style', ['functional', 'sequential', 'subclassed'])
 def test_keras_twin_mixed_bfloat16_policy_is_scoped_and_softmax_float32(style):
     import keras
-    from graph_models import keras_reference
+    from graph_models.nets import keras_twins
     before = keras.mixed_precision.global_policy().name
-    model = keras_reference.build_keras_model('cnn', style=style, precision='mixed_bfloat16')
+    model = keras_twins.build_keras_model('cnn', style=style, precision='mixed_bfloat16')
     assert keras.mixed_precision.global_policy().name == before  # Restored: nothing leaks.
     dense = [layer for layer in model.layers if layer.name in ('conv1', 'fc1', 'logits')]
     assert len(dense) == 3
@@ -190,11 +192,11 @@ def test_keras_twin_mixed_bfloat16_policy_is_scoped_and_softmax_float32(style):
     assert out.dtype == tf.float32
     np.testing.assert_allclose(np.asarray(out).sum(axis=1), 1.0, rtol=1e-5)
     # Float32 twins keep their single softmax Dense layer, and the weights fit both.
-    plain = keras_reference.build_keras_model('cnn', style=style)
+    plain = keras_twins.build_keras_model('cnn', style=style)
     assert plain.layers[-1].name == 'logits'
     plain.set_weights(model.get_weights())
     with pytest.raises(ConfigError, match='precision must be one of'):
-        keras_reference.build_keras_model('cnn', precision='bfloat16')
+        keras_twins.build_keras_model('cnn', precision='bfloat16')
 
 
 @needs_bf16
@@ -202,7 +204,7 @@ def test_keras_twin_mixed_bfloat16_policy_is_scoped_and_softmax_float32(style):
 def test_compare_mixed_bfloat16_quick(tmp_path, tiny_data):
     import keras
     from conftest import write_idx_folder
-    from graph_models import compare
+    from graph_models.research import compare
     tiny_data.source = write_idx_folder(tmp_path / 'data', tiny_data)
     before = keras.mixed_precision.global_policy().name
     report = compare.compare('mlp_small', tiny_data, str(tmp_path / 'out'), quick=True,
@@ -218,8 +220,8 @@ def test_compare_mixed_bfloat16_quick(tmp_path, tiny_data):
 
 @needs_bf16
 def test_rewrite_reaches_the_multi_step_loop_body():
-    from graph_models.loop import EpochPipeline
-    from graph_models.multistep import MultiStep
+    from graph_models.training.loop import EpochPipeline
+    from graph_models.training.multistep import MultiStep
     run = RunConfig(model=ModelConfig('cnn'), precision='mixed_bfloat16', steps_per_run=4)
     pipelines, optimizers = [], []
 

@@ -4,14 +4,15 @@ import numpy as np
 import pytest
 
 from graph_models import data as data_lib
-from graph_models import graphs, quantize
+from graph_models import quantize
+from graph_models.nets import graphs
 from graph_models._tf import tf, v1
 from graph_models.errors import CheckpointError
-from graph_models.nets_factory import ModelConfig
+from graph_models.nets.factory import ModelConfig
 from graph_models.quantize import QuantizationConfig, QuantizeError
-from graph_models.run_config import RunConfig, read_run_config
-from graph_models.evaluator import Evaluator
-from graph_models.train import train_and_eval
+from graph_models.training.run_config import RunConfig, read_run_config
+from graph_models.training.scoring import Evaluator
+from graph_models.training.train import train_and_eval
 
 from conftest import synthetic_dataset
 

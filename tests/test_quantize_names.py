@@ -5,7 +5,8 @@ of our earlier runs (``<s>/min/biased``) still restore."""
 import numpy as np
 import pytest
 
-from graph_models import quantize, restore
+from graph_models import quantize
+from graph_models.training import restore
 from graph_models._tf import tf, v1
 
 # Every variable create_training_graph adds, spelled out as TF 1.15 names them: the quantizer's
@@ -197,12 +198,12 @@ def test_run_with_old_range_state_names_resumes_evaluates_and_exports(tmp_path, 
     """A QAT run written before the rename (``<s>/min/biased``) resumes, evaluates and
     exports; its next checkpoint carries TF 1.15's names."""
     import re
-    from graph_models import run_export
-    from graph_models.evaluator import Evaluator
-    from graph_models.nets_factory import ModelConfig
+    from graph_models import export
+    from graph_models.training.scoring import Evaluator
+    from graph_models.nets.factory import ModelConfig
     from graph_models.quantize import QuantizationConfig
-    from graph_models.run_config import RunConfig, read_run_config
-    from graph_models.train import train_and_eval
+    from graph_models.training.run_config import RunConfig, read_run_config
+    from graph_models.training.train import train_and_eval
     kwargs = dict(run_name='old', log_dir=str(tmp_path / 'logs'),
                   checkpoint_dir=str(tmp_path / 'ckpt'), progress=False, log=lambda line: None)
 
@@ -218,7 +219,7 @@ def test_run_with_old_range_state_names_resumes_evaluates_and_exports(tmp_path, 
     evaluator = Evaluator.for_run(read_run_config(first.checkpoint_dir))
     assert evaluator.restore(first.checkpoint_path) == 8
     evaluator.close()
-    record = run_export.export_checkpoint(first.checkpoint_path, 'int8')
+    record = export.export_checkpoint(first.checkpoint_path, 'int8')
     assert record.verified
     resumed = train_and_eval(run(2), tiny_data, resume=True, **kwargs)
     assert resumed.global_step == 16

@@ -407,7 +407,7 @@ def test_keras_batch_norm_eval_folds_and_training_refuses():
 
 
 def test_export_symmetrizes_root_and_numbered_weight_ranges(kind):
-    from graph_models.run_export import symmetrize_weight_ranges
+    from graph_models.export import symmetrize_weight_ranges
     graph, *_ = _tutorial(kind)
     quantize.create_eval_graph(graph)
     session = _session(graph)

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from graph_models.noise import is_noise
+from graph_models.system.stderr_filter import is_noise
 
 BIN = os.path.join(os.path.dirname(sys.executable), 'graph-models')
 

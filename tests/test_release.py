@@ -66,7 +66,7 @@ def test_wheel_holds_both_packages_and_no_tests(wheel_venv):
 
 
 def test_installed_wheel_imports_from_a_clean_folder(wheel_venv, tmp_path):
-    code = ('import graph_models, freeze, graph_models.train, graph_models.cli; '
+    code = ('import graph_models, freeze, graph_models.training.train, graph_models.cli; '
             'print(graph_models.__version__); print(graph_models.__file__); '
             'print(freeze.__file__)')
     proc = subprocess.run([str(wheel_venv['bin'] / 'python'), '-c', code], cwd=tmp_path,

@@ -12,9 +12,9 @@ import pytest
 from graph_models import cli
 from graph_models._tf import tf, v1
 from graph_models.errors import TrainingError
-from graph_models.nets_factory import ModelConfig
-from graph_models.run_config import RunConfig
-from graph_models.train import train_and_eval
+from graph_models.nets.factory import ModelConfig
+from graph_models.training.run_config import RunConfig
+from graph_models.training.train import train_and_eval
 
 from conftest import synthetic_dataset, write_idx_folder
 

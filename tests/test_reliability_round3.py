@@ -17,9 +17,9 @@ import pytest
 from graph_models import cli
 from graph_models._tf import tf
 from graph_models.errors import ConfigError
-from graph_models.nets_factory import ModelConfig
-from graph_models.run_config import RunConfig
-from graph_models.train import train_and_eval
+from graph_models.nets.factory import ModelConfig
+from graph_models.training.run_config import RunConfig
+from graph_models.training.train import train_and_eval
 
 from conftest import synthetic_dataset, write_idx_folder
 
@@ -171,7 +171,7 @@ def test_importing_the_library_leaves_the_process_alone():
     code = ('import logging, os, sys\n'
             'import tensorflow as tf\n'
             'env, level = dict(os.environ), tf.get_logger().level\n'
-            'import graph_models.train, graph_models.run_export, freeze, freeze.export\n'
+            'import graph_models.training.train, graph_models.export, freeze, freeze.export\n'
             'changed = sorted(k for k in set(env) | set(os.environ) '
             'if env.get(k) != os.environ.get(k))\n'
             'assert changed == [] and "TF_CPP_MIN_LOG_LEVEL" not in os.environ, changed\n'
@@ -214,7 +214,7 @@ def _train_argv(tmp_path, data_dir, *extra):
 
 
 def _sigint_in_the_second_epoch(monkeypatch, how='signal'):
-    from graph_models import train as train_lib
+    from graph_models.training import train as train_lib
     real = train_lib._TrainingRun.train_epoch
 
     def train_epoch(self, epoch, *args, **kwargs):
@@ -235,7 +235,7 @@ def test_sigterm_while_the_interrupted_run_is_wound_up_keeps_the_one_line(
         tmp_path, base, capsys, monkeypatch):
     # The SIGTERM lands after training put the command's handlers back, while the run folders
     # are released: it used to raise there and replace the "saved ..." line.
-    from graph_models import loop
+    from graph_models.training import loop
     _sigint_in_the_second_epoch(monkeypatch)
     real_exit = loop.RunFolders.__exit__
 
@@ -314,7 +314,7 @@ def _digit(background, stroke, dtype):
 
 def test_a_16_bit_png_is_scaled_by_its_own_depth(tmp_path):
     from PIL import Image
-    from graph_models.predict import load_digit
+    from graph_models.litert.predict import load_digit
     path = str(tmp_path / 'deep.png')
     Image.fromarray(_digit(1000, 40000, np.uint16)).save(path)
     assert Image.open(path).mode.startswith('I')
@@ -325,7 +325,7 @@ def test_a_16_bit_png_is_scaled_by_its_own_depth(tmp_path):
 
 def test_a_float_tiff_keeps_its_values(tmp_path):
     from PIL import Image
-    from graph_models.predict import load_digit
+    from graph_models.litert.predict import load_digit
     path = str(tmp_path / 'float.tif')
     Image.fromarray(_digit(0.0, 0.8, np.float32), mode='F').save(path)
     pixels = load_digit(path)
@@ -334,7 +334,7 @@ def test_a_float_tiff_keeps_its_values(tmp_path):
 
 def test_a_float_image_out_of_any_range_is_refused(tmp_path):
     from PIL import Image
-    from graph_models.predict import ImageError, load_digit
+    from graph_models.litert.predict import ImageError, load_digit
     path = str(tmp_path / 'wild.tif')
     Image.fromarray(_digit(-5.0, 1e6, np.float32), mode='F').save(path)
     with pytest.raises(ImageError, match='wild.tif holds float values from -5 to 1e\\+06'):
@@ -496,7 +496,7 @@ def test_eval_refuses_another_dataset_than_the_tflite_record_says(tmp_path, base
 @pytest.mark.parametrize('status,name', [(130, 'SIGINT'), (143, 'SIGTERM')])
 def test_an_interrupted_compare_does_not_advise_resume(tmp_path, base, capsys, monkeypatch,
                                                        status, name):
-    from graph_models import compare
+    from graph_models.research import compare
     from graph_models.errors import TrainingInterrupted
 
     def interrupted(*args, **kwargs):
@@ -631,7 +631,7 @@ def test_a_temporary_of_a_killed_writer_is_removed_at_once(tmp_path, base, capsy
 def test_a_huge_image_is_our_one_line_without_pils_warning(tmp_path):
     import warnings
     from PIL import Image
-    from graph_models.predict import ImageError, load_digit
+    from graph_models.litert.predict import ImageError, load_digit
     path = str(tmp_path / 'huge.png')
     Image.new('1', (10000, 9000)).save(path)  # 90 M pixels: over PIL's warning threshold.
     with warnings.catch_warnings(record=True) as caught:
@@ -775,7 +775,7 @@ def test_a_checkpoint_pruned_while_read_is_retried_on_the_newest(tmp_path, base,
                                                                  monkeypatch, command):
     # Training with --keep-checkpoints 1 saves step N+1 and deletes step N between the moment
     # the state file is read and the moment the checkpoint is.
-    from graph_models import checkpoints
+    from graph_models.training import checkpoints
     monkeypatch.chdir(tmp_path)
     run = tmp_path / 'run'
     shutil.copytree(base['run'], run)
@@ -888,7 +888,7 @@ def test_export_source_help_lists_every_kind_of_source():
 
 UNRAISABLE_SCRIPT = '''
 import gc, os, signal, sys
-from graph_models import signals
+from graph_models.system import signals
 
 class HalfBuilt:
     def __init__(self):

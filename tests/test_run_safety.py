@@ -10,10 +10,10 @@ import pytest
 
 from graph_models._tf import tf
 from graph_models.errors import CheckpointError, ConfigError, TrainingError
-from graph_models.nets_factory import ModelConfig
-from graph_models.run_config import RunConfig
-from graph_models.loop import LOCK_FILE
-from graph_models.train import train_and_eval
+from graph_models.nets.factory import ModelConfig
+from graph_models.training.run_config import RunConfig
+from graph_models.training.loop import LOCK_FILE
+from graph_models.training.train import train_and_eval
 
 
 def _run(data, **kwargs):
@@ -199,7 +199,7 @@ def test_failed_train_leaves_no_empty_run_folders(tmp_path, tiny_data):
 # Item 8: hostile run_config.json ----------------------------------------------------------------
 
 def _config_variants():
-    from graph_models.run_config import RunConfig as RC
+    from graph_models.training.run_config import RunConfig as RC
     good = RC(model=ModelConfig('mlp', hidden_sizes=[64])).to_dict()
 
     def changed(**fields):
@@ -228,7 +228,7 @@ def _config_variants():
 
 @pytest.mark.parametrize('case', sorted(_config_variants()))
 def test_hostile_run_config_is_one_clear_error(tmp_path, case):
-    from graph_models.run_config import read_run_config
+    from graph_models.training.run_config import read_run_config
     folder = tmp_path / 'run'
     folder.mkdir()
     (folder / 'run_config.json').write_text(_config_variants()[case])

@@ -11,9 +11,9 @@ import urllib.request
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
-from graph_models.nets_factory import ModelConfig
-from graph_models.run_config import RunConfig
-from graph_models.train import train_and_eval
+from graph_models.nets.factory import ModelConfig
+from graph_models.training.run_config import RunConfig
+from graph_models.training.train import train_and_eval
 
 
 @pytest.fixture(scope='module')

@@ -13,7 +13,7 @@ from freeze import sources
 from freeze.errors import FreezeError, UnsafeGraphError, VerificationError
 from graph_models import cli
 from graph_models._tf import tf
-from graph_models.inspect_tflite import edgetpu_blockers, read_model_info
+from graph_models.litert.model_file import edgetpu_blockers, read_model_info
 
 from conftest import synthetic_dataset, write_idx_folder
 import user_models

@@ -9,10 +9,10 @@ import pytest
 from graph_models import data as data_lib
 from graph_models._tf import tf
 from graph_models.errors import CheckpointError, ConfigError
-from graph_models.nets_factory import ModelConfig
-from graph_models.run_config import RunConfig, read_run_config
-from graph_models.evaluator import Evaluator
-from graph_models.train import train_and_eval
+from graph_models.nets.factory import ModelConfig
+from graph_models.training.run_config import RunConfig, read_run_config
+from graph_models.training.scoring import Evaluator
+from graph_models.training.train import train_and_eval
 
 
 def _train(tmp_path, data, run_name='run', **kwargs):
@@ -193,9 +193,9 @@ def test_batch_norm_moving_statistics_are_zero_debiased():
     variance (E[x^2] - E[x]^2) free of cancellation, so float32 summation of 2,704 values in
     another order (relative error ~ 1e-6) is all that differs: rtol 1e-4.
     """
-    from graph_models import graphs
+    from graph_models.nets import graphs
     from graph_models._tf import v1
-    from graph_models.layers import BATCH_NORM_DECAY as d
+    from graph_models.nets.layers import BATCH_NORM_DECAY as d
     rng = np.random.default_rng(0)
     batches = [rng.normal(0.0, 1.0, size=(4, 28, 28, 1)).astype(np.float32) for _ in range(3)]
     with tf.Graph().as_default():

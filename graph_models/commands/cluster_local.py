@@ -1,6 +1,10 @@
 """``graph-models cluster-local``: run ``train`` as a ps/worker cluster on 127.0.0.1."""
 
 import argparse
+import contextlib
+import io
+import os
+from typing import List, Optional
 
 from graph_models.commands.flags import non_negative_int, positive_float, positive_int
 
@@ -27,6 +31,31 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from graph_models.cluster_local import run_cluster_local
+    from graph_models.training.cluster_local import run_cluster_local
     return run_cluster_local(args.train_args, workers=args.workers, ps=args.ps,
-                             timeout=args.timeout, max_restarts=args.max_restarts)
+                             timeout=args.timeout, max_restarts=args.max_restarts,
+                             run_folder=run_folder(args.train_args))
+
+
+def run_folder(args: List[str]) -> Optional[str]:
+    """The run's checkpoint folder ``<--checkpoint-dir>/<run name>`` named by ``train`` flags.
+
+    Returns None when the flags do not parse (the tasks then report the usage error).
+    """
+    args = list(args)
+    if args[:1] == ['--']:
+        args = args[1:]
+    if args[:1] == ['train']:
+        args = args[1:]
+    from graph_models.commands import train as train_command
+    from graph_models.training.run_config import default_run_name
+    parser = argparse.ArgumentParser(add_help=False)
+    train_command.add_parser(parser.add_subparsers())
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            ns, _ = parser.parse_known_args(['train', *args])
+    except SystemExit:
+        return None
+    name = ns.run_name if ns.run_name is not None else default_run_name(
+        ns.model, ns.dataset, ns.quantize)
+    return os.path.join(ns.checkpoint_dir, name)

@@ -40,7 +40,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from graph_models import compare
+    from graph_models.research import compare
     from graph_models.errors import TrainingInterrupted
     out = args.out or compare.default_out_dir(args.model, args.dataset)
     try:
@@ -55,7 +55,7 @@ def run(args) -> int:
 
 
 def _compare(args, out: str) -> int:
-    from graph_models import compare
+    from graph_models.research import compare
     from graph_models.data import load_dataset
     data = load_dataset(args.dataset, args.data_dir)
     common = dict(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
@@ -65,10 +65,10 @@ def _compare(args, out: str) -> int:
             from graph_models.errors import ConfigError
             raise ConfigError('compare --quantize runs float32 (Keras QAT has no bfloat16 '
                               'policy); leave out --precision')
-        from graph_models import compare_qat
-        report = compare_qat.compare_qat(args.model, data, out, quant_delay=args.quant_delay,
+        from graph_models.research import keras_qat
+        report = keras_qat.compare_qat(args.model, data, out, quant_delay=args.quant_delay,
                                          **common)
-        print(compare_qat.markdown_table(report))
+        print(keras_qat.markdown_table(report))
         print(f'reports: {out}/report.json, report.md')
         return 0
     report = compare.compare(args.model, data, out, seeds=args.seeds,

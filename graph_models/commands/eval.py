@@ -28,7 +28,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from graph_models.evaluate import evaluate_model
+    from graph_models.litert.evaluate import evaluate_model
     report = evaluate_model(args.model, dataset=args.dataset, data_dir=args.data_dir,
                             limit=args.limit, latency=args.latency, edgetpu=args.edgetpu,
                             report_dir=args.report, force_dataset=args.force_dataset,

@@ -54,7 +54,7 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from graph_models.errors import ConfigError
-    from graph_models.run_export import export_to_file
+    from graph_models.export import export_to_file
     source = source_path(args.source, args.source_options)
     requested = args.input_range
     stats = stats_input_range(args.mean_values, args.std_dev_values, args.quantize)

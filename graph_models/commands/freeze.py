@@ -25,7 +25,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from graph_models.run_export import describe_frozen, freeze_model
+    from graph_models.export import describe_frozen, freeze_model
     source = source_path(args.checkpoint, args.source_options)
     frozen, written = freeze_model(source, args.output, batch_size=args.batch_size,
                                    float_graph=args.float, pbtxt=args.pbtxt,

@@ -18,7 +18,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from graph_models.inspect_model import inspect_model
+    from graph_models.litert.inspect import inspect_model
     lines, status = inspect_model(args.model, edgetpu=args.edgetpu,
                                   allow_unsafe_ops=args.allow_unsafe_ops,
                                   tag_set=tag_set(args.tag_set), signature_def=args.signature_def)

@@ -25,8 +25,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from graph_models.predict import predict_images
-    from graph_models.predict_output import format_predictions
+    from graph_models.litert.predict import predict_images
+    from graph_models.litert.predict import format_predictions
     result = predict_images(args.images, args.model, **source_kwargs(args))
     print(format_predictions(result.paths, result.probabilities, result.class_names,
                              top_k=args.top_k, as_json=args.json))

@@ -1,6 +1,6 @@
 """``graph-models summary``: the Keras-like layer table of a model preset or a trained run."""
 
-from graph_models.architectures import FAMILIES  # The table: no TensorFlow.
+from graph_models.nets.architectures import FAMILIES  # The table: no TensorFlow.
 from graph_models.commands.flags import int_list
 
 
@@ -19,11 +19,12 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from graph_models import summary
+    from graph_models.nets import summary_table
+    from graph_models.training import run_config
     if args.run_folder:
-        print(summary.format_run(args.run_folder))
+        print(run_config.format_run(args.run_folder))
         return 0
-    from graph_models.nets_factory import ModelConfig
-    print(summary.format_table(ModelConfig(args.model, hidden_sizes=args.hidden_sizes,
-                                           batch_norm=args.batch_norm)))
+    from graph_models.nets.factory import ModelConfig
+    print(summary_table.format_table(ModelConfig(args.model, hidden_sizes=args.hidden_sizes,
+                                                 batch_norm=args.batch_norm)))
     return 0

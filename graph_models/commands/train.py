@@ -3,7 +3,7 @@
 import argparse
 import os
 
-from graph_models.architectures import DESCRIPTIONS  # The table: no TensorFlow.
+from graph_models.nets.architectures import DESCRIPTIONS  # The table: no TensorFlow.
 from graph_models.commands.flags import (add_data_flags, bits, int_list, non_negative_int,
                                          positive_float, positive_int, rate)
 
@@ -110,7 +110,7 @@ def add_parser(subparsers) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from graph_models.distributed import ClusterConfig, run_parameter_server
+    from graph_models.training.distributed import ClusterConfig, run_parameter_server
     cluster = ClusterConfig.from_sources(args.cluster_spec, args.job_name, args.task_index,
                                          os.environ)
     if cluster is not None:
@@ -132,11 +132,11 @@ def _run_train(args: argparse.Namespace) -> int:
             raise ConfigError(f'{flag} {value} is for single-process training (cluster workers '
                               'run one float32 step per call); leave it out with --cluster-spec')
     from graph_models.data import load_dataset
-    from graph_models.loop import check_run_name, check_text
-    from graph_models.nets_factory import ModelConfig
+    from graph_models.training.loop import check_run_name, check_text
+    from graph_models.nets.factory import ModelConfig
     from graph_models.quantize import QuantizationConfig
-    from graph_models.run_config import RunConfig
-    from graph_models.train import train_and_eval
+    from graph_models.training.run_config import RunConfig
+    from graph_models.training.train import train_and_eval
 
     quantization = None
     if args.quantize:
@@ -198,7 +198,7 @@ def _run_train(args: argparse.Namespace) -> int:
 def _recorded_data_dir(run_folder: str, dataset: str):
     """The data folder a run to resume recorded, or None (no such run: training says so)."""
     from graph_models.errors import CheckpointError
-    from graph_models.run_config import read_run_config, run_config_path
+    from graph_models.training.run_config import read_run_config, run_config_path
     if not os.path.isfile(run_config_path(run_folder)):
         return None
     try:
@@ -209,7 +209,7 @@ def _recorded_data_dir(run_folder: str, dataset: str):
 
 def _run_cluster_worker(args, run, data, cluster) -> int:
     import os
-    from graph_models.distributed import TEST_KILL_ENV, LIFE_ENV, kill_step, train_worker
+    from graph_models.training.distributed import TEST_KILL_ENV, LIFE_ENV, kill_step, train_worker
     from graph_models.errors import ConfigError
     if args.resume_from_float:
         raise ConfigError('--resume-from-float is for single-process training')

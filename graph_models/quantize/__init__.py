@@ -12,7 +12,8 @@ The modules follow contrib/quantize:
 * `graph_models.quantize.matching`: which layers are quantized (``quantize.py``'s patterns);
 * `graph_models.quantize.rewrite`: where the fake-quant ops go (``quantize.py``);
 * `graph_models.quantize.quant_ops`: the fake-quant ops and their ranges (``quant_ops.py``);
-* `graph_models.quantize.common`: graph helpers and the ``fake_quantization_step`` counter.
+* `graph_models.quantize.common`: graph helpers and the ``fake_quantization_step`` counter;
+* `graph_models.quantize.errors`: `QuantizeError`, `QuantizeConfigError`.
 
 Inserted, per matched layer (``<ctx>`` is the layer op's scope): ``<ctx>/weights_quant``
 (last-value range, narrow range), ``<ctx>/act_quant`` after the activation (or after the bias
@@ -35,15 +36,18 @@ Our additions to TF 1.15: a placeholder named ``Input`` gets ``input_quant`` wit
 range [0, 1] (an exported model then takes 8-bit pixels, ``real = q / 255``); every range
 variable is also in the ``quantization_variables`` collection (export and restores find them
 there); a layer with neither bias nor activation (a bias-less ``MatMul`` giving the logits) is
-quantized too. See the README for every deliberate difference.
+quantized too. The QAT reference in the documentation lists every deliberate difference.
+
+The toolkit stands alone, like ``freeze``: it imports TensorFlow and nothing else of
+``graph_models`` (its errors are its own, `QuantizeError` and `QuantizeConfigError`, both
+``ValueError``s), so it rewrites any TF1 graph, ours or not.
 """
 
 import dataclasses
 from typing import Dict, List, Optional
 
-from graph_models._tf import tf, v1
-from graph_models.errors import ConfigError, GraphModelsError
-from graph_models.graphs import INPUT
+from graph_models.quantize._tf import tf, v1
+from graph_models.quantize.errors import QuantizeConfigError, QuantizeError
 from graph_models.quantize import common, fold, matching, quant_ops, rewrite
 from graph_models.quantize.common import QUANTIZATION_STEP, QUANTIZATION_VARIABLES
 from graph_models.quantize.quant_ops import EMA_DECAY
@@ -51,13 +55,12 @@ from graph_models.quantize.rewrite import (ACT_QUANT, ADD_QUANT, CONV_QUANT,
                                            POST_ACTIVATION_BYPASS_QUANT, WEIGHTS_QUANT)
 
 INPUT_QUANT = 'input_quant'
+# The input placeholder that gets ``input_quant`` by default: the name our graphs give it
+# (`graph_models.nets.graphs.INPUT`; a test pins the two together).
+INPUT = 'Input'
 
 # TF 1.15's list: a graph with any of these has its optimizer already.
 _TRAINING_OP_PREFIXES = ('Apply', 'ResourceApply', 'SparseApply', 'ResourceSparseApply')
-
-
-class QuantizeError(GraphModelsError, ValueError):
-    """The graph cannot be rewritten (after the optimizer, unfoldable batch norm)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,23 +85,23 @@ class QuantizationConfig:
     def __post_init__(self):
         for name in ('weight_bits', 'activation_bits'):
             if not 2 <= getattr(self, name) <= 16:
-                raise ConfigError(f'{name.replace("_", " ")} must be from 2 to 16, got '
+                raise QuantizeConfigError(f'{name.replace("_", " ")} must be from 2 to 16, got '
                                   f'{getattr(self, name)}')
         if self.quant_delay < 0:
-            raise ConfigError(f'quant delay must be >= 0, got {self.quant_delay}')
+            raise QuantizeConfigError(f'quant delay must be >= 0, got {self.quant_delay}')
         if self.freeze_bn_delay is not None and self.freeze_bn_delay < 0:
-            raise ConfigError(f'freeze batch norm delay must be >= 0, got '
+            raise QuantizeConfigError(f'freeze batch norm delay must be >= 0, got '
                               f'{self.freeze_bn_delay}')
 
     def training_rewrite(self):
-        """The rewrite `graph_models.graphs.build_training_graph` takes."""
+        """The rewrite `graph_models.nets.graphs.build_training_graph` takes."""
         return lambda graph: experimental_create_training_graph(
             graph, weight_bits=self.weight_bits, activation_bits=self.activation_bits,
             symmetric=self.symmetric, quant_delay=self.quant_delay,
             freeze_bn_delay=self.freeze_bn_delay)
 
     def eval_rewrite(self):
-        """The rewrite `graph_models.graphs.build_inference_graph` takes."""
+        """The rewrite `graph_models.nets.graphs.build_inference_graph` takes."""
         return lambda graph: experimental_create_eval_graph(
             graph, weight_bits=self.weight_bits, activation_bits=self.activation_bits,
             symmetric=self.symmetric)
@@ -110,7 +113,7 @@ class QuantizationConfig:
     def from_dict(cls, d: Dict) -> 'QuantizationConfig':
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
-            raise ConfigError(f'unknown quantization settings {sorted(unknown)}')
+            raise QuantizeConfigError(f'unknown quantization settings {sorted(unknown)}')
         return cls(**d)
 
 

@@ -2,7 +2,7 @@
 
 from typing import List, Optional, Sequence
 
-from graph_models._tf import tf, v1
+from graph_models.quantize._tf import tf, v1
 
 # The step counter the delays read, as TF 1.15 named it (not the global step).
 QUANTIZATION_STEP = 'fake_quantization_step'

@@ -22,7 +22,7 @@ statistics and the moving-average updates; their normalised output is no longer 
 import dataclasses
 from typing import List, Optional, Tuple
 
-from graph_models._tf import tf, v1
+from graph_models.quantize._tf import tf, v1
 from graph_models.quantize import common
 
 FUSED_TYPES = frozenset({'FusedBatchNorm', 'FusedBatchNormV2', 'FusedBatchNormV3'})

@@ -19,7 +19,7 @@ addition, a layer with none of these (for example a bias-less ``MatMul`` giving 
 import dataclasses
 from typing import Iterable, List, Optional, Set
 
-from graph_models._tf import tf
+from graph_models.quantize._tf import tf
 from graph_models.quantize import common
 
 QUANTIZABLE_TYPES = frozenset({'Conv2D', 'MatMul', 'DepthwiseConv2dNative'})

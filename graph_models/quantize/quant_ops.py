@@ -3,7 +3,7 @@ average (activations), as TF 1.15's ``contrib/quantize/python/quant_ops.py`` def
 
 from typing import Tuple
 
-from graph_models._tf import tf, v1
+from graph_models.quantize._tf import tf, v1
 from graph_models.quantize.common import QUANTIZATION_VARIABLES
 
 EMA_DECAY = 0.999
@@ -37,7 +37,7 @@ def _debiased_ema(var: tf.Variable, value: tf.Tensor, decay: float, name: str) -
     opens a variable scope named after the variable's full name inside the quantizer's scope
     ``<s>``, giving ``<s>/<s>/min/biased`` and ``<s>/<s>/min/local_step`` (``max`` alike).
     Runs written before this used ``<s>/min/biased``; see
-    `graph_models.checkpoints.legacy_range_state_name`.
+    `graph_models.training.checkpoints.legacy_range_state_name`.
     """
     with v1.variable_scope(var.op.name, auxiliary_name_scope=False):
         biased = v1.get_variable('biased', shape=[], dtype=tf.float32,

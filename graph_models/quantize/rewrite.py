@@ -3,7 +3,7 @@
 
 from typing import Optional, Sequence, Set
 
-from graph_models._tf import tf
+from graph_models.quantize._tf import tf
 from graph_models.quantize import common, matching, quant_ops
 
 WEIGHTS_QUANT = 'weights_quant'

@@ -13,7 +13,8 @@ TF 1.x mode: Keras 2 (``TF_USE_LEGACY_KERAS=1``, set when TensorFlow is not impo
 ``tf.compat.v1.disable_v2_behavior()``, and proxies for ``tensorflow`` and ``keras``.
 
 Modules:
-  module: the proxy modules, their import finder, `install` and `TF1APIError`.
+  module: the proxy modules, their import finder and `TF1APIError`.
+  switch: `install`, which switches the process into TF 1.x mode.
   contrib_api: the ``tensorflow`` proxy tree, ``tf.contrib`` and what has no equivalent.
   keras2: ``import keras`` / ``tf.keras`` as tf-keras' v1 API, ``keras.datasets`` loaders.
   input_data: ``tensorflow.examples.tutorials.mnist.input_data`` on `graph_models.data`.
@@ -23,10 +24,10 @@ Modules:
   runner: `run_script`, the ``python SCRIPT.py`` semantics.
 """
 
-from graph_models.tf1 import module as _module
+from graph_models.tf1 import switch as _switch
 
-_TF = _module.install()['tensorflow']
-_SUBMODULES = ('module', 'contrib_api', 'keras2', 'input_data', 'tutorials_mnist',
+_TF = _switch.install()['tensorflow']
+_SUBMODULES = ('module', 'switch', 'contrib_api', 'keras2', 'input_data', 'tutorials_mnist',
                'contrib_lite', 'report', 'runner')
 
 

@@ -81,10 +81,10 @@ def _quiet():
     and C++ lines on file descriptor 2 ("fully_quantize: 0", "Created TensorFlow Lite XNNPACK
     delegate", grappler's "Init node ... doesn't exist"). TensorFlow's and absl's loggers are
     raised to ERROR meanwhile, and what reaches fd 2 is written back without the lines
-    `graph_models.noise` knows as chatter.
+    `graph_models.system.stderr_filter` knows as chatter.
     """
     from absl import logging as absl_logging
-    from graph_models import noise
+    from graph_models.system import stderr_filter
     tf_logger, absl_level = logging.getLogger('tensorflow'), absl_logging.get_verbosity()
     tf_level = tf_logger.level
     tf_logger.setLevel(logging.ERROR)
@@ -111,7 +111,7 @@ def _quiet():
             absl_logging.set_verbosity(absl_level)
             captured.seek(0)
             kept = [line for line in captured.read().splitlines(keepends=True)
-                    if not noise.is_noise(line.rstrip(b'\n'))]
+                    if not stderr_filter.is_noise(line.rstrip(b'\n'))]
             if kept:
                 os.write(2, b''.join(kept))
 

@@ -57,7 +57,7 @@ def run_script(script: str, args: Sequence[str] = (), *, data_dir: Optional[str]
     if data_dir is not None and not os.path.isdir(data_dir):
         raise ConfigError(f'data folder {data_dir} does not exist',
                           cli_message=f'--data-dir {data_dir} does not exist')
-    from graph_models.tf1.module import install
+    from graph_models.tf1.switch import install
     install(data_dir=data_dir)
     sys.argv = [script] + list(args)
     sys.path.insert(0, os.path.dirname(os.path.realpath(script)))

@@ -1,0 +1,5 @@
+"""Deprecated path: ``graph_models.architectures_graph`` is now `graph_models.nets.layers`."""
+
+from graph_models._moved import forward
+
+forward(__name__, ['graph_models.nets.layers'])

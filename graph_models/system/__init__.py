@@ -1,0 +1,9 @@
+"""The process and the machine: what the CPU can do, signals, and TensorFlow's stderr noise.
+
+Modules:
+  cpu: ``/proc/cpuinfo`` flags (AVX512_BF16, AMX) and the CPU's model name.
+  signals: SIGINT/SIGTERM handling that lets training save and exit with one line.
+  stderr_filter: `StderrFilter`, which hides TensorFlow's start-up lines from the command line.
+
+May import: the base modules (`graph_models.errors`); no TensorFlow at import time.
+"""
