@@ -352,6 +352,12 @@ EXPECT = {
                     r'^digits/test1-label2\.png: 2 \(confidence',
                     r'^digits/test2-label1\.png: 1 \(confidence')),
     ],
+    'docs/architecture.md': [
+        Expect('from graph_models.stats import mean_std',
+               out=(r'^DeprecationWarning: graph_models\.stats moved to '
+                    r'graph_models\.research\.statistics; import it from there',
+                    r"^\{'mean': 0\.94\d+, 'std': 0\.00\d+")),
+    ],
     'docs/cli.md': [
         Expect('graph-models --help',
                out=(r'^usage: graph-models \[-h\]', r'^usage: graph-models export',
@@ -388,7 +394,7 @@ EXPECT = {
 }
 
 # Pages whose blocks load no TensorFlow and train nothing: not marked slow.
-FAST_PAGES = ('docs/cli.md', 'docs/reliability.md', 'docs/data.md')
+FAST_PAGES = ('docs/architecture.md', 'docs/cli.md', 'docs/reliability.md', 'docs/data.md')
 
 
 # ---------------------------------------------------------------------------------------------
@@ -439,6 +445,23 @@ def test_readme_is_short_and_runs_its_five_tasks():
     tasks = re.split(r'^### \d\. ', readme, flags=re.M)[1:]
     assert all(FENCE.search(task) for task in tasks)
     assert 'edgetpu_compiler' in tasks[4]
+
+
+def test_architecture_page_is_the_layout_the_tests_check():
+    """docs/architecture.md is the reference for the layout: its ranks are the ones
+    tests/test_layout.py enforces, and its table of old paths is what graph_models/_moved
+    forwards."""
+    from graph_models._moved import MOVED
+    from test_layout import WING_RANKS
+    page = _read('docs/architecture.md')
+    ranks = {}
+    for rank, wing in re.findall(r'^\| (\d) \| [^`|]*`([^`]+)`', page, re.M):
+        dotted = wing.removesuffix('/').removesuffix('.py').removesuffix('/__init__')
+        ranks[dotted.replace('/', '.')] = int(rank)
+    assert ranks == WING_RANKS
+    moved = {old: re.findall(r'`([\w.]+)`', new)
+             for old, new in re.findall(r'^\| `(graph_models\.\w+)` \| (.+) \|$', page, re.M)}
+    assert moved == MOVED
 
 
 # ---------------------------------------------------------------------------------------------
