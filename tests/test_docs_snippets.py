@@ -229,7 +229,9 @@ def _check_tf1_switch(work, stdout, stderr):
 
 
 def _check_library_run(work, stdout, stderr):
-    accuracy, path = stdout.split()
+    # train_and_eval's own line per epoch (log=print), then the snippet's.
+    assert re.match(r'epoch 1/1  step 100  train loss ', stdout)
+    accuracy, path = stdout.splitlines()[-1].split()
     assert float(accuracy) > 0.85
     assert path == os.path.join('checkpoints', 'library-mlp', 'model.ckpt-100')
     assert os.path.isfile(os.path.join(work, path + '.index'))
@@ -314,7 +316,8 @@ EXPECT = {
     'docs/training.md': [
         Expect('graph-models train --model cnn --batch-norm',
                out=(r'^test accuracy 0\.\d+ after 1 epochs \(step 20\)$',
-                    r'cnn/conv1/BatchNorm', r'Total params: 93,802'),
+                    # Batch norm's moving statistics: 2 x (32 + 64 + 64) non-trainable.
+                    r'^Total params: 93,802$', r'^Non-trainable params: 320$'),
                files=('checkpoints/cnn-bn/run_config.json', 'logs/cnn-bn/eval')),
         Expect('train_and_eval(run, data', check=_check_library_run),
     ],
@@ -445,6 +448,16 @@ def test_readme_is_short_and_runs_its_five_tasks():
     tasks = re.split(r'^### \d\. ', readme, flags=re.M)[1:]
     assert all(FENCE.search(task) for task in tasks)
     assert 'edgetpu_compiler' in tasks[4]
+    # Its links lead to pages that exist (mkdocs --strict checks the pages' own links), and
+    # to headings that exist.
+    for target in re.findall(r'\]\(((?:docs/)[^)]+)\)', readme):
+        path, _, anchor = target.partition('#')
+        assert os.path.isfile(os.path.join(REPO_ROOT, path)), target
+        if anchor:
+            headings = re.findall(r'^#+ (.+)$', _read(path), re.M)
+            slugs = {re.sub(r'[^\w\- ]', '', h.lower()).strip().replace(' ', '-')
+                     for h in headings}
+            assert anchor in slugs, target
 
 
 def test_architecture_page_is_the_layout_the_tests_check():
