@@ -173,9 +173,10 @@ def _quiet_tensorflow(process: bool) -> Callable[[], None]:
     In a process of its own (``process``), ``TF_CPP_MIN_LOG_LEVEL`` is set to 2 before
     TensorFlow loads unless the user set it (an empty value counts as unset); what the C++ code
     prints at a lower level is left to `graph_models.system.stderr_filter`. TensorFlow's Python
-    logger is held
-    at ERROR, without its "Object was never used" blocks, while the command runs. Importing
-    the library changes neither.
+    logger is held at ERROR, without its "Object was never used" blocks, while the command runs, and in a
+    process of its own until the process ends: an interrupted cluster worker's graph is
+    garbage-collected at interpreter exit, after the command, and each op it never ran would
+    log its block then. Importing the library changes neither.
     """
     if process and not os.environ.get('TF_CPP_MIN_LOG_LEVEL', '').strip():
         os.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'
@@ -186,6 +187,8 @@ def _quiet_tensorflow(process: bool) -> Callable[[], None]:
     logger.addFilter(never_used)
 
     def restore() -> None:
+        if process:
+            return  # The process ends with the command: quiet through its shutdown too.
         logger.setLevel(level)
         logger.removeFilter(never_used)
     return restore

@@ -4,7 +4,8 @@
   label; mistakes get a red frame and title (``predict --grid``, ``eval --report``).
 - `confusion_matrix_png`: counts with per-cell numbers (``eval --report``).
 - `compare_report_png`: the ``compare`` report: bars from zero with their values, error bars
-  (sample std over seeds) and the paired graph - Keras differences with 95% intervals.
+  (sample std over seeds) and the paired graph - Keras differences with 95% intervals
+  (`compare_report_figure` gives the Figure, for measuring its layout).
 - `png_size`: a PNG's width and height from its header (TensorBoard image summaries).
 
 Functions return bytes so callers write them atomically; no TensorFlow import.
@@ -55,13 +56,17 @@ def confidence_text(probability: float) -> str:
     """A probability as a percentage that never reads "100%" unless it is 1.
 
     Whole percents, rounded (0.985 -> "98%", at most "99%"); from 99% up, and below 1%, one
-    decimal, cut rather than rounded (0.996 -> "99.6%", 0.9999 -> "99.9%", 0.004 -> "0.4%").
+    decimal, rounded but at most "99.9%" (0.996 -> "99.6%", 0.9999 -> "99.9%", 0.004 -> "0.4%").
+    Rounded, not cut: a float32 softmax output of 0.996 is 0.99599999, which must not read
+    "99.5%". A NaN (a model whose outputs are not numbers) reads "nan".
     """
     percent = 100.0 * float(probability)
+    if math.isnan(percent):
+        return 'nan'
     if percent >= 100.0:
         return '100%'
     if percent >= 99.0 or percent < 1.0:
-        return f'{math.floor(percent * 10) / 10:.1f}%'
+        return f'{min(round(percent, 1), 99.9):.1f}%'
     return f'{min(round(percent), 99)}%'
 
 
@@ -190,7 +195,12 @@ _PANELS = [('accuracy', ['test_accuracy', 'tflite_float_accuracy', 'tflite_int8_
 
 
 def compare_report_png(report: Dict) -> bytes:
-    """The ``compare`` report picture.
+    """The ``compare`` report picture (`compare_report_figure`) as PNG bytes."""
+    return _png(compare_report_figure(report))
+
+
+def compare_report_figure(report: Dict):
+    """The ``compare`` report as a matplotlib Figure (the caller saves or closes it).
 
     Four panels (accuracy, training throughput, latency, size) of graph and Keras bars: every
     value axis starts at zero, bars carry their values, error bars show the sample std over the
@@ -220,16 +230,18 @@ def compare_report_png(report: Dict) -> bytes:
     keys = _PANELS[0][1]
     diffs = [report['difference'][k] for k in keys]
     means = [100 * d['mean'] for d in diffs]
-    bars = ax.bar(np.arange(len(keys)), means, width=0.5, color='tab:gray')
     low = high = [0.0] * len(means)
-    if all(d.get('ci95_low') is not None for d in diffs):
+    intervals = all(d.get('ci95_low') is not None for d in diffs)
+    if intervals:
         low = [m - 100 * d['ci95_low'] for m, d in zip(means, diffs)]
         high = [100 * d['ci95_high'] - m for m, d in zip(means, diffs)]
-        ax.errorbar(np.arange(len(keys)), means, yerr=[low, high], fmt='none', ecolor='black',
-                    capsize=5)
-        ax.set_title('accuracy graph - Keras (pp, 95% CI)')
-    else:
-        ax.set_title('accuracy graph - Keras (pp, 1 seed)')
+    # The intervals belong to the bars, so that bar_label puts each value beyond the end of its
+    # interval (drawn apart, the interval's line ran through the value).
+    bars = ax.bar(np.arange(len(keys)), means, width=0.5, color='tab:gray',
+                  yerr=[low, high] if intervals else None, capsize=5,
+                  error_kw={'ecolor': 'black'})
+    ax.set_title('accuracy graph - Keras (pp, 95% CI)' if intervals
+                 else 'accuracy graph - Keras (pp, 1 seed)')
     ax.bar_label(bars, [f'{m:+.3f}' for m in means], fontsize=7, padding=2)
     # Room above and below for the value labels, so they stay inside the panel (not over its
     # title).
@@ -242,7 +254,7 @@ def compare_report_png(report: Dict) -> bytes:
     fig.suptitle(f"{report['model']} on {report['dataset']}: graph vs Keras"
                  + (f' ({seeds} seeds, mean ± std)' if seeds > 1 else ''))
     fig.tight_layout()
-    return _png(fig)
+    return fig
 
 
 MISTAKES = 16

@@ -6,6 +6,7 @@ the folder it owns, and ``export``/``freeze`` never overwrite the files of their
 
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -21,7 +22,7 @@ from graph_models.nets.factory import ModelConfig
 from graph_models.training.run_config import RunConfig
 from graph_models.training.train import train_and_eval
 
-from conftest import synthetic_dataset, write_idx_folder
+from conftest import synthetic_dataset, synthetic_digits, write_idx_folder
 
 
 @pytest.fixture(scope='module')
@@ -644,43 +645,146 @@ def test_a_huge_image_is_our_one_line_without_pils_warning(tmp_path):
 # Item 8 ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('p,text', [(0.996, '99.6%'), (0.9999, '99.9%'), (1.0, '100%'),
-                                    (0.985, '98%'), (0.5, '50%'), (0.004, '0.4%')])
+                                    (0.985, '98%'), (0.5, '50%'), (0.004, '0.4%'),
+                                    (np.float32(0.996), '99.6%'), (np.float32(0.993), '99.3%'),
+                                    (np.float32(0.99999994), '99.9%'), (np.float32(1.0), '100%'),
+                                    (np.float32(0.004), '0.4%'), (float('nan'), 'nan')])
 def test_a_confidence_is_never_rounded_up_to_certainty(p, text):
+    """Softmax outputs are float32: 0.996 is stored as 0.99599999, which must still read 99.6%."""
     from graph_models.pictures import confidence_text
     assert confidence_text(p) == text
 
 
-def test_compare_picture_keeps_labels_off_the_titles_and_the_legend_off_the_bars(monkeypatch):
+def test_the_prediction_grid_never_shows_100_percent_below_1(monkeypatch):
     from graph_models import pictures
-    overlaps = []
+    titles = []
     real_png = pictures._png
 
-    def measure(fig, *args, **kwargs):
-        fig.canvas.draw()  # Lays the figure out as savefig does.
-        renderer = fig.canvas.get_renderer()
-        for ax in fig.axes:
-            title = ax.title.get_window_extent(renderer)
-            overlaps.extend(f'{text.get_text()} over {ax.title.get_text()}' for text in ax.texts
-                            if text.get_window_extent(renderer).overlaps(title))
-            legend = ax.get_legend()
-            if legend is not None:
-                box = legend.get_window_extent(renderer)
-                overlaps.extend(f'legend over a bar of {ax.title.get_text()}'
-                                for patch in ax.patches
-                                if patch.get_window_extent(renderer).overlaps(box))
+    def capture(fig, *args, **kwargs):
+        titles.extend(ax.title.get_text() for ax in fig.axes if ax.title.get_text())
         return real_png(fig, *args, **kwargs)
-    monkeypatch.setattr(pictures, '_png', measure)
-    side = {'test_accuracy': 0.97, 'tflite_float_accuracy': 0.97, 'tflite_int8_accuracy': 0.96,
-            'examples_per_sec': 9000.0, 'latency_float_us': 20.0, 'latency_int8_us': 12.0,
-            'tflite_float_bytes': 400000, 'tflite_int8_bytes': 100000}
-    keys = {k for panel in pictures._PANELS for k in panel[1]}
-    report = {'model': 'mlp', 'dataset': 'mnist', 'seeds': [0],
-              'graph': {k: side.get(k, 1.0) for k in keys},
-              'keras': {k: side.get(k, 1.0) for k in keys},
-              'difference': {k: {'mean': 0.004, 'ci95_low': None, 'ci95_high': None}
-                             for k in pictures._PANELS[0][1]}}
-    pictures.compare_report_png(report)
-    assert overlaps == []
+    monkeypatch.setattr(pictures, '_png', capture)
+    probabilities = np.full((3, 10), 0.0, np.float32)
+    probabilities[0, 3], probabilities[0, 5] = 0.996, 0.004
+    probabilities[1, 7], probabilities[1, 1] = 0.99999994, 0.00000006
+    probabilities[2, 2] = 1.0
+    pictures.prediction_grid(synthetic_digits(3)[0], probabilities, columns=3)
+    assert titles == ['3 99.6%', '7 99.9%', '2 100%']
+
+
+def _compare_report(seeds, graph_accuracy, keras_accuracy, spread):
+    """A report dict as `compare.compare` builds it (`compare.aggregate` over per-seed figures)."""
+    from graph_models import compare
+    rng = np.random.default_rng(seeds)
+
+    def figures(accuracy):
+        def acc():
+            return float(np.clip(accuracy + rng.uniform(-spread, spread), 0.0, 1.0))
+        return {'parameters': 1000, 'test_accuracy': acc(), 'tflite_float_accuracy': acc(),
+                'tflite_int8_accuracy': acc(),
+                'examples_per_sec': 250000.0 * rng.uniform(0.5, 1.5),
+                'train_seconds': 3.0, 'eval_seconds': 0.5, 'wall_seconds': 4.0,
+                'tflite_float_bytes': 13_000_000, 'tflite_int8_bytes': 3_300_000,
+                'latency_float_us': 20.0 * rng.uniform(0.5, 2.0),
+                'latency_int8_us': 12.0 * rng.uniform(0.5, 2.0)}
+    per_seed = [{'graph': figures(graph_accuracy), 'keras': figures(keras_accuracy),
+                 'agreement_top1': 0.99} for _ in range(seeds)]
+    report = {'model': 'cnn', 'dataset': 'mnist', 'seed': 0, 'seeds': list(range(seeds))}
+    report.update(compare.aggregate(per_seed))
+    return report
+
+
+def _crosses(box, artist, fig):
+    """Whether a line or line collection (error bars, their caps, the zero line) enters ``box``."""
+    from matplotlib.collections import LineCollection
+    from matplotlib.transforms import Bbox
+    if isinstance(artist, LineCollection):
+        paths = [artist.get_transform().transform_path(p) for p in artist.get_paths()]
+        return any(path.intersects_bbox(box, filled=False) for path in paths)
+    if artist.get_marker() in (None, 'None', '', ' '):
+        path = artist.get_transform().transform_path(artist.get_path())
+        return path.intersects_bbox(box, filled=False)
+    # Caps: one marker per point, markersize wide and markeredgewidth high (points).
+    half_w = artist.get_markersize() * fig.dpi / 144
+    half_h = artist.get_markeredgewidth() * fig.dpi / 144
+    points = artist.get_transform().transform(artist.get_xydata())
+    return any(Bbox([[x - half_w, y - half_h], [x + half_w, y + half_h]]).overlaps(box)
+               for x, y in points)
+
+
+def _layout_problems(fig):
+    """Everything that covers something else in the compare report, as it is drawn."""
+    fig.canvas.draw()  # Lays the figure out as savefig does.
+    renderer = fig.canvas.get_renderer()
+    problems = []
+    whole = fig.bbox
+    for ax in fig.axes:
+        panel = repr(ax.title.get_text())
+        frame = ax.get_window_extent(renderer)
+        title = ax.title.get_window_extent(renderer)
+        labels = [(t.get_text(), t.get_window_extent(renderer)) for t in ax.texts
+                  if t.get_text()]
+        assert len(labels) == len(ax.patches)  # One value label per bar.
+        lines = list(ax.lines) + [c for c in ax.collections]
+        for i, (text, box) in enumerate(labels):
+            where = f'{panel}: label {text}'
+            if box.overlaps(title):
+                problems.append(f'{where} over the panel title')
+            if fig._suptitle is not None and box.overlaps(
+                    fig._suptitle.get_window_extent(renderer)):
+                problems.append(f'{where} over the figure title')
+            if not (whole.x0 <= box.x0 and box.x1 <= whole.x1 and whole.y0 <= box.y0
+                    and box.y1 <= whole.y1):
+                problems.append(f'{where} outside the figure')
+            if not (frame.y0 <= box.y0 and box.y1 <= frame.y1):
+                problems.append(f'{where} outside its panel')
+            if any(_crosses(box, line, fig) for line in lines):
+                problems.append(f'{where} crossed by an error bar or the zero line')
+            problems.extend(f'{where} over label {other}' for other, o in labels[i + 1:]
+                            if box.overlaps(o))
+        legend = ax.get_legend()
+        if legend is not None:
+            box = legend.get_window_extent(renderer)
+            for other in fig.axes:
+                texts = [*other.texts, *other.get_xticklabels(), *other.get_yticklabels()]
+                if any(p.get_window_extent(renderer).overlaps(box) for p in other.patches):
+                    problems.append(f'legend over a bar of {other.title.get_text()!r}')
+                if any(t.get_text() and t.get_window_extent(renderer).overlaps(box)
+                       for t in texts):
+                    problems.append(f'legend over a label of {other.title.get_text()!r}')
+    return problems
+
+
+@pytest.mark.parametrize('seeds,graph_accuracy,keras_accuracy,spread', [
+    (1, 0.996, 0.992, 0.0),     # One seed: no intervals, the last panel's bars reach its top.
+    (3, 0.995, 0.99, 0.005),    # Near 1.0 with error bars and 95% intervals.
+    (10, 0.999, 0.999, 0.001),  # Ten seeds, accuracies 0.998-1.0, intervals around zero.
+    (5, 0.97, 0.99, 0.002),     # Keras ahead: negative differences, labels under the bars.
+    (2, 1.0, 1.0, 0.0),         # Identical sides: every difference exactly 0.
+])
+def test_compare_picture_labels_cover_nothing_and_the_legend_no_bar(
+        seeds, graph_accuracy, keras_accuracy, spread):
+    from matplotlib import pyplot as plt
+    from graph_models import pictures
+    fig = pictures.compare_report_figure(
+        _compare_report(seeds, graph_accuracy, keras_accuracy, spread))
+    try:
+        assert _layout_problems(fig) == []
+    finally:
+        plt.close(fig)
+
+
+def test_compare_picture_labels_stay_off_the_title_under_a_style_without_margins():
+    """A matplotlibrc with ``axes.ymargin: 0`` (the 'classic' style) once put the last panel's
+    value labels over its title: the panel's room above the bars must not come from the margin."""
+    from matplotlib import pyplot as plt
+    from graph_models import pictures
+    with plt.style.context('classic'):
+        fig = pictures.compare_report_figure(_compare_report(1, 0.996, 0.992, 0.0))
+        try:
+            assert _layout_problems(fig) == []
+        finally:
+            plt.close(fig)
 
 
 # Item 18 --------------------------------------------------------------------------------------
@@ -808,6 +912,64 @@ def test_a_checkpoint_pruned_while_read_is_retried_on_the_newest(tmp_path, base,
 
 # Item 31 --------------------------------------------------------------------------------------
 
+_TASK_STOPPED = re.compile(r'\[(ps|worker)\d+\] graph-models train: '
+                           r'(terminated \(SIGTERM\)|interrupted \(SIGINT\))$')
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('level', [None, '0', '3'])  # TF_CPP_MIN_LOG_LEVEL of the user.
+def test_sigint_to_cluster_local_says_what_happened_and_nothing_else(tmp_path, mnist_10k_dir,
+                                                                      level):
+    """SIGINT to a training cluster-local: 130, its one line, one line per stopped task, and
+    no "Object was never used" block (the tasks' output is cluster-local's stdout)."""
+    import threading
+    import uuid
+    run_name = 'sigint-' + uuid.uuid4().hex[:8]
+    proc = subprocess.Popen(
+        [BIN, 'cluster-local', '--workers', '2', '--ps', '1', '--timeout', '240', '--',
+         'train', '--model', 'mlp_small', '--data-dir', mnist_10k_dir, '--limit', '2000',
+         '--epochs', '50', '--batch-size', '10', '--save-every-steps', '20', '--run-name',
+         run_name, '--checkpoint-dir', str(tmp_path / 'ckpt'), '--log-dir',
+         str(tmp_path / 'logs')],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(level))
+    lines = []
+    training = threading.Event()
+    epochs_done = set()
+
+    def read():
+        for line in proc.stdout:
+            lines.append(line)
+            found = re.match(r'\[(worker\d)\] \1.*: shard epoch \d+ done', line)
+            if found:
+                epochs_done.add(found.group(1))
+                if epochs_done == {'worker0', 'worker1'}:
+                    training.set()
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert training.wait(timeout=180), ''.join(lines)[-3000:]
+        folder = tmp_path / 'ckpt' / run_name
+        assert any(f.endswith('.index') for f in os.listdir(folder))  # A checkpoint, too.
+        seen = len(lines)
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=90)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=30)
+    out = ''.join(lines)
+    after = [line.rstrip('\n') for line in lines[seen:]
+             if not re.search(r'shard epoch \d+ done|global step \d+', line)]
+    assert proc.returncode == 130, err + out[-3000:]
+    assert err == 'graph-models cluster-local: interrupted (SIGINT)\n', err
+    for text in (out, err):
+        assert 'Object was never used' not in text, text[-3000:]
+        assert 'Traceback' not in text and 'ERROR:tensorflow' not in text, text[-3000:]
+    # After the signal: at most one line per task, each saying that it was stopped.
+    assert len(after) <= 3 and all(_TASK_STOPPED.match(line) for line in after), after
+
+
 def test_the_cli_drops_tensorflows_object_never_used_block():
     # An interrupted cluster worker garbage-collects ops it built but never ran; TensorFlow
     # logs a 12-line "Object was never used" block at ERROR for each.
@@ -830,6 +992,32 @@ def test_the_cli_drops_tensorflows_object_never_used_block():
         logger.removeHandler(handler)
     assert records == ['a real error', 'Object was never used, outside a command']
 
+
+
+def test_a_cli_process_drops_the_block_until_it_exits(monkeypatch):
+    """The console script's quiet outlasts the command: an interrupted cluster worker's graph
+    is collected at interpreter exit, and its blocks were logged then (item 31)."""
+    monkeypatch.setenv('TF_CPP_MIN_LOG_LEVEL', '3')
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+    logger = logging.getLogger('tensorflow')
+    level, filters = logger.level, list(logger.filters)
+    handler = Keep()
+    logger.addHandler(handler)
+    try:
+        cli._quiet_tensorflow(process=True)()  # Quieted, then "restored" at the command's end.
+        logger.error('==================================\nObject was never used (type <class '
+                     "'tensorflow.python.framework.ops.SymbolicTensor'>):\n<tf.Tensor ...>")
+        logger.warning('a warning at exit')
+        logger.error('a real error')
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.filters[:] = filters
+    assert records == ['a real error']
 
 # Item 7 ---------------------------------------------------------------------------------------
 
