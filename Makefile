@@ -2,6 +2,7 @@
 #   make demo [DATA_DIR=../shared/data/mnist-10k]   train with QAT, export int8, evaluate
 #   make test                                       run the test suite
 #   make test-fast                                  the suite without the slow tests
+#   make docs                                       build the documentation site (site/)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -11,12 +12,12 @@ EPOCHS ?= 5
 DATA_DIR ?=
 DATA_FLAG := $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
 
-.PHONY: demo test test-fast install clean
+.PHONY: demo test test-fast docs install clean
 
 $(BIN)/graph-models: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,keras-qat]'
+	$(BIN)/pip install --quiet -e '.[dev,keras-qat,docs]'
 	$(BIN)/pip check
 	touch $@
 
@@ -39,5 +40,9 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 
+# --strict: a broken link, a missing page or a docstring mkdocstrings cannot read fails the build.
+docs: install
+	$(BIN)/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache site

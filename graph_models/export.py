@@ -172,8 +172,11 @@ def load_model(path: str, *, batch_size: int = 1, quantized: Optional[bool] = No
         ``.meta``, a SavedModel folder, or a frozen ``.pb``/``.pbtxt``.
       batch_size: static batch size, where the source leaves it open or fixes another.
       quantized: our runs only: the QAT eval graph (default: when the run was quantized).
-      input_arrays, output_arrays, input_shapes: see `freeze.sources.load_source`.
-      tag_set, signature_def: SavedModel selection.
+      input_arrays: input tensor names (see `freeze.sources.load_source`).
+      output_arrays: output tensor names (see `freeze.sources.load_source`).
+      input_shapes: input shapes by name (see `freeze.sources.load_source`).
+      tag_set: the SavedModel's MetaGraph tags.
+      signature_def: the SavedModel's signature.
       allow_unsafe_ops: skip the op allow-list (not needed for our runs).
       quantize_outputs: an output one fake quant reads becomes that fake quant (see
         `freeze.sources.load_source`; our QAT runs' ``Logits``).
@@ -484,10 +487,12 @@ def export_to_file(source: str, output: Optional[str], mode: str = 'float', *,
     """`export_model`, then publishes the model and its record: ``(record, model path)``.
 
     Args:
-      source, mode, options: as for `export_model`.
+      source: as for `export_model`.
       output: the ``.tflite`` path (default ``model_<mode>.tflite`` beside the source).
+      mode: as for `export_model`.
       metadata: embed TFLite metadata (name, input normalization, labels file) when the
         dataset is known: our runs know theirs, other sources need ``dataset``.
+      **options: as for `export_model`.
     """
     output = output or _beside(source, f'model_{mode}.tflite')
     _check_outputs([output, output + freeze_export.RECORD_SUFFIX], source)  # And its record.

@@ -80,8 +80,8 @@ def test_tfjob_manifest_starts_the_right_task_on_every_replica():
 
 
 def test_several_hosts_one_process_per_task():
-    """The README's recipe for plain machines: the same TF_CONFIG cluster on each host, with
-    its own task; a chief job is accepted too."""
+    """The recipe for plain machines (docs/distributed.md): the same TF_CONFIG cluster on each
+    host, with its own task; a chief job is accepted too."""
     cluster = {'ps': ['10.0.0.1:2222'], 'worker': ['10.0.0.2:2222', '10.0.0.3:2222']}
     names = [ClusterConfig.from_sources(None, None, None, {'TF_CONFIG': json.dumps(
         {'cluster': cluster, 'task': {'type': job, 'index': i}})}).name
@@ -97,3 +97,31 @@ def test_several_hosts_one_process_per_task():
         ClusterConfig.from_sources(None, None, None, {'TF_CONFIG': json.dumps(
             {'cluster': dict(with_chief, chief=['a:1', 'b:1']),
              'task': {'type': 'chief', 'index': 0}})})
+
+
+def test_documented_host_commands_start_the_right_tasks():
+    """docs/distributed.md's table of per-host commands (three machines: not run by the snippet
+    test): each command's TF_CONFIG, expanded by bash as on its host, starts the task the table
+    says on that host's address, and every host runs the same flags."""
+    import re
+    import shlex
+    import subprocess
+    with open(os.path.join(REPO_ROOT, 'docs', 'distributed.md'), encoding='utf-8') as f:
+        page = f.read()
+    cluster = re.search(r"`CLUSTER='(\{.*?\})'`", page).group(1)
+    rows = re.findall(r'^\| (10\.0\.0\.\d+) \| `(TF_CONFIG=".*?") (graph-models train .*?)` \|$',
+                      page, re.M)
+    assert [host for host, _, _ in rows] == ['10.0.0.1', '10.0.0.2', '10.0.0.3']
+    assert len({command for _, _, command in rows}) == 1
+    names = []
+    for host, assignment, command in rows:
+        tf_config = subprocess.run(
+            ['bash', '-c', f'CLUSTER={shlex.quote(cluster)}; {assignment}; printf %s "$TF_CONFIG"'],
+            capture_output=True, text=True, check=True, timeout=30).stdout
+        args = build_parser().parse_args(shlex.split(command)[1:])
+        assert args.resume and args.checkpoint_dir == '/shared/checkpoints'
+        config = ClusterConfig.from_sources(args.cluster_spec, args.job_name, args.task_index,
+                                            {'TF_CONFIG': tf_config})
+        assert config.cluster[config.job_name][config.task_index] == host + ':2222'
+        names.append(config.name)
+    assert names == ['ps0', 'worker0', 'worker1']

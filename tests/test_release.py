@@ -121,14 +121,17 @@ def test_installed_dependencies_are_consistent():
 
 
 def test_fast_test_target_skips_the_slow_tests():
-    """Issue 21 item 6: ``make test-fast`` is ``pytest -m "not slow"``, and the README says so."""
+    """Issue 21 item 6: ``make test-fast`` is ``pytest -m "not slow"``, and the README and the
+    tests page say so."""
     # -n: prints the commands, runs none. Under `make test` the inherited MAKEFLAGS add
     # "Entering directory" lines: --no-print-directory.
     proc = subprocess.run(['make', '-n', '--no-print-directory', 'test-fast'], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert '-m pytest -m "not slow"' in proc.stdout.splitlines()[-1], proc.stdout
+    with open(os.path.join(REPO_ROOT, 'docs', 'tests.md'), encoding='utf-8') as f:
+        tests = f.read()
+    assert 'make test-fast' in tests and 'pytest -m "not slow"' in tests
     with open(os.path.join(REPO_ROOT, 'README.md'), encoding='utf-8') as f:
         readme = f.read()
-    tests = readme[readme.index('## Tests'):]
-    assert 'make test-fast' in tests and 'pytest -m "not slow"' in tests
+    assert 'make test-fast' in readme[readme.index('## Quick start'):]

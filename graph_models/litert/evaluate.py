@@ -272,8 +272,12 @@ def evaluate_model(path: str, *, dataset: Optional[str] = None, data_dir: Option
       limit: only the first N test examples.
       latency: ``.tflite`` only: median latency of one invoke (refused for graphs).
       edgetpu: ``.tflite`` only: Edge TPU readiness (refused for graphs).
-      input_arrays, output_arrays, input_shapes, tag_set, signature_def, allow_unsafe_ops:
-        how to read a graph source (see `graph_models.export.load_model`).
+      input_arrays: a graph source's input names (see `graph_models.export.load_model`).
+      output_arrays: a graph source's output names.
+      input_shapes: a graph source's input shapes.
+      tag_set: a SavedModel's MetaGraph tags.
+      signature_def: a SavedModel's signature.
+      allow_unsafe_ops: skip the op allow-list for a graph source you trust.
       report_dir: also write the pictures and per-class figures of
         `graph_models.litert.evaluate.write_eval_report` there.
       force_dataset: score on ``dataset`` even when the run (or the export record) says the

@@ -200,8 +200,12 @@ def predict_images(images: str, model: str, *, input_arrays=None, output_arrays=
       images: an image file or a folder of them.
       model: a ``.tflite``, a graph source or one of our runs (see
         `graph_models.export.load_model`).
-      input_arrays, output_arrays, input_shapes, tag_set, signature_def, allow_unsafe_ops:
-        how to read a graph source.
+      input_arrays: a graph source's input names (see `graph_models.export.load_model`).
+      output_arrays: a graph source's output names.
+      input_shapes: a graph source's input shapes.
+      tag_set: a SavedModel's MetaGraph tags.
+      signature_def: a SavedModel's signature.
+      allow_unsafe_ops: skip the op allow-list for a graph source you trust.
 
     Returns:
       The `Predictions`, one row per image in name order.

@@ -97,7 +97,10 @@ def compare(model_name: str, data: data_lib.Dataset, out_dir: str, *, epochs: in
       data: the dataset; its ``source`` folder also feeds post-training int8 calibration.
       out_dir: run folder for checkpoints, logs, ``.tflite`` files and the reports (one
         ``seed-<s>`` subfolder per seed when ``seeds > 1``).
-      epochs, batch_size, learning_rate, seed: shared training settings (first seed).
+      epochs: training epochs, shared by both sides.
+      batch_size: examples per step, shared by both sides.
+      learning_rate: Adam's learning rate, shared by both sides.
+      seed: the first seed.
       seeds: number of seeds (1 or more).
       keras_style: ``functional``, ``sequential`` or ``subclassed`` Keras twin.
       quick: 500 training examples, one epoch, 500 test examples (a smoke run).

@@ -50,7 +50,8 @@ def paired_difference(a: Sequence[float], b: Sequence[float]) -> Dict[str, Optio
     of the per-seed differences, with ``n - 1`` degrees of freedom.
 
     Args:
-      a, b: one number per seed each, same length.
+      a: one number per seed.
+      b: one number per seed, the same length as ``a``.
 
     Returns:
       ``{'mean', 'std', 'n', 'ci95_low', 'ci95_high'}``; the interval bounds are None for a
