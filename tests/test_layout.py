@@ -222,27 +222,28 @@ OLD_PUBLIC = [
 ]
 
 
-@pytest.mark.parametrize('old,name,new', OLD_PUBLIC)
-def test_an_old_path_still_imports_with_a_deprecation_warning(old, name, new):
-    """In a fresh interpreter: the warning names the new path and points at the importing
-    line; the old name is the new object."""
+def test_the_old_paths_still_import_with_a_deprecation_warning():
+    """In a fresh interpreter: each old path warns once, naming the new path and pointing at
+    the importing line; the old name is the new object."""
     import subprocess
     import sys
-    code = (f'import importlib, warnings\n'
-            f'warnings.simplefilter("always")\n'
-            f'with warnings.catch_warnings(record=True) as caught:\n'
-            f'    warnings.simplefilter("always")\n'
-            f'    from {old} import {name} as old_object\n'
-            f'new_object = getattr(importlib.import_module("{new}"), "{name}")\n'
-            f'ours = [w for w in caught if w.category is DeprecationWarning\n'
-            f'        and "{old} moved to" in str(w.message)]\n'
-            f'assert len(ours) == 1, [str(w.message) for w in caught]\n'
-            f'assert "{new}" in str(ours[0].message), ours[0].message\n'
-            f'assert ours[0].filename == "<string>" and ours[0].lineno == 5, ours[0]\n'
-            f'assert old_object is new_object\n'
-            f'print("ok")\n')
-    done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                          cwd=REPO_ROOT, env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'})
+    code = ['import importlib, warnings', 'warnings.simplefilter("always")']
+    for old, name, new in OLD_PUBLIC:
+        code += [f'with warnings.catch_warnings(record=True) as caught:',
+                 f'    warnings.simplefilter("always")',
+                 f'    from {old} import {name} as old_object',
+                 f'line = {len(code) + 3}',  # The import's own line number (1-based).
+                 f'ours = [w for w in caught if w.category is DeprecationWarning',
+                 f'        and "{old} moved to" in str(w.message)]',
+                 f'assert len(ours) == 1, ("{old}", [str(w.message) for w in caught])',
+                 f'assert "{new}" in str(ours[0].message), ours[0].message',
+                 f'assert (ours[0].filename, ours[0].lineno) == ("<string>", line), ours[0]',
+                 f'assert old_object is getattr(importlib.import_module("{new}"), "{name}")',
+                 f'import sys; del sys.modules["{old}"]']  # The next import warns again.
+    code.append('print("ok")')
+    done = subprocess.run([sys.executable, '-c', '\n'.join(code)], capture_output=True,
+                          text=True, cwd=REPO_ROOT,
+                          env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'})
     assert done.stdout.strip() == 'ok', done.stderr[-2000:]
 
 
