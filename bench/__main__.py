@@ -20,9 +20,11 @@ has its own ceiling beside it.
 """
 
 import argparse
+import os
 import sys
+import tempfile
 
-from bench import common, flops, latency, profile, realpath, throughput
+from bench import common, flops, latency, process, profile, realpath, throughput
 
 TARGETS = {
     'mlp graph / Keras training throughput (real path)': ('>=', 3.0),
@@ -35,6 +37,9 @@ TARGETS = {
     'cnn int8 .tflite latency / Keras-v2 int8': ('<=', 1.05),
     # With --precision mixed_bfloat16: the graph against Keras at the same precision.
     'cnn graph / Keras mixed_bfloat16 training throughput (real path)': ('>=', 1.3),
+    # Whole processes from the shell (bench.process): start-up, data and evaluation included.
+    'cnn whole process: Keras float32 script / graph-models train': ('>=', 2.0),
+    'mlp whole process (float32): Keras float32 script / graph-models train': ('>=', 2.0),
 }
 FULL = {'epochs': 5, 'batch_size': 100, 'rounds': 3}
 QUICK = {'epochs': 1, 'batch_size': 100, 'rounds': 1}
@@ -73,6 +78,10 @@ def headline(results) -> dict:
         'cnn QAT / float training time (real path)': q['cnn']['qat_over_float']['median'],
         'mlp int8 .tflite latency / Keras-v2 int8': lat['mlp']['int8_over_keras_v2_int8'],
         'cnn int8 .tflite latency / Keras-v2 int8': lat['cnn']['int8_over_keras_v2_int8'],
+        'cnn whole process: Keras float32 script / graph-models train':
+            results['whole_process']['cnn']['keras_over_graph']['median'],
+        'mlp whole process (float32): Keras float32 script / graph-models train':
+            results['whole_process']['mlp']['keras_over_graph']['median'],
     }
 
 
@@ -130,6 +139,21 @@ def markdown(results) -> str:
             t = r['throughput_ratio_keras_mixed']
             lines.append(f"| {model} | graph / Keras mixed_bfloat16 | {t['median']:.2f}x "
                          f"({t['min']:.2f}-{t['max']:.2f}) | | | | | |")
+    lines += ['', '## Whole processes from the shell: `graph-models train` vs a Keras float32 '
+              'script', '',
+              'Each side is a fresh process timed from spawn to exit (imports, data loading, '
+              'graph building or compiling, training, evaluation on the test set after every '
+              'epoch): `python -m graph_models train` against `bench.process.KERAS_SCRIPT` '
+              '(the Keras twin, `fit` with `validation_data`), same IDX files.', '',
+              '| model | graph precision | graph process (s) | Keras float32 process (s) | '
+              'Keras / graph | graph accuracy | Keras accuracy |',
+              '| --- | --- | --- | --- | --- | --- | --- |']
+    for model, r in results['whole_process'].items():
+        q = r['keras_over_graph']
+        lines.append(f"| {model} | {r['precision']} | {r['graph']['wall_seconds']:.1f} | "
+                     f"{r['keras']['wall_seconds']:.1f} | {q['median']:.2f}x ({q['min']:.2f}-"
+                     f"{q['max']:.2f}) | {r['graph']['test_accuracy']:.4f} | "
+                     f"{r['keras']['test_accuracy']:.4f} |")
     lines += _speed_ratio_table('## QAT vs float training (real path)', results['qat_cost'],
                                 'float', 'qat', 'qat_over_float',
                                 '| model | float examples/s | QAT examples/s | QAT / float '
@@ -261,6 +285,15 @@ def main(argv=None) -> int:
     xla_args = dict(run_args, epochs=min(2, settings['epochs']))
     results['xla'] = {m: realpath.xla_vs_default(data, m, **xla_args)
                       for m in (('mlp',) if args.quick else ('mlp', 'cnn'))}
+    # Whole processes: the CNN at the asked precision, the MLP in float32 (the issue's figures).
+    with tempfile.TemporaryDirectory() as folder:
+        idx = process.write_idx_folder(data, os.path.join(folder, 'data'))
+        results['whole_process'] = {
+            m: process.graph_vs_keras_process(
+                m, dataset=data.name, data_dir=idx, epochs=settings['epochs'],
+                batch_size=settings['batch_size'], rounds=settings['rounds'],
+                precision=args.precision if m == 'cnn' else 'float32')
+            for m in ('mlp', 'cnn')}
     results['latency'] = latency.measure(quick=args.quick)
     results['steady_state'] = throughput.measure(quick=args.quick)
 

@@ -48,6 +48,15 @@ def test_bench_quick_writes_every_figure_apart_from_full_results(tmp_path):
                                              'tflite_int8_batch1_us',
                                              'keras_v2_tflite_int8_batch1_us'))
     assert results['xla']['mlp']['xla_over_default']['median'] > 0
+    # Whole processes: graph-models train and the Keras script each ran once, to the end.
+    for model in ('mlp', 'cnn'):
+        whole = results['whole_process'][model]
+        assert whole['precision'] == (precision if model == 'cnn' else 'float32')
+        assert [len(whole['runs'][side]) for side in ('graph', 'keras')] == [1, 1]
+        for side in ('graph', 'keras'):
+            assert whole[side]['wall_seconds'] > 0 and 0 <= whole[side]['test_accuracy'] <= 1
+        assert whole['keras_over_graph']['median'] == pytest.approx(
+            whole['keras']['wall_seconds'] / whole['graph']['wall_seconds'])
     # The step profile traces the real training graph: its products are named ops of it.
     for model in ('mlp', 'cnn'):
         p = results['profile'][model]
@@ -65,7 +74,9 @@ def test_bench_quick_writes_every_figure_apart_from_full_results(tmp_path):
     assert set(results['headline']) == set(TARGETS) - (set() if HAS_BF16 else {mixed_target})
     assert all(v > 0 for v in results['headline'].values())
     markdown = (tmp_path / 'quick' / json_file.replace('.json', '.md')).read_text()
-    assert 'QUICK MODE' in markdown and 'Machine: ' in markdown and f'| mlp | graph ({precision}) |' in markdown
+    assert 'QUICK MODE' in markdown and 'Machine: ' in markdown
+    assert f'| mlp | graph ({precision}) |' in markdown
+    assert f'| cnn | {precision} |' in markdown and '| mlp | float32 |' in markdown
     # Another result written in the same second gets its own name; nothing is replaced.
     first = (tmp_path / 'quick' / json_file).read_text()
     again = common.write_results({'n': 2}, 'two\n', str(tmp_path / 'quick'))
@@ -73,6 +84,21 @@ def test_bench_quick_writes_every_figure_apart_from_full_results(tmp_path):
     assert len({again, again_too, str(tmp_path / 'quick' / json_file)}) == 3
     assert (tmp_path / 'quick' / json_file).read_text() == first
     assert json.loads(open(again_too).read()) == {'n': 3}
+
+
+def test_a_whole_process_that_does_not_do_the_work_gives_no_figure(tmp_path):
+    """A side that fails, or ends without a test accuracy, is an error, not a fast time."""
+    import sys
+    from bench import process
+    with pytest.raises(RuntimeError, match='exited 3'):
+        process._timed([sys.executable, '-c', 'import sys; print("test accuracy 0.9"); '
+                        'sys.exit(3)'], process._KERAS_ACCURACY, str(tmp_path))
+    with pytest.raises(RuntimeError, match='without a test accuracy'):
+        process._timed([sys.executable, '-c', 'print("done")'], process._KERAS_ACCURACY,
+                       str(tmp_path))
+    done = process._timed([sys.executable, '-c', 'print("test accuracy 0.9125")'],
+                          process._KERAS_ACCURACY, str(tmp_path))
+    assert done['test_accuracy'] == 0.9125 and done['wall_seconds'] > 0
 
 
 def test_op_kinds():
