@@ -282,3 +282,29 @@ def test_a_quantize_error_is_a_one_line_user_error_once_quantize_is_loaded():
     assert isinstance(e.value, ValueError)
     assert _error_line(e.value) == ('weight bits must be from 2 to 16, got 1', 2)
     assert _error_line(QuantizeError('the graph has optimizer ops'))[1] == 1
+
+
+# The public paths users import, pinned: a move must keep them (or forward them, as above).
+PUBLIC = {
+    'graph_models.quantize': ['create_training_graph', 'create_eval_graph',
+                              'experimental_create_training_graph',
+                              'experimental_create_eval_graph', 'QuantizationConfig',
+                              'QuantizeError'],
+    'freeze': ['freeze_session', 'load_source', 'export_graph'],
+    'graph_models.training.train': ['train_and_eval'],
+    'graph_models.training.run_config': ['RunConfig', 'read_run_config'],
+    'graph_models.nets.factory': ['ModelConfig', 'get_network_fn', 'MODELS'],
+    'graph_models.nets.graphs': ['build_training_graph', 'build_inference_graph'],
+    'graph_models.export': ['export_checkpoint', 'export_model', 'freeze_model', 'load_model'],
+    'graph_models.litert.evaluate': ['evaluate_model', 'LiteModel'],
+    'graph_models.litert.model_file': ['read_tflite', 'ModelFileError', 'edgetpu_blockers'],
+    'graph_models.research.compare': ['compare'],
+    'graph_models.data': ['load_dataset'],
+}
+
+
+@pytest.mark.parametrize('module', sorted(PUBLIC))
+def test_the_public_paths_hold_their_names(module):
+    import importlib
+    loaded = importlib.import_module(module)
+    assert [name for name in PUBLIC[module] if not hasattr(loaded, name)] == []
