@@ -305,6 +305,24 @@ def main(argv: Optional[List[str]] = None) -> int:
             except (OSError, ValueError):
                 pass
             noise_filter.stop()
+        if argv is None:
+            _hold_signals()
+
+
+def _hold_signals() -> None:
+    """Ignores SIGINT and SIGTERM for the rest of the process: the status is decided.
+
+    The interpreter's shutdown (TensorFlow's teardown, about 0.7 s) puts the default handlers
+    back, and a signal then killed the process with -15 or -2 and no line, after a command
+    that had succeeded and said so. An ignored signal is left ignored by the shutdown (blocking
+    it would not do: TensorFlow's threads do not block it, and one of them would take it).
+    """
+    import signal
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(signum, signal.SIG_IGN)
+        except (OSError, ValueError):
+            pass
 
 
 if __name__ == '__main__':
