@@ -74,3 +74,28 @@ def test_a_signal_after_the_export_is_published_changes_nothing(run_folder, tmp_
     rest, err = proc.communicate(timeout=120)
     assert (proc.returncode, err.decode()) == (0, '')
     assert sorted(os.listdir(tmp_path)) == ['o.tflite', 'o.tflite.json']
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('content', [b'{"my": "results"}\n', b'notes, not JSON\n'])
+def test_export_does_not_replace_a_json_file_it_did_not_write(run_folder, tmp_path, content):
+    """``export RUN -o out/results`` also writes its record, ``out/results.json``: a file of the
+    user's by that name (their results, their notes) was replaced without a word. Only an
+    export record may be replaced; anything else is refused before converting."""
+    from graph_models import cli
+    mine = tmp_path / 'results.json'
+    mine.write_bytes(content)
+    status = cli.main(['export', run_folder, '-o', str(tmp_path / 'results')])
+    assert status == 2
+    assert mine.read_bytes() == content
+    assert sorted(os.listdir(tmp_path)) == ['results.json']
+
+
+@pytest.mark.slow
+def test_export_replaces_its_own_record(run_folder, tmp_path, capsys):
+    from graph_models import cli
+    out = str(tmp_path / 'm.tflite')
+    assert cli.main(['export', run_folder, '-o', out]) == 0
+    assert cli.main(['export', run_folder, '-o', out, '--quantize', 'dynamic']) == 0
+    with open(out + '.json') as f:
+        assert '"dynamic"' in f.read()
