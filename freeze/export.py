@@ -486,12 +486,30 @@ def export_graph(frozen, mode: str = 'float', *,
                         calibrated_ranges=calibrated, notes=notes)
 
 
+def check_record_slot(path: str) -> None:
+    """Raises `UsageError` if the record of a model written to ``path`` (``path.json``) would
+    replace a file that is not an export record: the user's own ``results.json``, named by
+    nobody on the command line.
+    """
+    record_path = path + RECORD_SUFFIX
+    if not os.path.lexists(record_path):
+        return
+    try:
+        read_export_record(path)
+        return
+    except ExportError:
+        pass
+    raise UsageError(f'{record_path} exists and is not an export record; the model\'s record '
+                     'would replace it: move that file or choose another -o path')
+
+
 def write_export(record: ExportRecord, path: str) -> str:
     """Publishes the ``.tflite`` and its ``.json`` record together; returns the record path.
 
     Raises:
       OSError: if writing fails (then neither file changed and no temporary file is left).
     """
+    check_record_slot(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     record_path = path + RECORD_SUFFIX

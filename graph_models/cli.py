@@ -5,7 +5,8 @@ runs the chosen handler and owns what every command shares: signals, the stderr 
 and the translation of errors into one line on stderr and an exit status.
 
 Exit status: 0 on success, 2 for usage errors (bad flags or values), 1 for other user errors
-(missing or corrupt data, missing checkpoint, ...), 130 when interrupted (143 for SIGTERM).
+(missing or corrupt data, missing checkpoint, ...), 130 when interrupted (143 for SIGTERM),
+141 when the reader of stdout left (`| head`), quietly.
 ``--debug`` shows the traceback of a user error.
 """
 
@@ -154,6 +155,16 @@ def _usable_streams() -> None:
             # already writes such a path back as the bytes it came from.)
 
 
+def _drop_stdout() -> None:
+    """Points file descriptor 1 at ``/dev/null`` (its reader is gone)."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def _command_name(argv: List[str]) -> str:
     """The subcommand named in ``argv`` (for messages before parsing is done)."""
     return next((a for a in argv if not a.startswith('-')), '')
@@ -255,6 +266,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             sys.stderr.flush()
             os._exit(status)
         return status
+    except BrokenPipeError:
+        # The reader of stdout left (`graph-models inspect m.tflite | head -1`): that is how a
+        # pipe ends, not an error. Stop quietly, with the status of a tool SIGPIPE ended; the
+        # rest of stdout goes nowhere, so the interpreter's last flush cannot fail either.
+        signals.begin_stopping()
+        _drop_stdout()
+        return 141
     except (*user_errors(), OSError, OverflowError, UnicodeError) as e:  # Evaluated when raised.
         signals.begin_stopping()
         if args is not None and args.debug:
@@ -287,6 +305,24 @@ def main(argv: Optional[List[str]] = None) -> int:
             except (OSError, ValueError):
                 pass
             noise_filter.stop()
+        if argv is None:
+            _hold_signals()
+
+
+def _hold_signals() -> None:
+    """Ignores SIGINT and SIGTERM for the rest of the process: the status is decided.
+
+    The interpreter's shutdown (TensorFlow's teardown, about 0.7 s) puts the default handlers
+    back, and a signal then killed the process with -15 or -2 and no line, after a command
+    that had succeeded and said so. An ignored signal is left ignored by the shutdown (blocking
+    it would not do: TensorFlow's threads do not block it, and one of them would take it).
+    """
+    import signal
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(signum, signal.SIG_IGN)
+        except (OSError, ValueError):
+            pass
 
 
 if __name__ == '__main__':

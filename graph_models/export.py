@@ -496,6 +496,7 @@ def export_to_file(source: str, output: Optional[str], mode: str = 'float', *,
     """
     output = output or _beside(source, f'model_{mode}.tflite')
     _check_outputs([output, output + freeze_export.RECORD_SUFFIX], source)  # And its record.
+    freeze_export.check_record_slot(output)  # Before converting: no file of the user's.
     record = export_model(source, mode, **options)
     if metadata:
         from freeze.metadata import MetadataError
