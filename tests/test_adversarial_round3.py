@@ -99,3 +99,47 @@ def test_export_replaces_its_own_record(run_folder, tmp_path, capsys):
     assert cli.main(['export', run_folder, '-o', out, '--quantize', 'dynamic']) == 0
     with open(out + '.json') as f:
         assert '"dynamic"' in f.read()
+
+
+@pytest.mark.slow
+def test_a_corrupt_tflite_is_one_line_that_names_it_and_the_fix(run_folder, tmp_path, capsys):
+    """eval and predict of a ``.tflite`` whose body is damaged (its identifier intact) said
+    "LiteRT cannot load the model: The model is not a valid Flatbuffer buffer" and "not a TFLite
+    model (unpack_from requires ...)": no path, no fix."""
+    import numpy as np
+    from PIL import Image
+    from graph_models import cli
+    good = str(tmp_path / 'good.tflite')
+    assert cli.main(['export', run_folder, '-o', good]) == 0
+    with open(good, 'rb') as f:
+        content = f.read()
+    cut = tmp_path / 'cut.tflite'
+    cut.write_bytes(content[:len(content) // 2])
+    image = tmp_path / 'digit.png'
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(image)
+    data_dir = os.path.join(os.path.dirname(os.path.dirname(run_folder)), 'data')
+    capsys.readouterr()
+    for args in (['eval', str(cut), '--data-dir', data_dir], ['predict', '--model', str(cut), str(image)]):
+        assert cli.main(args) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        assert str(cut) in err and 'export' in err and 'again' in err, err
+
+
+@pytest.mark.slow
+def test_eval_says_why_a_changed_model_gets_no_agreement(run_folder, tmp_path, capsys):
+    """A ``.tflite`` changed after its export (its record names another model's digest): eval
+    left the agreement line out without a word. It says why now; the accuracy stays."""
+    from graph_models import cli
+    model = tmp_path / 'm.tflite'
+    assert cli.main(['export', run_folder, '-o', str(model)]) == 0
+    data_dir = os.path.join(os.path.dirname(os.path.dirname(run_folder)), 'data')
+    capsys.readouterr()
+    assert cli.main(['eval', str(model), '--data-dir', data_dir]) == 0
+    assert 'agreement with the TF graph: 1.0000' in capsys.readouterr().out
+    with open(model, 'ab') as f:
+        f.write(b'\0' * 8)  # Still a loadable FlatBuffer; no longer the recorded model.
+    assert cli.main(['eval', str(model), '--data-dir', data_dir]) == 0
+    out = capsys.readouterr().out
+    assert 'accuracy' in out
+    assert 'agreement with the TF graph: not measured' in out and 'changed after' in out, out

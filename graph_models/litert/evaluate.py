@@ -32,9 +32,13 @@ class LiteModel:
     Args:
       model: the FlatBuffer bytes.
       num_threads: interpreter threads (1 for latency figures comparable across machines).
+      name: what error messages call the model (its path).
+
+    Raises:
+      ModelFileError: if LiteRT cannot load the model, or it is no single-input classifier.
     """
 
-    def __init__(self, model: bytes, num_threads: int = 1):
+    def __init__(self, model: bytes, num_threads: int = 1, *, name: str = 'the model'):
         from ai_edge_litert.interpreter import Interpreter
         self._model = model  # The interpreter reads this buffer; keep it alive with us.
         try:
@@ -43,8 +47,9 @@ class LiteModel:
             inputs = self.interpreter.get_input_details()
             outputs = self.interpreter.get_output_details()
         except (ValueError, RuntimeError, UnicodeDecodeError) as e:
-            raise ModelFileError(f'LiteRT cannot load the model: {str(e).splitlines()[0]}') \
-                from None
+            reason = (str(e).splitlines() or [type(e).__name__])[0]
+            raise ModelFileError(f'LiteRT cannot load {name} ({reason}): the file is truncated '
+                                 'or corrupt; export it again') from None
         if len(inputs) != 1 or len(outputs) < 1:
             raise ModelFileError(f'the model has {len(inputs)} inputs and {len(outputs)} '
                                  'outputs; only models with one image input and an output '
@@ -294,9 +299,9 @@ def evaluate_model(path: str, *, dataset: Optional[str] = None, data_dir: Option
         if input_arrays or output_arrays or input_shapes:
             raise ConfigError('--input-arrays, --output-arrays and --input-shapes apply to '
                               'graph sources; a .tflite has its own')
-        from freeze.export import read_export_record
+        from freeze.export import RECORD_SUFFIX, read_export_record
         content = read_tflite(path)
-        model = LiteModel(content)
+        model = LiteModel(content, name=path)
         record = read_export_record(path, content)
         trained_on = (record.get('options') or {}).get('dataset') if record else None
         if not force_dataset:
@@ -314,6 +319,12 @@ def evaluate_model(path: str, *, dataset: Optional[str] = None, data_dir: Option
             reference, why, label = _reference(record, images, allow_unsafe_ops)
             if reference is None:
                 notes.append(f'agreement with the TF graph: not measured ({why})')
+        elif read_export_record(path) is not None:
+            # A record of another model: the file changed after export, so its source graph
+            # is not this model's and no agreement can be measured against it.
+            notes.append(f'agreement with the TF graph: not measured ({path}{RECORD_SUFFIX} '
+                         'records another model: the file changed after its export; export '
+                         'it again to measure it)')
         result = score(probs, labels, reference)
         result.reference = label
         if latency:

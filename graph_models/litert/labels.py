@@ -21,10 +21,11 @@ def labels_of(model: bytes, dataset: Optional[str] = None) -> List[str]:
 
 
 def read_model_metadata(model: bytes, path: str = 'the model'):
-    """`freeze.metadata.read_metadata`, its errors as one-line `ModelFileError`s."""
+    """`freeze.metadata.read_metadata`, its errors as one-line `ModelFileError`s that name
+    ``path`` and the fix."""
     from freeze.metadata import MetadataError, read_metadata
     from graph_models.litert.model_file import ModelFileError
     try:
         return read_metadata(model)
     except MetadataError as e:
-        raise ModelFileError(f'{path}: {e}') from None
+        raise ModelFileError(f'{path}: {e}; export the model again') from None

@@ -219,7 +219,7 @@ def predict_images(images: str, model: str, *, input_arrays=None, output_arrays=
         from freeze.export import read_export_record
         content = model_file.read_tflite(model)
         read_model_metadata(content, model)  # A broken metadata buffer is a one-line error.
-        lite = evaluate.LiteModel(content)
+        lite = evaluate.LiteModel(content, name=model)
         record = read_export_record(model, content)
         height, width, channels = image_layout(lite.input_shape)
         run = lite.probabilities
