@@ -32,6 +32,18 @@ def synthetic_dataset(n_train: int = 400, n_test: int = 100, seed: int = 0,
     return data_lib.Dataset(name, train[0], train[1], test[0], test[1], source='<synthetic>')
 
 
+def cli_output(*argv) -> str:
+    """Runs the command line in this process on ``argv``; returns its stdout (status must be 0)."""
+    import contextlib
+    import io
+    from graph_models import cli
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = cli.main([str(a) for a in argv])
+    assert status == 0, err.getvalue()
+    return out.getvalue()
+
+
 def write_idx_folder(folder, dataset: data_lib.Dataset, gz: bool = True) -> str:
     """Writes a dataset as the four standard IDX files; returns the folder."""
     os.makedirs(folder, exist_ok=True)

@@ -140,14 +140,8 @@ def _tf():
 
 def _cli(*argv):
     """The toolkit in this process (TF 2.21 as usual), on what a snippet wrote."""
-    import contextlib
-    import io
-    from graph_models import cli
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = cli.main([str(a) for a in argv])
-    assert status == 0, err.getvalue()
-    return out.getvalue()
+    from conftest import cli_output
+    return cli_output(*argv)
 
 
 def _integer_problems(path):

@@ -437,14 +437,8 @@ def _integer_problems(path):
 
 def _cli(*argv):
     """The toolkit on what the program wrote: in this process (TF 2.21 as usual, no TF1 mode)."""
-    import contextlib
-    import io
-    from graph_models import cli
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = cli.main([str(a) for a in argv])
-    assert status == 0, err.getvalue()
-    return out.getvalue()
+    from conftest import cli_output
+    return cli_output(*argv)
 
 
 def _export(source, mode, output):
