@@ -40,6 +40,9 @@ TARGETS = {
     # Whole processes from the shell (bench.process): start-up, data and evaluation included.
     'cnn whole process: Keras float32 script / graph-models train': ('>=', 2.0),
     'mlp whole process (float32): Keras float32 script / graph-models train': ('>=', 2.0),
+    # The real-path step over the products-only floor of its own precision.
+    'mlp graph step / its products-only floor': ('<=', 1.25),
+    'cnn graph step / its products-only floor': ('<=', 1.25),
 }
 FULL = {'epochs': 5, 'batch_size': 100, 'rounds': 3}
 QUICK = {'epochs': 1, 'batch_size': 100, 'rounds': 1}
@@ -82,6 +85,8 @@ def headline(results) -> dict:
             results['whole_process']['cnn']['keras_over_graph']['median'],
         'mlp whole process (float32): Keras float32 script / graph-models train':
             results['whole_process']['mlp']['keras_over_graph']['median'],
+        'mlp graph step / its products-only floor': results['ceiling']['mlp']['graph_over_floor'],
+        'cnn graph step / its products-only floor': results['ceiling']['cnn']['graph_over_floor'],
     }
 
 
@@ -178,18 +183,22 @@ def markdown(results) -> str:
               'runtime. The graph/Keras throughput ratio cannot exceed the ceiling, Keras\' '
               'step over that floor. The bfloat16 floor runs the same products on bfloat16 '
               'operands (CPUs with avx512_bf16 or amx_bf16): the ceiling of a '
-              'mixed_bfloat16 step.', '',
+              'mixed_bfloat16 step. Adam only: the step\'s Adam updates alone (float32 in '
+              'both precisions) in one Session run; (floor + Adam) / floor is how near its '
+              'floor a step that also updates its weights can come.', '',
               '| model | products only float32 (ms) | products only bfloat16 (ms) | graph '
-              'real-path step (ms) | graph step / its floor | Keras float32 step (ms) | '
-              'ceiling of graph / Keras float32 (float32 floor; bfloat16 floor) |',
-              '| --- | --- | --- | --- | --- | --- | --- |']
+              'real-path step (ms) | graph step / its floor | Adam only (ms) | (floor + Adam) '
+              '/ floor | Keras float32 step (ms) | ceiling of graph / Keras float32 (float32 '
+              'floor; bfloat16 floor) |',
+              '| --- | --- | --- | --- | --- | --- | --- | --- | --- |']
     for model, c in results['ceiling'].items():
         bf16 = c.get('products_only_bfloat16_step_ms')
         bf16_ceiling = c.get('bfloat16_ceiling_over_keras')
         lines.append(f"| {model} | {c['products_only_step_ms']:.2f} | "
                      f"{'n/a' if bf16 is None else f'{bf16:.2f}'} | "
                      f"{c['graph_step_ms']:.2f} ({c['graph_precision']}) | "
-                     f"{c['graph_over_floor']:.2f}x | {c['keras_step_ms']:.2f} | "
+                     f"{c['graph_over_floor']:.2f}x | {c['optimizer_only_step_ms']:.2f} | "
+                     f"{c['floor_and_optimizer_over_floor']:.2f}x | {c['keras_step_ms']:.2f} | "
                      f"{c['ceiling_over_keras']:.2f}x; "
                      f"{'n/a' if bf16_ceiling is None else f'{bf16_ceiling:.2f}x'} |")
     lines += ['', 'Per-op times of traced steps (`python -m bench.profile --model M`; op times '
@@ -322,6 +331,8 @@ def main(argv=None) -> int:
         bf16_seconds = flops.model_products_only_seconds(
             m, settings['batch_size'], repeats=repeats,
             precision='mixed_bfloat16') if has_bf16 else None
+        # Adam's updates: work every step does after its products, whatever its precision.
+        adam_seconds = flops.model_optimizer_only_seconds(m, repeats=repeats)
         rate = settings['batch_size'] / seconds
         real = results['real_path'][m]
         graph_step = settings['batch_size'] / real['graph']['examples_per_s']
@@ -332,6 +343,8 @@ def main(argv=None) -> int:
             else bf16_seconds * 1e3,
             'graph_precision': args.precision,
             'graph_step_ms': graph_step * 1e3, 'graph_over_floor': graph_step / own_floor,
+            'optimizer_only_step_ms': adam_seconds * 1e3,
+            'floor_and_optimizer_over_floor': (own_floor + adam_seconds) / own_floor,
             'keras_step_ms': settings['batch_size'] / real['keras']['examples_per_s'] * 1e3,
             'ceiling_over_keras': rate / real['keras']['examples_per_s'],
             'bfloat16_ceiling_over_keras': None if bf16_seconds is None else

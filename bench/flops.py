@@ -206,6 +206,46 @@ def products_only_seconds(train_op: tf.Operation, batch: int, repeats: int = 100
                              repeats)
 
 
+def optimizer_only_seconds(train_op: tf.Operation, repeats: int = 100, warmup: int = 5) -> float:
+    """Seconds per step of nothing but the step's Adam updates (one ``ResourceApplyAdam`` per
+    trained variable, same shapes, float32 as in every precision), all in one Session run.
+
+    The other work every step must do after its products: with `products_only_seconds` it
+    shows how near its products-only floor a step with an Adam update can come at all.
+    """
+    shapes = [op.inputs[9].shape for op in step_ops(train_op) if op.type in ADAM_OPS]
+    rng = np.random.default_rng(0)
+    graph = tf.Graph()
+    with graph.as_default():
+        def variable(shape):
+            return tf.Variable(rng.random(shape.as_list(), dtype=np.float32) * 1e-3)
+        updates = []
+        for shape in shapes:
+            var, m, v, grad = (variable(shape) for _ in range(4))
+            updates.append(tf.raw_ops.ResourceApplyAdam(
+                var=var.handle, m=m.handle, v=v.handle, beta1_power=0.9, beta2_power=0.999,
+                lr=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, grad=grad.read_value()))
+        step = tf.group(*updates)
+        init = v1.global_variables_initializer()
+    with v1.Session(graph=graph) as session:
+        session.run(init)
+        run = session.make_callable(step)
+        for _ in range(warmup):
+            run()
+        began = time.perf_counter()
+        for _ in range(repeats):
+            run()
+        return (time.perf_counter() - began) / repeats
+
+
+def model_optimizer_only_seconds(name: str, repeats: int = 100) -> float:
+    """`optimizer_only_seconds` of the training graph `graph-models train` builds for ``name``."""
+    from graph_models.nets import graphs
+    from graph_models.nets.factory import ModelConfig
+    _, t = graphs.build_training_graph(ModelConfig(name), learning_rate=1e-3, seed=0)
+    return optimizer_only_seconds(t.train_op, repeats)
+
+
 def model_products_only_seconds(name: str, batch: int = 100, repeats: int = 100,
                                 precision: str = 'float32') -> float:
     """`products_only_seconds` of the training graph `graph-models train` builds for ``name``."""

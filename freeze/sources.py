@@ -519,6 +519,20 @@ def _float_output(node) -> bool:
     return bool(dtype) and tf.as_dtype(dtype).is_floating
 
 
+def _checkpoint_hint(graph_file: str) -> str:
+    """What to pass instead of a training graph file: the checkpoint beside it when one is."""
+    folder = os.path.dirname(os.path.abspath(graph_file))
+    try:
+        prefix = tf.train.latest_checkpoint(folder)
+    except (tf.errors.OpError, ValueError, UnicodeError):  # A damaged 'checkpoint' file.
+        prefix = None
+    if prefix and os.path.isfile(prefix + '.meta') and os.path.isfile(prefix + '.index'):
+        return (f'pass the checkpoint {prefix} instead (its graph is in {prefix}.meta), or '
+                'freeze the graph first')
+    return ('pass the checkpoint prefix that holds them instead (its graph is in the .meta '
+            'beside it), or freeze the graph first')
+
+
 def _variables_to_constants(graph_def, checkpoint: Optional[str], source: str):
     """Replaces variables by their checkpoint values (read from the file, never restored)."""
     variables = [n for n in graph_def.node if n.op in _VARIABLE_OPS]
@@ -526,7 +540,7 @@ def _variables_to_constants(graph_def, checkpoint: Optional[str], source: str):
         return graph_def
     if checkpoint is None:
         raise FreezeError(f'{source} has variables ({variables[0].name}) but no checkpoint '
-                          'holds their values')
+                          f'holds their values: {_checkpoint_hint(source)}')
     try:
         reader = tf.train.load_checkpoint(checkpoint)
         shapes = reader.get_variable_to_shape_map()

@@ -23,7 +23,7 @@ from typing import Callable, List, Optional, Tuple
 from graph_models import __version__
 from graph_models.system import signals
 from graph_models.commands import COMMANDS
-from graph_models.errors import GraphModelsError, Terminated, abridged, user_errors
+from graph_models.errors import GraphModelsError, Terminated, abridged, one_line, user_errors
 
 PROG = 'graph-models'
 
@@ -279,7 +279,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             traceback.print_exc()
         text, status = _error_line(e)
         # The whole line capped too: any message may quote a megabyte of hostile input.
-        print(f'{PROG} {command}: error: {abridged(text, 4000)}', file=sys.stderr)
+        # One line even when it quotes a path or name holding a newline.
+        print(f'{PROG} {command}: error: {one_line(abridged(text, 4000))}', file=sys.stderr)
         return status
     except (KeyboardInterrupt, Terminated, SystemError) as e:
         signals.begin_stopping()

@@ -143,3 +143,60 @@ def test_eval_says_why_a_changed_model_gets_no_agreement(run_folder, tmp_path, c
     out = capsys.readouterr().out
     assert 'accuracy' in out
     assert 'agreement with the TF graph: not measured' in out and 'changed after' in out, out
+
+
+@pytest.mark.slow
+def test_a_newline_in_a_path_never_splits_a_line(run_folder, tmp_path, capsys):
+    """The pass's first write-up: ``export -o 'a<newline>b.tflite'`` printed its result line in
+    two, so a script reading one line per result read half a path; inspect, eval and predict
+    did the same with the model's or image's path, and an error naming such a path gave two
+    lines on stderr. Every line is one line now, the newline written ``\\n``."""
+    import numpy as np
+    from PIL import Image
+    from graph_models import cli
+    model = str(tmp_path / 'a\nb.tflite')
+    image = str(tmp_path / 'digit\n1.png')
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(image)
+    data_dir = os.path.join(os.path.dirname(os.path.dirname(run_folder)), 'data')
+    shown = str(tmp_path) + '/a\\nb.tflite'
+    capsys.readouterr()
+    assert cli.main(['export', run_folder, '-o', model]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f'{shown}: '), lines
+    assert os.path.isfile(model)  # The file has the name asked for; only the line escapes it.
+    assert cli.main(['inspect', model]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith(f'{shown}: ')
+    assert cli.main(['eval', model, '--data-dir', data_dir]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith(f'{shown}: accuracy ')
+    assert cli.main(['predict', '--model', model, image]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(str(tmp_path) + '/digit\\n1.png: '), lines
+    assert cli.main(['inspect', str(tmp_path / 'no\nsuch.tflite')]) != 0
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and 'no\\nsuch.tflite' in err, err
+
+
+def test_a_training_graph_with_variables_names_its_checkpoint(tmp_path, capsys):
+    """The pass's second write-up: ``export graph.pb`` of a training graph (variables, no
+    values) said "has variables but no checkpoint holds their values" and no fix, although the
+    checkpoint that holds them was beside it. The line names it now."""
+    from graph_models import cli
+    from graph_models._tf import tf, v1
+    graph = tf.Graph()
+    with graph.as_default():
+        x = v1.placeholder(tf.float32, [None, 4], name='Input')
+        w = v1.get_variable('w', [4, 3])
+        tf.nn.softmax(tf.matmul(x, w), name='Output')
+        saver = v1.train.Saver()
+        with v1.Session() as session:
+            session.run(v1.global_variables_initializer())
+            prefix = saver.save(session, str(tmp_path / 'model.ckpt'))
+        v1.train.write_graph(graph.as_graph_def(), str(tmp_path), 'graph.pb', as_text=False)
+    capsys.readouterr()
+    assert cli.main(['export', str(tmp_path / 'graph.pb'), '-o', str(tmp_path / 'm.tflite')]) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1, err
+    assert 'has variables (w)' in err and f'pass the checkpoint {prefix} instead' in err, err
+    assert not os.path.exists(tmp_path / 'm.tflite')
+    # The checkpoint it names exports.
+    assert cli.main(['export', prefix, '-o', str(tmp_path / 'm.tflite')]) == 0

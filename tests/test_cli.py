@@ -84,7 +84,9 @@ def test_library_usage_error_exits_2(capsys, tiny_data_dir):
                        '--data-dir', tiny_data_dir])
     assert status == 2
     err = capsys.readouterr().err
-    assert err == "graph-models train: error: hidden sizes apply to the MLP models, not 'cnn'\n"
+    assert err == ("graph-models train: error: hidden sizes apply to the MLP models (mlp, "
+                   "mlp_small, mlp_deep), not 'cnn': drop --hidden-sizes, or choose an MLP "
+                   "model with --model\n")
 
 
 def test_missing_data_exits_1_with_one_line(tmp_path):

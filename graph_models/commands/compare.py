@@ -69,10 +69,10 @@ def _compare(args, out: str) -> int:
         report = keras_qat.compare_qat(args.model, data, out, quant_delay=args.quant_delay,
                                          **common)
         print(keras_qat.markdown_table(report))
-        print(f'reports: {out}/report.json, report.md')
+        print_line(f'reports: {out}/report.json, report.md')
         return 0
     report = compare.compare(args.model, data, out, seeds=args.seeds,
                              keras_style=args.keras_style, precision=args.precision, **common)
     print(compare.markdown_table(report))
-    print(f'reports: {out}/report.json, report.md, report.png')
+    print_line(f'reports: {out}/report.json, report.md, report.png')
     return 0

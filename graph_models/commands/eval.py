@@ -1,7 +1,7 @@
 """``graph-models eval``: test accuracy of a ``.tflite`` or of any TF1 model."""
 
 from graph_models.commands.flags import (add_data_flags, add_source_flags, positive_int,
-                                         source_kwargs)
+                                         print_line, source_kwargs)
 
 
 def add_parser(subparsers) -> None:
@@ -34,5 +34,5 @@ def run(args) -> int:
                             report_dir=args.report, force_dataset=args.force_dataset,
                             **source_kwargs(args))
     for line in report.lines():
-        print(line)
+        print_line(line)
     return 0 if report.ok else 1

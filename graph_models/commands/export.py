@@ -4,7 +4,7 @@ import argparse
 
 from graph_models.commands.flags import (add_data_flags, add_output_flag, add_source_argument,
                                          add_source_flags, first_float, inference_type,
-                                         input_range, positive_int, source_kwargs,
+                                         input_range, positive_int, print_line, source_kwargs,
                                          source_path, stats_input_range)
 
 
@@ -72,7 +72,7 @@ def run(args) -> int:
     verified = (f', verified: mean |diff| {record.verify_mean_abs_diff:.4f} from {reference}'
                 if record.verified else '')
     for note in record.notes:
-        print(note)
-    print(f'{output}: {len(record.model):,} bytes, {args.quantize} ({record.quantization}, '
+        print_line(note)
+    print_line(f'{output}: {len(record.model):,} bytes, {args.quantize} ({record.quantization}, '
           f'{record.graph} graph{verified}), exported in {record.seconds:.2f} s')
     return 0

@@ -231,5 +231,7 @@ def tag_set(text: str) -> Tuple[str, ...]:
 
 
 def print_line(line: str) -> None:
-    """The ``log`` callback of long-running library calls: one line, flushed at once."""
-    print(line, flush=True)
+    """Prints one result or progress line, flushed at once (the ``log`` callback of long-running
+    library calls); a control character in it (a path's newline) is printed as an escape."""
+    from graph_models.errors import one_line
+    print(one_line(line), flush=True)

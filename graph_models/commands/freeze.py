@@ -1,7 +1,8 @@
 """``graph-models freeze``: any model source -> frozen inference GraphDef."""
 
 from graph_models.commands.flags import (add_output_flag, add_source_argument, add_source_flags,
-                                         positive_int, source_kwargs, source_path)
+                                         positive_int, print_line, source_kwargs,
+                                         source_path)
 
 
 def add_parser(subparsers) -> None:
@@ -30,5 +31,5 @@ def run(args) -> int:
     frozen, written = freeze_model(source, args.output, batch_size=args.batch_size,
                                    float_graph=args.float, pbtxt=args.pbtxt,
                                    **source_kwargs(args))
-    print(describe_frozen(frozen, written[0]))
+    print_line(describe_frozen(frozen, written[0]))
     return 0

@@ -1,6 +1,6 @@
 """``graph-models inspect``: describe a ``.tflite`` or a graph source; the Edge TPU check."""
 
-from graph_models.commands.flags import UNSAFE_HELP, tag_set
+from graph_models.commands.flags import UNSAFE_HELP, print_line, tag_set
 
 
 def add_parser(subparsers) -> None:
@@ -23,5 +23,5 @@ def run(args) -> int:
                                   allow_unsafe_ops=args.allow_unsafe_ops,
                                   tag_set=tag_set(args.tag_set), signature_def=args.signature_def)
     for line in lines:
-        print(line)
+        print_line(line)
     return status

@@ -1,6 +1,6 @@
 """``graph-models predict``: classify image files with any model."""
 
-from graph_models.commands.flags import add_source_flags, positive_int, source_kwargs
+from graph_models.commands.flags import add_source_flags, positive_int, print_line, source_kwargs
 
 
 def add_parser(subparsers) -> None:
@@ -33,5 +33,5 @@ def run(args) -> int:
     if args.grid:
         result.write_grid(args.grid)
         if not args.json:
-            print(f'grid: {args.grid}')
+            print_line(f'grid: {args.grid}')
     return 0

@@ -5,7 +5,7 @@ import os
 
 from graph_models.nets.architectures import DESCRIPTIONS  # The table: no TensorFlow.
 from graph_models.commands.flags import (add_data_flags, bits, int_list, non_negative_int,
-                                         positive_float, positive_int, rate)
+                                         positive_float, positive_int, print_line, rate)
 
 
 def add_parser(subparsers) -> None:
@@ -116,7 +116,7 @@ def _run_train(args: argparse.Namespace) -> int:
     if cluster is not None:
         args.hard_exit = True  # See main(): TF's gRPC server can hang at interpreter exit.
     if cluster is not None and cluster.job_name == 'ps':
-        return run_parameter_server(cluster, log=lambda line: print(line, flush=True))
+        return run_parameter_server(cluster, log=print_line)
     from graph_models.errors import ConfigError
     if cluster is None and args.sync_replicas:
         raise ConfigError('--sync-replicas applies to cluster training (--cluster-spec)')
@@ -172,8 +172,8 @@ def _run_train(args: argparse.Namespace) -> int:
                     limit=args.limit, data_source=data.source, quantization=quantization,
                     xla=args.xla, precision=args.precision,
                     steps_per_run=args.steps_per_run)
-    print(f'{args.model} on {args.dataset}: {len(data.train_labels)} training and '
-          f'{len(data.test_labels)} test examples from {data.source}', flush=True)
+    print_line(f'{args.model} on {args.dataset}: {len(data.train_labels)} training and '
+               f'{len(data.test_labels)} test examples from {data.source}')
     if cluster is not None:
         return _run_cluster_worker(args, run, data, cluster)
     result = train_and_eval(run, data, run_name=args.run_name, log_dir=args.log_dir,
@@ -185,13 +185,13 @@ def _run_train(args: argparse.Namespace) -> int:
                             pictures_every_epochs=args.pictures_every_epochs, resume=args.resume,
                             overwrite=args.overwrite, resume_from_float=args.resume_from_float,
                             progress=not args.no_progress and args.stderr_is_tty,
-                            log=lambda line: print(line, flush=True))
+                            log=print_line)
     final = result.final
     if final is not None:
-        print(f'test accuracy {final.test_accuracy:.4f} after {final.epoch} epochs '
-              f'(step {result.global_step})')
-    print(f'checkpoint: {result.checkpoint_path}')
-    print(f'TensorBoard: tensorboard --logdir {args.log_dir}')
+        print_line(f'test accuracy {final.test_accuracy:.4f} after {final.epoch} epochs '
+                   f'(step {result.global_step})')
+    print_line(f'checkpoint: {result.checkpoint_path}')
+    print_line(f'TensorBoard: tensorboard --logdir {args.log_dir}')
     return 0
 
 
@@ -221,10 +221,10 @@ def _run_cluster_worker(args, run, data, cluster) -> int:
                           summary_every_steps=args.summary_every_steps,
                           keep_checkpoints=args.keep_checkpoints, overwrite=args.overwrite,
                           resume=args.resume, kill_at_step=kill_at_step,
-                          log=lambda line: print(line, flush=True))
-    print(f'{result.task}: {result.local_steps} local steps on {result.shard_examples} '
-          f'examples in {result.seconds:.1f} s, global step {result.global_step}')
+                          log=print_line)
+    print_line(f'{result.task}: {result.local_steps} local steps on {result.shard_examples} '
+               f'examples in {result.seconds:.1f} s, global step {result.global_step}')
     if result.test_accuracy is not None:
-        print(f'test accuracy {result.test_accuracy:.4f}; checkpoint folder '
-              f'{result.checkpoint_dir}')
+        print_line(f'test accuracy {result.test_accuracy:.4f}; checkpoint folder '
+                   f'{result.checkpoint_dir}')
     return 0

@@ -17,7 +17,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from graph_models.errors import GraphModelsError
+from graph_models.errors import GraphModelsError, one_line
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.pgm', '.tif', '.tiff', '.webp')
 # Larger images are refused before decoding (a small PNG can declare gigapixels).
@@ -276,7 +276,7 @@ def format_predictions(paths: Sequence[str], probabilities: np.ndarray, names: S
                                            for path, best in rows]}, indent=2)
     lines = []
     for path, best in rows:
-        line = f"{path}: {best[0]['label']} (confidence {best[0]['probability']:.3f})"
+        line = f"{one_line(path)}: {best[0]['label']} (confidence {best[0]['probability']:.3f})"
         if len(best) > 1:
             line += '; then ' + ', '.join(f"{b['label']} {b['probability']:.3f}"
                                           for b in best[1:])

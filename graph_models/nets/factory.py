@@ -90,7 +90,12 @@ class ModelConfig:
             raise ConfigError(f'dropout rate must be in [0, 1), got {self.dropout_rate}')
         if self.hidden_sizes is not None:
             if spec.family != 'mlp':
-                raise ConfigError(f'hidden sizes apply to the MLP models, not {self.name!r}')
+                mlps = ', '.join(n for n in MODEL_NAMES if MODELS[n].family == 'mlp')
+                what = f'hidden sizes apply to the MLP models ({mlps}), not {self.name!r}'
+                raise ConfigError(f'{what}: leave hidden_sizes unset for it, or choose an MLP '
+                                  'model',
+                                  cli_message=f'{what}: drop --hidden-sizes, or choose an MLP '
+                                              'model with --model')
             given = list(self.hidden_sizes)
             # Whole numbers only, and at most MAX_HIDDEN_UNITS: a run_config.json saying 1e20
             # must be refused here, not overflow (or exhaust memory) while the graph is built.
