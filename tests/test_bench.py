@@ -190,13 +190,25 @@ def test_products_only_copies_every_product_of_the_step_with_its_shapes():
     assert flops.products_only_seconds(t.train_op, 2, repeats=2) > 0
 
 
-@pytest.mark.parametrize('module', ['bench', 'bench.profile'])
+def test_steps_per_run_sweep_reports_every_side(capsys):
+    from bench import steps_per_run
+    assert steps_per_run.main(['--quick', '--model', 'mlp']) == 0
+    lines = capsys.readouterr().out.splitlines()
+    precisions = ['float32'] + (['mixed_bfloat16'] if HAS_BF16 else [])
+    sides = [f'{p} K={k}' for p in precisions for k in steps_per_run.STEPS] + ['keras float32']
+    assert [line.split(':')[0] for line in lines[1:]] == [f'mlp {side}' for side in sides]
+    assert lines[-1].endswith('/ Keras float32 1.00x (1.00-1.00)')
+    assert all(' examples/s, step ' in line for line in lines[1:])
+
+
+@pytest.mark.parametrize('module', ['bench', 'bench.profile', 'bench.steps_per_run'])
 def test_bench_commands_report_a_missing_data_folder_in_one_line(tmp_path, module):
     import subprocess
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    extra = {'bench': ['--out', str(tmp_path / 'out')], 'bench.profile': ['--steps', '1'],
+             'bench.steps_per_run': ['--rounds', '1']}[module]
     done = subprocess.run([sys.executable, '-m', module, '--data-dir', str(tmp_path / 'none'),
-                           '--out' if module == 'bench' else '--steps',
-                           str(tmp_path / 'out') if module == 'bench' else '1'],
+                           *extra],
                           cwd=root, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
     lines = [l for l in done.stderr.splitlines()
