@@ -4,6 +4,8 @@ Every error carries a one-line message that says what is wrong and how to fix it
 status a command line should use for it.
 """
 
+import re
+
 
 class ToolkitError(Exception):
     """Base of every error the ``freeze`` toolkit raises on bad input.
@@ -53,3 +55,16 @@ def tf_error_reason(message: str) -> str:
                                                                   'Detected at node', 'File ',
                                                                   'Node:'))]
     return (meaningful or lines or ['unknown TensorFlow error'])[0][:300]
+
+
+_CONTROL = re.compile('[\x00-\x1f\x7f]')
+
+
+def one_line(text: str) -> str:
+    """``text`` with its control characters written as escapes (``\\n``, ``\\t``, ``\\x1b``).
+
+    A path or tensor name may hold a newline (or a terminal escape): printed as is, it would
+    split a result or error line in two, and a script reading one line per result would read
+    a wrong one.
+    """
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)

@@ -29,6 +29,8 @@ import flatbuffers
 from flatbuffers import number_types as N
 from flatbuffers.table import Table
 
+from freeze.errors import one_line
+
 METADATA_NAME = 'TFLITE_METADATA'
 METADATA_IDENTIFIER = b'M001'
 MIN_PARSER_VERSION = '1.0.0'
@@ -375,7 +377,8 @@ def read_metadata(model: bytes) -> Optional[ModelInfo]:
 
 
 def format_metadata(info: Optional[ModelInfo]) -> str:
-    """Lines for ``inspect``."""
+    """Lines for ``inspect``, joined by newlines; a control character in a value read from the
+    model (a newline in its description) is written as an escape, so each line stays one."""
     if info is None:
         return 'metadata: none'
     lines = [f'metadata: {info.name}' + (f' ({info.version})' if info.version else ''),
@@ -387,4 +390,4 @@ def format_metadata(info: Optional[ModelInfo]) -> str:
              f'  output {info.output_name}: {info.output_description}',
              f'  labels ({LABELS_FILE}): ' + (', '.join(info.labels) if info.labels else 'none'),
              f'  metadata parser version: {info.min_parser_version}']
-    return '\n'.join(line for line in lines if line is not None)
+    return '\n'.join(one_line(line) for line in lines if line is not None)

@@ -5,10 +5,10 @@ The command line turns them into that line on stderr and the exit status below; 
 is a bug and keeps its traceback.
 """
 
-import re
 import sys
 
-from freeze.errors import ToolkitError, tf_error_reason  # noqa: F401  (one implementation)
+# One implementation each, shared with the freeze toolkit.
+from freeze.errors import ToolkitError, one_line, tf_error_reason  # noqa: F401
 
 
 class GraphModelsError(Exception):
@@ -43,19 +43,6 @@ def abridged(text: str, limit: int = 300) -> str:
     if len(text) <= limit:
         return text
     return f'{text[:limit * 2 // 3]}...{text[-(limit // 3):]} ({len(text):,} characters)'
-
-
-_CONTROL = re.compile('[\x00-\x1f\x7f]')
-
-
-def one_line(text: str) -> str:
-    """``text`` with its control characters written as escapes (``\\n``, ``\\t``, ``\\x1b``).
-
-    A path or tensor name may hold a newline (or a terminal escape): printed as is, it would
-    split a result or error line in two, and a script reading one line per result would read
-    a wrong one.
-    """
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 class ConfigError(GraphModelsError):

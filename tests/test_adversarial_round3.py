@@ -164,8 +164,11 @@ def test_a_newline_in_a_path_never_splits_a_line(run_folder, tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f'{shown}: '), lines
     assert os.path.isfile(model)  # The file has the name asked for; only the line escapes it.
-    assert cli.main(['inspect', model]) == 0
-    assert capsys.readouterr().out.splitlines()[0].startswith(f'{shown}: ')
+    assert cli.main(['inspect', model, '--edgetpu']) == 1  # A float model: not ready.
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f'{shown}: ') and lines[1] == 'inputs:', lines
+    assert 'outputs:' in lines and any(line.startswith('metadata: ') for line in lines), lines
+    assert any(line.startswith('Edge TPU: not ready') for line in lines), lines
     assert cli.main(['eval', model, '--data-dir', data_dir]) == 0
     assert capsys.readouterr().out.splitlines()[0].startswith(f'{shown}: accuracy ')
     assert cli.main(['predict', '--model', model, image]) == 0

@@ -8,17 +8,19 @@ the lines and exits with the status returned here.
 import collections
 from typing import List, Sequence, Tuple
 
-from graph_models.errors import ConfigError
+from graph_models.errors import ConfigError, one_line
 from graph_models.litert.model_file import ModelInfo, read_model_info, read_tflite
 
 
 def describe_graph_def(graph_def, name: str) -> List[str]:
-    """Node count, inputs (placeholders) and op counts of a GraphDef."""
+    """Node count, inputs (placeholders) and op counts of a GraphDef, one line each (names
+    read from the file with their control characters escaped)."""
     placeholders = [n.name for n in graph_def.node if n.op.startswith('Placeholder')]
     counts = collections.Counter(n.op for n in graph_def.node)
-    return [f'{name}: frozen GraphDef, {len(graph_def.node)} nodes',
-            f'inputs: {", ".join(placeholders) or "none"}',
-            'ops: ' + ', '.join(f'{k} x{v}' for k, v in sorted(counts.items()))]
+    return [one_line(line) for line in (
+        f'{name}: frozen GraphDef, {len(graph_def.node)} nodes',
+        f'inputs: {", ".join(placeholders) or "none"}',
+        'ops: ' + ', '.join(f'{k} x{v}' for k, v in sorted(counts.items())))]
 
 
 def inspect_model(path: str, *, edgetpu: bool = False, allow_unsafe_ops: bool = False,
@@ -37,8 +39,9 @@ def inspect_model(path: str, *, edgetpu: bool = False, allow_unsafe_ops: bool = 
         from freeze.metadata import format_metadata
         from graph_models.litert.model_file import read_tflite
         from graph_models.litert.labels import read_model_metadata
-        lines = [format_info(info, path),
-                 format_metadata(read_model_metadata(read_tflite(path), path))]
+        # One line per entry: the command prints each as one line.
+        lines = (format_info(info, path).split('\n') +
+                 format_metadata(read_model_metadata(read_tflite(path), path)).split('\n'))
         if not edgetpu:
             return lines, 0
         blockers = edgetpu_blockers(info)
@@ -46,7 +49,7 @@ def inspect_model(path: str, *, edgetpu: bool = False, allow_unsafe_ops: bool = 
             return lines + ['Edge TPU: ready (every tensor 8-bit, static shapes, all ops '
                             'supported)'], 0
         return lines + [f'Edge TPU: not ready ({len(blockers)} blockers)'] + \
-            [f'  {line}' for line in blockers], 1
+            [one_line(f'  {line}') for line in blockers], 1
     if edgetpu:
         raise ConfigError(f'--edgetpu checks a .tflite model; {path} is a TF graph: export it '
                           'with "graph-models export --quantize int8" first')
@@ -72,7 +75,8 @@ def inspect_file(path: str) -> ModelInfo:
 
 
 def format_info(info: ModelInfo, path: str) -> str:
-    """The human-readable report of ``graph-models inspect``."""
+    """The human-readable report of ``graph-models inspect``: lines joined by newlines, the
+    path and the names read from the file with their control characters escaped."""
     def tensor_line(t):
         quant = (f' scale {t.scale[0]:.6g} zero point {t.zero_point[0] if t.zero_point else 0}'
                  if t.scale else '')
@@ -84,4 +88,4 @@ def format_info(info: ModelInfo, path: str) -> str:
     lines += ['ops: ' + ', '.join(f'{k} x{v}' for k, v in sorted(info.op_counts().items()))]
     lines += ['tensor dtypes: ' + ', '.join(f'{k.lower()} x{v}'
                                             for k, v in sorted(info.dtype_counts().items()))]
-    return '\n'.join(lines)
+    return '\n'.join(one_line(line) for line in lines)
