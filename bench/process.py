@@ -130,3 +130,45 @@ def graph_vs_keras_process(name: str, *, dataset: str, data_dir: str, epochs: in
         'keras_over_graph': {'median': statistics.median(ratios), 'min': min(ratios),
                              'max': max(ratios)},
         'precision': precision, 'rounds': rounds, 'runs': runs}
+
+
+def main(argv=None) -> int:
+    """``python -m bench.process --model M --precision P``: this section of ``python -m bench``
+    alone (same data, same processes, same alternating rounds)."""
+    import argparse
+
+    from bench import common
+    from bench.__main__ import load_data
+    parser = argparse.ArgumentParser(prog='python -m bench.process', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--model', default='mlp', choices=['mlp', 'cnn'])
+    parser.add_argument('--precision', default='float32', choices=['float32', 'mixed_bfloat16'])
+    parser.add_argument('--dataset', default='fashion_mnist', choices=['mnist', 'fashion_mnist'])
+    parser.add_argument('--data-dir', default=None)
+    parser.add_argument('--epochs', type=int, default=5)
+    parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--quick', action='store_true',
+                        help='tiny random data, one epoch, one round (smoke test)')
+    args = parser.parse_args(argv)
+    if args.epochs < 1 or args.rounds < 1:
+        parser.error('--epochs and --rounds must be at least 1')
+    data = common.load_or_exit('python -m bench.process',
+                               lambda: load_data(args.quick, args.dataset, args.data_dir))
+    with tempfile.TemporaryDirectory() as folder:
+        idx = write_idx_folder(data, os.path.join(folder, 'data'))
+        r = graph_vs_keras_process(args.model, dataset=data.name, data_dir=idx,
+                                   epochs=1 if args.quick else args.epochs, batch_size=100,
+                                   rounds=1 if args.quick else args.rounds,
+                                   precision=args.precision)
+    q = r['keras_over_graph']
+    print(f"{args.model} ({args.precision}): graph-models train "
+          f"{r['graph']['wall_seconds']:.2f} s, Keras float32 script "
+          f"{r['keras']['wall_seconds']:.2f} s, Keras / graph "
+          f"{q['median']:.2f}x ({q['min']:.2f}-{q['max']:.2f}); rounds: graph "
+          + ', '.join(f"{run['wall_seconds']:.1f}" for run in r['runs']['graph']) + '; Keras '
+          + ', '.join(f"{run['wall_seconds']:.1f}" for run in r['runs']['keras']))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

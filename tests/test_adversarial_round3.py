@@ -203,3 +203,52 @@ def test_a_training_graph_with_variables_names_its_checkpoint(tmp_path, capsys):
     assert not os.path.exists(tmp_path / 'm.tflite')
     # The checkpoint it names exports.
     assert cli.main(['export', prefix, '-o', str(tmp_path / 'm.tflite')]) == 0
+
+
+@pytest.mark.slow
+def test_a_command_process_starts_tensorflow_without_keras_and_keras_still_works(run_folder,
+                                                                                tmp_path):
+    """``import tensorflow`` loads Keras 3 eagerly (0.8 s of a 3.5 s start-up); a command's own
+    process skips it (`graph_models.system.tf_startup`). The command works, Keras is not
+    loaded by it, and a later ``import keras`` in the same process builds and trains. (The
+    command leaves by ``os._exit``, skipping the interpreter's shutdown; the script takes that
+    exit over to go on.)"""
+    script = tmp_path / 'process.py'
+    script.write_text(f'''
+import os
+import sys
+from graph_models import cli
+exits = []
+os._exit = exits.append
+sys.argv = ['graph-models', 'export', {run_folder!r}, '-o', {str(tmp_path / 'm.tflite')!r}]
+cli.main()
+print('status', exits, 'keras loaded', 'keras' in sys.modules)
+import numpy as np
+import keras
+model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+model.compile('adam', 'mse')
+model.fit(np.zeros((4, 3)), np.zeros((4, 2)), verbose=0)
+print('keras', keras.__version__, 'trained')
+''')
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          env=_env(), timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert 'status [0] keras loaded False' in lines, done.stdout
+    assert lines[-1].startswith('keras 3.') and lines[-1].endswith(' trained'), done.stdout
+    assert os.path.isfile(tmp_path / 'm.tflite')
+
+
+@pytest.mark.slow
+def test_run_leaves_through_the_interpreter_shutdown(tmp_path):
+    """Other commands leave by ``os._exit`` once their files are closed; ``run`` does not: a
+    user's program may leave a file open for the shutdown to flush."""
+    out = tmp_path / 'left_open.txt'
+    program = tmp_path / 'program.py'
+    # Kept alive past the program (its namespace goes when it ends): only shutdown flushes it.
+    program.write_text(f'import sys\nsys.left_open = open({str(out)!r}, "w")\n'
+                       'sys.left_open.write("written at shutdown\\n")\n')
+    done = subprocess.run(_graph_models('run', str(program)), capture_output=True, text=True,
+                          env=_env(), timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert out.read_text() == 'written at shutdown\n'

@@ -201,12 +201,21 @@ def test_steps_per_run_sweep_reports_every_side(capsys):
     assert all(' examples/s, step ' in line for line in lines[1:])
 
 
-@pytest.mark.parametrize('module', ['bench', 'bench.profile', 'bench.steps_per_run'])
+def test_process_section_alone_reports_both_processes(capsys):
+    from bench import process
+    assert process.main(['--quick', '--model', 'mlp']) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith('mlp (float32): graph-models train ') and ' Keras / graph ' in line
+    assert '; rounds: graph ' in line and '; Keras ' in line
+
+
+@pytest.mark.parametrize('module', ['bench', 'bench.profile', 'bench.steps_per_run',
+                                    'bench.process'])
 def test_bench_commands_report_a_missing_data_folder_in_one_line(tmp_path, module):
     import subprocess
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     extra = {'bench': ['--out', str(tmp_path / 'out')], 'bench.profile': ['--steps', '1'],
-             'bench.steps_per_run': ['--rounds', '1']}[module]
+             'bench.steps_per_run': ['--rounds', '1'], 'bench.process': ['--rounds', '1']}[module]
     done = subprocess.run([sys.executable, '-m', module, '--data-dir', str(tmp_path / 'none'),
                            *extra],
                           cwd=root, capture_output=True, text=True, timeout=300)
