@@ -257,7 +257,7 @@ def main(argv=None) -> int:
                              '(default 1)')
     args = parser.parse_args(argv)
     from graph_models.nets import precision as precision_lib
-    from graph_models.system.cpu import cpu_info, read_cpuinfo
+    from graph_models.system.cpu import read_cpuinfo
     from graph_models.errors import ConfigError
     try:
         precision_lib.check_supported(args.precision, read_cpuinfo())
@@ -269,7 +269,7 @@ def main(argv=None) -> int:
               f'{args.steps_per_run}', file=sys.stderr)
         return 2
     # The bfloat16 floor and Keras peer only where the graph side's rewrite can run (oneDNN on).
-    has_bf16 = cpu_info(read_cpuinfo() or '')['bf16'] and precision_lib.onednn_enabled()
+    has_bf16 = common.has_bf16()
     out = common.results_folder(args.out, args.quick)
     try:  # A full or unwritable --out fails now, not after minutes of measuring.
         common.check_writable(out)

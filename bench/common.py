@@ -83,6 +83,44 @@ def load_or_exit(prog: str, load: Callable[[], object]):
         raise SystemExit(1) from None
 
 
+def has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 products natively (avx512_bf16 or amx_bf16) and
+    oneDNN, whose rewrite mixed_bfloat16 is, is on."""
+    from graph_models.nets import precision as precision_lib
+    return bool(cpu_info(read_cpuinfo() or '')['bf16']) and precision_lib.onednn_enabled()
+
+
+def section_cli(prog: str, description: str, argv, add_arguments=None):
+    """The command line of a single-section bench command (``python -m bench.process``,
+    ``bench.steps_per_run``): ``--model``, ``--dataset``, ``--data-dir``, ``--epochs``,
+    ``--rounds``, ``--quick`` and the command's own (``add_arguments(parser)``).
+
+    Returns:
+      ``(args, data)``: the parsed flags (``--quick``: epochs and rounds set to 1) and the
+      dataset (``--quick``: tiny random data), a bad data folder ending in one line.
+    """
+    import argparse
+
+    from bench.__main__ import load_data
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--model', default='mlp', choices=['mlp', 'cnn'])
+    parser.add_argument('--dataset', default='fashion_mnist', choices=['mnist', 'fashion_mnist'])
+    parser.add_argument('--data-dir', default=None)
+    parser.add_argument('--epochs', type=int, default=5)
+    parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--quick', action='store_true',
+                        help='tiny random data, one epoch, one round (smoke test)')
+    if add_arguments is not None:
+        add_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.epochs < 1 or args.rounds < 1:
+        parser.error('--epochs and --rounds must be at least 1')
+    if args.quick:
+        args.epochs = args.rounds = 1
+    return args, load_or_exit(prog, lambda: load_data(args.quick, args.dataset, args.data_dir))
+
+
 def results_folder(folder: Optional[str], quick: bool) -> str:
     """Where a run writes: ``folder`` (default `RESULTS_DIR`), or its ``quick`` subfolder."""
     folder = folder or RESULTS_DIR

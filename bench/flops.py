@@ -110,10 +110,8 @@ def step_flops(graph: tf.Graph, train_op: tf.Operation, batch: int) -> Dict:
 
 def model_step_flops(name: str, batch: int = 100) -> Dict:
     """`step_flops` of the training graph `graph-models train` builds for model ``name``."""
-    from graph_models.nets import graphs
-    from graph_models.nets.factory import ModelConfig
-    graph, t = graphs.build_training_graph(ModelConfig(name), learning_rate=1e-3, seed=0)
-    return step_flops(graph, t.train_op, batch)
+    train_op = _training_graph(name).train_op
+    return step_flops(train_op.graph, train_op, batch)
 
 
 def _products_seconds(build: Callable[[], List[tf.Tensor]], repeats: int,
@@ -124,13 +122,21 @@ def _products_seconds(build: Callable[[], List[tf.Tensor]], repeats: int,
     One element of each product is fetched: every product is computed in full, and no
     reduction adds work to the time.
     """
+    return _seconds_per_run(
+        lambda: tf.add_n([tf.cast(tf.reshape(t, [-1])[0], tf.float32) for t in build()]),
+        repeats, warmup)
+
+
+def _seconds_per_run(build: Callable[[], object], repeats: int, warmup: int) -> float:
+    """Seconds per Session run of the fetch ``build()`` creates in a fresh graph (its
+    variables initialized, ``warmup`` runs first)."""
     graph = tf.Graph()
     with graph.as_default():
-        total = tf.add_n([tf.cast(tf.reshape(t, [-1])[0], tf.float32) for t in build()])
+        fetch = build()
         init = v1.global_variables_initializer()
     with v1.Session(graph=graph) as session:
         session.run(init)
-        run = session.make_callable(total)
+        run = session.make_callable(fetch)
         for _ in range(warmup):
             run()
         began = time.perf_counter()
@@ -215,8 +221,8 @@ def optimizer_only_seconds(train_op: tf.Operation, repeats: int = 100, warmup: i
     """
     shapes = [op.inputs[9].shape for op in step_ops(train_op) if op.type in ADAM_OPS]
     rng = np.random.default_rng(0)
-    graph = tf.Graph()
-    with graph.as_default():
+
+    def build():
         def variable(shape):
             return tf.Variable(rng.random(shape.as_list(), dtype=np.float32) * 1e-3)
         updates = []
@@ -225,31 +231,23 @@ def optimizer_only_seconds(train_op: tf.Operation, repeats: int = 100, warmup: i
             updates.append(tf.raw_ops.ResourceApplyAdam(
                 var=var.handle, m=m.handle, v=v.handle, beta1_power=0.9, beta2_power=0.999,
                 lr=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, grad=grad.read_value()))
-        step = tf.group(*updates)
-        init = v1.global_variables_initializer()
-    with v1.Session(graph=graph) as session:
-        session.run(init)
-        run = session.make_callable(step)
-        for _ in range(warmup):
-            run()
-        began = time.perf_counter()
-        for _ in range(repeats):
-            run()
-        return (time.perf_counter() - began) / repeats
+        return tf.group(*updates)
+    return _seconds_per_run(build, repeats, warmup)
 
 
 def model_optimizer_only_seconds(name: str, repeats: int = 100) -> float:
     """`optimizer_only_seconds` of the training graph `graph-models train` builds for ``name``."""
-    from graph_models.nets import graphs
-    from graph_models.nets.factory import ModelConfig
-    _, t = graphs.build_training_graph(ModelConfig(name), learning_rate=1e-3, seed=0)
-    return optimizer_only_seconds(t.train_op, repeats)
+    return optimizer_only_seconds(_training_graph(name).train_op, repeats)
 
 
 def model_products_only_seconds(name: str, batch: int = 100, repeats: int = 100,
                                 precision: str = 'float32') -> float:
     """`products_only_seconds` of the training graph `graph-models train` builds for ``name``."""
+    return products_only_seconds(_training_graph(name).train_op, batch, repeats, precision)
+
+
+def _training_graph(name: str):
+    """The tensors of the training graph `graph-models train` builds for model ``name``."""
     from graph_models.nets import graphs
     from graph_models.nets.factory import ModelConfig
-    _, t = graphs.build_training_graph(ModelConfig(name), learning_rate=1e-3, seed=0)
-    return products_only_seconds(t.train_op, batch, repeats, precision)
+    return graphs.build_training_graph(ModelConfig(name), learning_rate=1e-3, seed=0)[1]

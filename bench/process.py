@@ -135,30 +135,14 @@ def graph_vs_keras_process(name: str, *, dataset: str, data_dir: str, epochs: in
 def main(argv=None) -> int:
     """``python -m bench.process --model M --precision P``: this section of ``python -m bench``
     alone (same data, same processes, same alternating rounds)."""
-    import argparse
-
     from bench import common
-    from bench.__main__ import load_data
-    parser = argparse.ArgumentParser(prog='python -m bench.process', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--model', default='mlp', choices=['mlp', 'cnn'])
-    parser.add_argument('--precision', default='float32', choices=['float32', 'mixed_bfloat16'])
-    parser.add_argument('--dataset', default='fashion_mnist', choices=['mnist', 'fashion_mnist'])
-    parser.add_argument('--data-dir', default=None)
-    parser.add_argument('--epochs', type=int, default=5)
-    parser.add_argument('--rounds', type=int, default=3)
-    parser.add_argument('--quick', action='store_true',
-                        help='tiny random data, one epoch, one round (smoke test)')
-    args = parser.parse_args(argv)
-    if args.epochs < 1 or args.rounds < 1:
-        parser.error('--epochs and --rounds must be at least 1')
-    data = common.load_or_exit('python -m bench.process',
-                               lambda: load_data(args.quick, args.dataset, args.data_dir))
+    args, data = common.section_cli(
+        'python -m bench.process', __doc__, argv, lambda parser: parser.add_argument(
+            '--precision', default='float32', choices=['float32', 'mixed_bfloat16']))
     with tempfile.TemporaryDirectory() as folder:
         idx = write_idx_folder(data, os.path.join(folder, 'data'))
         r = graph_vs_keras_process(args.model, dataset=data.name, data_dir=idx,
-                                   epochs=1 if args.quick else args.epochs, batch_size=100,
-                                   rounds=1 if args.quick else args.rounds,
+                                   epochs=args.epochs, batch_size=100, rounds=args.rounds,
                                    precision=args.precision)
     q = r['keras_over_graph']
     print(f"{args.model} ({args.precision}): graph-models train "

@@ -10,7 +10,6 @@ min-max). K only removes per-call dispatch (`graph_models.training.multistep`), 
 show where a step is short next to one Session call.
 """
 
-import argparse
 import statistics
 import sys
 from typing import Dict, List
@@ -48,27 +47,10 @@ def sweep(data: data_lib.Dataset, name: str, *, epochs: int, batch_size: int, ro
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog='python -m bench.steps_per_run', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--model', default='mlp', choices=['mlp', 'cnn'])
-    parser.add_argument('--dataset', default='fashion_mnist', choices=['mnist', 'fashion_mnist'])
-    parser.add_argument('--data-dir', default=None)
-    parser.add_argument('--epochs', type=int, default=5)
-    parser.add_argument('--rounds', type=int, default=3)
-    parser.add_argument('--quick', action='store_true',
-                        help='tiny random data, one epoch, one round (smoke test)')
-    args = parser.parse_args(argv)
-    if args.epochs < 1 or args.rounds < 1:
-        parser.error('--epochs and --rounds must be at least 1')
-    from bench.__main__ import load_data
-    from graph_models.nets import precision as precision_lib
-    from graph_models.system.cpu import cpu_info, read_cpuinfo
-    data = common.load_or_exit('python -m bench.steps_per_run',
-                               lambda: load_data(args.quick, args.dataset, args.data_dir))
-    bf16 = cpu_info(read_cpuinfo() or '')['bf16'] and precision_lib.onednn_enabled()
-    precisions = ['float32'] + (['mixed_bfloat16'] if bf16 else [])
-    result = sweep(data, args.model, epochs=1 if args.quick else args.epochs, batch_size=100,
-                   rounds=1 if args.quick else args.rounds, precisions=precisions)
+    args, data = common.section_cli('python -m bench.steps_per_run', __doc__, argv)
+    precisions = ['float32'] + (['mixed_bfloat16'] if common.has_bf16() else [])
+    result = sweep(data, args.model, epochs=args.epochs, batch_size=100, rounds=args.rounds,
+                   precisions=precisions)
     print(common.machine_line(common.machine_info()))
     for side, r in result.items():
         m, lo, hi = r['over_keras']
